@@ -1,0 +1,481 @@
+/* livebackup: the consumer side of a livewatch channel.
+ * See lw_consumer.h for the contract and doc/capture.md for the protocol.
+ */
+
+#include <config.h>
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "lw_consumer.h"
+#include "lw_futex.h"
+
+struct lwc {
+  int fd;
+  int flags;
+  char path[4096];
+  dev_t dev;
+  ino_t ino;
+  void *map;
+  size_t map_len;
+  struct lw_header *h;
+  const uint8_t *ring;
+  void *dirty, *pending;
+  uint64_t epoch;
+  uint64_t read_pos, read_seq;  /* read cursor (ahead of the tail) */
+  uint64_t pass_block;          /* lwc_take_run's cursor */
+  uint32_t seen_futex;          /* wake_futex at our last wait */
+};
+
+/* Is byte BYTE of the file write-locked by some other open file? */
+static bool
+lwc_byte_locked (int fd, int byte)
+{
+  struct flock fl = {
+    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1,
+  };
+  if (fcntl (fd, F_OFD_GETLK, &fl) == -1)
+    return false;
+  return fl.l_type != F_UNLCK;
+}
+
+/* Fail with errno E and the message "PATH: PREFIXWHAT" in ERR. */
+static struct lwc *
+lwc_fail (struct lwc *c, int e, char *err, size_t errlen, const char *prefix,
+          const char *what)
+{
+  if (err && errlen)
+    snprintf (err, errlen, "%s: %s%s", c->path, prefix, what);
+  if (c->map)
+    munmap (c->map, c->map_len);
+  if (c->fd >= 0)
+    close (c->fd);
+  free (c);
+  errno = e;
+  return NULL;
+}
+
+struct lwc *
+lwc_attach (const char *dir, unsigned unit, int flags, char *err,
+            size_t errlen)
+{
+  struct lwc *c = calloc (1, sizeof *c);
+  const bool observe = flags & LWC_OBSERVE;
+  struct lw_header *h;
+  struct stat st;
+  const char *why;
+
+  if (c == NULL) {
+    if (err && errlen)
+      snprintf (err, errlen, "out of memory");
+    return NULL;
+  }
+  c->fd = -1;
+  c->flags = flags;
+  if (lw_shm_path (c->path, sizeof c->path, dir ? dir : LW_DEFAULT_DIR, unit)
+      >= (int) sizeof c->path)
+    return lwc_fail (c, ENAMETOOLONG, err, errlen, "", "path too long");
+
+  c->fd = open (c->path, (observe ? O_RDONLY : O_RDWR) | O_NOFOLLOW
+                | O_CLOEXEC);
+  if (c->fd == -1) {
+    int e = errno;
+    return lwc_fail (c, e, err, errlen,
+                     e == ENOENT ? "no channel: " : "",
+                     e == ENOENT ? "is nbdkit running with the livewatch "
+                     "filter and this livewatch-unit?" : strerror (e));
+  }
+
+  /* The file carries the disk's data and steers what we write: trust it
+   * only if it is a regular file that no one else can write, owned by us
+   * or by root.
+   */
+  if (fstat (c->fd, &st) == -1)
+    return lwc_fail (c, errno, err, errlen, "", strerror (errno));
+  if (!S_ISREG (st.st_mode))
+    return lwc_fail (c, EPERM, err, errlen, "", "not a regular file");
+  if (st.st_mode & 022)
+    return lwc_fail (c, EPERM, err, errlen, "",
+                     "writable by group or others; refusing it");
+  if (st.st_uid != geteuid () && st.st_uid != 0)
+    return lwc_fail (c, EPERM, err, errlen, "",
+                     "owned by another user; refusing it");
+  c->dev = st.st_dev;
+  c->ino = st.st_ino;
+  if ((uint64_t) st.st_size < LW_HEADER_SIZE)
+    return lwc_fail (c, EAGAIN, err, errlen, "", "nbdkit is starting");
+
+  h = mmap (NULL, LW_HEADER_SIZE, PROT_READ, MAP_SHARED, c->fd, 0);
+  if (h == MAP_FAILED)
+    return lwc_fail (c, errno, err, errlen, "mmap: ", strerror (errno));
+  if (atomic_load (&h->state) != LW_STATE_READY) {
+    uint32_t s = atomic_load (&h->state);
+    munmap (h, LW_HEADER_SIZE);
+    if (s == LW_STATE_INIT)
+      return lwc_fail (c, EAGAIN, err, errlen, "", "nbdkit is starting");
+    return lwc_fail (c, ENOENT, err, errlen, "",
+                     "the filter has shut down");
+  }
+  why = lw_header_check (h, st.st_size);
+  munmap (h, LW_HEADER_SIZE);
+  if (why)
+    return lwc_fail (c, EPROTO, err, errlen, "invalid header: ", why);
+  if (!lwc_byte_locked (c->fd, LW_LOCK_FILTER))
+    return lwc_fail (c, ESRCH, err, errlen, "",
+                     "stale channel: its nbdkit is not running");
+
+  if (!observe) {
+    struct flock fl = {
+      .l_type = F_WRLCK, .l_whence = SEEK_SET,
+      .l_start = LW_LOCK_CONSUMER, .l_len = 1,
+    };
+    if (fcntl (c->fd, F_OFD_SETLK, &fl) == -1)
+      return lwc_fail (c, EBUSY, err, errlen, "",
+                       "another consumer is attached to this unit");
+  }
+
+  c->map_len = st.st_size;
+  c->map = mmap (NULL, c->map_len,
+                 observe ? PROT_READ : PROT_READ | PROT_WRITE,
+                 MAP_SHARED, c->fd, 0);
+  if (c->map == MAP_FAILED) {
+    c->map = NULL;
+    return lwc_fail (c, errno, err, errlen, "mmap: ", strerror (errno));
+  }
+  h = c->h = c->map;
+  /* Validate again on the mapping we will use: the file could have been
+   * replaced and resized between the two looks.
+   */
+  why = lw_header_check (h, c->map_len);
+  if (why)
+    return lwc_fail (c, EPROTO, err, errlen, "invalid header: ", why);
+  c->epoch = h->epoch;
+  c->ring = (const uint8_t *) c->map + h->ring_off;
+  c->dirty = (uint8_t *) c->map + h->dirty_off;
+  c->pending = (uint8_t *) c->map + h->pending_off;
+  c->read_pos = atomic_load (&h->tail_pos);
+  c->read_seq = atomic_load (&h->tail_seq);
+
+  if (!observe) {
+    uint64_t w, nwords = (h->nblocks + 63) / 64;
+    atomic_store (&h->consumer_pid, getpid ());
+    atomic_fetch_add (&h->attach_count, 1);
+    /* Bits a dead predecessor took but never saw made durable. */
+    for (w = 0; w < nwords; w++) {
+      _Atomic uint64_t *p = (_Atomic uint64_t *) c->pending + w;
+      uint64_t bits = atomic_load (p);
+      if (bits) {
+        atomic_fetch_or ((_Atomic uint64_t *) c->dirty + w, bits);
+        atomic_fetch_and (p, ~bits);
+      }
+    }
+  }
+  return c;
+}
+
+void
+lwc_detach (struct lwc *c)
+{
+  if (c == NULL)
+    return;
+  if (!(c->flags & LWC_OBSERVE) && lwc_alive (c))
+    atomic_store (&c->h->consumer_pid, 0);
+  munmap (c->map, c->map_len);
+  close (c->fd);                /* drops the consumer lock */
+  free (c);
+}
+
+const struct lw_header *
+lwc_header (const struct lwc *c)
+{
+  return c->h;
+}
+
+bool
+lwc_alive (struct lwc *c)
+{
+  struct stat st;
+
+  if (atomic_load (&c->h->state) != LW_STATE_READY)
+    return false;
+  if (!lwc_byte_locked (c->fd, LW_LOCK_FILTER))
+    return false;
+  /* A new filter on the same unit unlinks the old file first. */
+  if (stat (c->path, &st) == -1 || st.st_dev != c->dev || st.st_ino != c->ino)
+    return false;
+  return true;
+}
+
+bool
+lwc_consumer_attached (const struct lwc *c)
+{
+  return lwc_byte_locked (c->fd, LW_LOCK_CONSUMER);
+}
+
+enum lw_mode
+lwc_mode (const struct lwc *c)
+{
+  return atomic_load (&c->h->mode);
+}
+
+int
+lwc_next (struct lwc *c, struct lwc_rec *rec)
+{
+  const struct lw_header *h = c->h;
+  const uint64_t ring_size = h->ring_size;
+
+  for (;;) {
+    uint64_t head = atomic_load_explicit (&c->h->head_pos,
+                                          memory_order_acquire);
+    uint64_t idx, to_end;
+    const struct lw_rec *r;
+
+    if (c->read_pos == head)
+      return 0;
+    idx = c->read_pos % ring_size;
+    to_end = ring_size - idx;
+    r = (const struct lw_rec *) (c->ring + idx);
+    /* Everything below comes from shared memory: check it all before
+     * using any of it as a size or an offset.
+     */
+    if (head < c->read_pos || head - c->read_pos > ring_size
+        || r->size < sizeof *r || r->size % LW_REC_ALIGN != 0
+        || r->size > to_end || r->size > head - c->read_pos)
+      goto corrupt;
+    if (r->type == LW_REC_PAD) {
+      c->read_pos += r->size;
+      continue;
+    }
+    if (r->type > LW_REC_FLUSH || r->size != lw_rec_size (r->type, r->length)
+        || r->seq != c->read_seq + 1
+        || (r->type != LW_REC_FLUSH
+            && (r->offset > h->dev_size || r->length > h->dev_size - r->offset)))
+      goto corrupt;
+    rec->type = r->type;
+    rec->length = r->length;
+    rec->seq = r->seq;
+    rec->offset = r->offset;
+    rec->data = r->type == LW_REC_WRITE ? (const void *) (r + 1) : NULL;
+    c->read_pos += r->size;
+    c->read_seq = r->seq;
+    rec->end_pos = c->read_pos;
+    return 1;
+  }
+ corrupt:
+  errno = EPROTO;
+  return -1;
+}
+
+void
+lwc_release (struct lwc *c, const struct lwc_rec *rec)
+{
+  assert (!(c->flags & LWC_OBSERVE));
+  assert (rec->end_pos <= c->read_pos);
+  atomic_store_explicit (&c->h->tail_seq, rec->seq, memory_order_relaxed);
+  /* Release: all our reads of the record happen before the filter may
+   * overwrite it.
+   */
+  atomic_store_explicit (&c->h->tail_pos, rec->end_pos, memory_order_release);
+}
+
+void
+lwc_rewind (struct lwc *c)
+{
+  c->read_pos = atomic_load (&c->h->tail_pos);
+  c->read_seq = atomic_load (&c->h->tail_seq);
+}
+
+uint64_t
+lwc_released_seq (const struct lwc *c)
+{
+  return atomic_load (&c->h->tail_seq);
+}
+
+uint64_t
+lwc_read_seq (const struct lwc *c)
+{
+  return c->read_seq;
+}
+
+/* Sleep on wake_futex, having read its value as F before checking for
+ * whatever we wait for.
+ */
+static void
+lwc_sleep (struct lwc *c, uint32_t f, int timeout_ms)
+{
+  atomic_store (&c->h->consumer_sleeping, 1);
+  lw_futex_wait (&c->h->wake_futex, f, timeout_ms);
+}
+
+void
+lwc_wait (struct lwc *c, int timeout_ms)
+{
+  uint32_t f = atomic_load (&c->h->wake_futex);
+
+  /* Anything published since our last wait (a mode change, say) may be
+   * what the caller has not seen yet: return and let it look.
+   */
+  if (f != c->seen_futex) {
+    c->seen_futex = f;
+    return;
+  }
+  if (c->read_pos != atomic_load (&c->h->head_pos))
+    return;
+  /* Sequentially consistent store then load, against the filter's
+   * store of head_pos then exchange of consumer_sleeping: one of us sees
+   * the other.
+   */
+  atomic_store (&c->h->consumer_sleeping, 1);
+  if (c->read_pos != atomic_load (&c->h->head_pos))
+    return;
+  lw_futex_wait (&c->h->wake_futex, f, timeout_ms);
+}
+
+static uint64_t
+lwc_now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
+             uint64_t *ack_seq)
+{
+  struct lw_header *h = c->h;
+  uint64_t id = atomic_load (&h->req_id) + 1;
+  uint64_t deadline = lwc_now_ms () + timeout_ms;
+
+  assert (!(c->flags & LWC_OBSERVE));
+  atomic_store (&h->req_type, req);
+  atomic_store (&h->req_id, id);
+  atomic_fetch_add (&h->req_futex, 1);
+  lw_futex_wake (&h->req_futex);
+
+  for (;;) {
+    uint32_t f = atomic_load (&h->wake_futex);
+    uint64_t now;
+
+    if (atomic_load (&h->ack_id) == id) {
+      if (ack_seq)
+        *ack_seq = atomic_load (&h->ack_seq);
+      return atomic_load (&h->ack_result);
+    }
+    if (!lwc_alive (c)) {
+      errno = ESRCH;
+      return -1;
+    }
+    now = lwc_now_ms ();
+    if (now >= deadline) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    lwc_sleep (c, f, deadline - now < 100 ? (int) (deadline - now) : 100);
+  }
+}
+
+bool
+lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count)
+{
+  const uint64_t nblocks = c->h->nblocks;
+  uint64_t b = c->pass_block;
+
+  assert (!(c->flags & LWC_OBSERVE) && max > 0);
+  while (b < nblocks) {
+    _Atomic uint64_t *dw = lw_bitmap_word (c->dirty, b);
+    uint64_t word = atomic_load (dw) >> (b & 63);
+    uint64_t n, mask;
+
+    if (word == 0) {
+      b = (b | 63) + 1;         /* next word */
+      continue;
+    }
+    b += __builtin_ctzll (word);
+    word = atomic_load (dw) >> (b & 63);
+    if ((word & 1) == 0)
+      continue;                 /* taken or cleared under us: look again */
+    /* The run of set bits from B, within this word.  Shifting brought
+     * zeroes in at the top, so ~word is 0 only for a full word.
+     */
+    n = ~word == 0 ? 64 : (uint64_t) __builtin_ctzll (~word);
+    if (n > max)
+      n = max;
+    mask = (n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1) << (b & 63);
+    /* Pending first, then clear dirty: a crash between leaves both set,
+     * which costs a copy, never a loss.  A write landing after the clear
+     * sets the bit again and is seen by the next pass.
+     */
+    atomic_fetch_or (lw_bitmap_word (c->pending, b), mask);
+    atomic_fetch_and (dw, ~mask);
+    *block = b;
+    *count = n;
+    c->pass_block = b + n;
+    return true;
+  }
+  c->pass_block = 0;
+  return false;
+}
+
+void
+lwc_done_run (struct lwc *c, uint64_t block, uint64_t count)
+{
+  while (count > 0) {
+    uint64_t bit0 = block & 63;
+    uint64_t n = count < 64 - bit0 ? count : 64 - bit0;
+    uint64_t mask = (n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1) << bit0;
+    atomic_fetch_and (lw_bitmap_word (c->pending, block), ~mask);
+    block += n;
+    count -= n;
+  }
+}
+
+void
+lwc_mark_all (struct lwc *c)
+{
+  const uint64_t nblocks = c->h->nblocks;
+  uint64_t w;
+
+  for (w = 0; w < nblocks / 64; w++)
+    atomic_store ((_Atomic uint64_t *) c->dirty + w, UINT64_MAX);
+  if (nblocks % 64)
+    atomic_fetch_or ((_Atomic uint64_t *) c->dirty + nblocks / 64,
+                     (UINT64_C(1) << (nblocks % 64)) - 1);
+  c->pass_block = 0;
+}
+
+void
+lwc_count_bits (const struct lwc *c, uint64_t *dirty, uint64_t *pending)
+{
+  uint64_t w, nwords = (c->h->nblocks + 63) / 64, d = 0, p = 0;
+
+  for (w = 0; w < nwords; w++) {
+    d += __builtin_popcountll (atomic_load ((_Atomic uint64_t *) c->dirty + w));
+    p += __builtin_popcountll (atomic_load ((_Atomic uint64_t *) c->pending + w));
+  }
+  if (dirty)
+    *dirty = d;
+  if (pending)
+    *pending = p;
+}
+
+void
+lwc_run_bytes (const struct lwc *c, uint64_t block, uint64_t count,
+               uint64_t *offset, uint64_t *length)
+{
+  const uint64_t bs = c->h->block_size;
+  uint64_t off = block * bs, end = (block + count) * bs;
+
+  if (end > c->h->dev_size)
+    end = c->h->dev_size;
+  *offset = off;
+  *length = end > off ? end - off : 0;
+}

@@ -1,0 +1,116 @@
+/* livebackup: the consumer side of a livewatch channel.
+ *
+ * One consumer at a time attaches to a unit (lb, or the test mirror);
+ * any number of observers may map it read-only for status.  The consumer
+ * reads records ahead of what it has released; a record stays in the
+ * ring until released, so a consumer that dies loses nothing: its
+ * successor starts again at the oldest unreleased record.
+ *
+ * Thread safety: a struct lwc is used by one thread at a time.
+ */
+
+#ifndef LIVEBACKUP_LW_CONSUMER_H
+#define LIVEBACKUP_LW_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lw_shm.h"
+
+struct lwc;
+
+enum lwc_flags {
+  LWC_OBSERVE = 1,      /* map read-only, do not take the consumer lock */
+};
+
+/* Attach to DIR/livewatch-UNIT (DIR NULL: the default).  On failure
+ * returns NULL with errno set and a message naming the file in ERR:
+ *   ENOENT  no channel (nbdkit not started, or shut down);
+ *   EAGAIN  nbdkit is starting (not yet sized) — try again shortly;
+ *   ESRCH   a stale channel whose filter is dead;
+ *   EBUSY   another consumer is attached;
+ *   EPERM   the file is not trustworthy (owner, mode, not regular);
+ *   EPROTO  the header fails validation.
+ * A consumer's attach moves bits left pending by a dead predecessor back
+ * to dirty, so that nothing that predecessor took is lost.
+ */
+extern struct lwc *lwc_attach (const char *dir, unsigned unit, int flags,
+                               char *err, size_t errlen);
+extern void lwc_detach (struct lwc *c);
+
+/* The mapped header: fixed fields and counters (read with atomics). */
+extern const struct lw_header *lwc_header (const struct lwc *c);
+
+/* Is the channel still the one we attached to?  False once the filter
+ * has shut down, died, or been replaced by a new one (new epoch).
+ */
+extern bool lwc_alive (struct lwc *c);
+
+/* Does some process hold the consumer lock (for observers)? */
+extern bool lwc_consumer_attached (const struct lwc *c);
+
+/* One record, as returned by lwc_next. */
+struct lwc_rec {
+  uint32_t type;        /* enum lw_rec_type, never PAD */
+  uint32_t length;
+  uint64_t seq;
+  uint64_t offset;
+  const void *data;     /* WRITE: in the ring, valid until released */
+  uint64_t end_pos;     /* ring position after this record */
+};
+
+/* Take the next record after the read cursor.  Returns 1 and fills REC,
+ * 0 if there is none yet, -1 (errno EPROTO) if the ring is corrupt.
+ */
+extern int lwc_next (struct lwc *c, struct lwc_rec *rec);
+
+/* Release every record up to and including REC: the filter may reuse
+ * their space.  Call only once their effect is durable downstream.
+ */
+extern void lwc_release (struct lwc *c, const struct lwc_rec *rec);
+
+/* Move the read cursor back to the oldest unreleased record. */
+extern void lwc_rewind (struct lwc *c);
+
+/* Seq of the last released record, and of the last one read. */
+extern uint64_t lwc_released_seq (const struct lwc *c);
+extern uint64_t lwc_read_seq (const struct lwc *c);
+
+/* Sleep until the filter publishes something (record, ack, mode change)
+ * or TIMEOUT_MS passes.  Returns at once if a record is waiting.
+ */
+extern void lwc_wait (struct lwc *c, int timeout_ms);
+
+/* Ask the filter's service thread for REQ and wait for its answer.
+ * Returns an enum lw_req_result, with *ACK_SEQ the last seq appended at
+ * the quiet instant the request was carried out; -1 (errno ETIMEDOUT or
+ * ESRCH) if the filter did not answer.
+ */
+extern int lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
+                        uint64_t *ack_seq);
+
+extern enum lw_mode lwc_mode (const struct lwc *c);
+
+/* Dirty bitmap.  lwc_take_run finds the next dirty run at or after the
+ * pass cursor, at most MAX blocks, moves its bits from dirty to pending
+ * (pending first, so a crash in between loses nothing), and returns true.
+ * At the end of the bitmap it rewinds the cursor and returns false: one
+ * pass is done.  The caller must read the run's blocks from the device
+ * only after this call (the clear-then-read rule, doc/capture.md).
+ */
+extern bool lwc_take_run (struct lwc *c, uint64_t max,
+                          uint64_t *block, uint64_t *count);
+/* Clear pending bits once those blocks are durable downstream. */
+extern void lwc_done_run (struct lwc *c, uint64_t block, uint64_t count);
+/* Mark every block dirty (a full scan). */
+extern void lwc_mark_all (struct lwc *c);
+/* Count set bits in the dirty and pending maps. */
+extern void lwc_count_bits (const struct lwc *c, uint64_t *dirty,
+                            uint64_t *pending);
+
+/* Byte range of blocks [block, block+count), clipped to the device. */
+extern void lwc_run_bytes (const struct lwc *c, uint64_t block,
+                           uint64_t count, uint64_t *offset, uint64_t *length);
+
+#endif /* LIVEBACKUP_LW_CONSUMER_H */

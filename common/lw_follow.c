@@ -1,0 +1,260 @@
+/* livebackup: follow a livewatch channel.  See lw_follow.h. */
+
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "lw_follow.h"
+
+/* Largest run handed to sink->copy, in blocks (one bitmap word). */
+#define LWF_MAX_RUN 64
+
+struct lwf {
+  struct lwc *c;
+  const struct lwf_sink *sink;
+  const struct lwf_options *o;
+  uint64_t skip_seq;
+  /* Applied but not yet synced and released. */
+  bool have_last;
+  struct lwc_rec last;
+  uint64_t unsynced;
+  /* Runs copied but not yet synced (their pending bits stay set). */
+  struct { uint64_t block, count; } *runs;
+  size_t nruns, runs_cap;
+};
+
+const char *
+lwf_phase_name (enum lwf_phase phase)
+{
+  switch (phase) {
+  case LWF_SCANNING: return "scanning";
+  case LWF_CATCHING_UP: return "catching-up";
+  case LWF_LIVE: return "live";
+  }
+  return "?";
+}
+
+void
+lwf_default_options (const struct lwc *c, struct lwf_options *o)
+{
+  const struct lw_header *h = lwc_header (c);
+
+  o->batch_bytes = h->ring_size / 4;
+  /* Resume once a pass found at most a quarter ring's worth of blocks:
+   * the ring filled to degrade, so we come back with room to spare.
+   */
+  o->low_water = h->ring_size / 4 / h->block_size;
+  if (o->low_water == 0)
+    o->low_water = 1;
+  o->idle_ms = 100;
+  o->request_ms = 5000;
+}
+
+/* Make everything applied durable, then release it. */
+static int
+lwf_commit (struct lwf *f)
+{
+  size_t i;
+
+  if (!f->have_last && f->nruns == 0)
+    return 0;
+  if (f->sink->sync (f->sink->opaque,
+                     f->have_last ? f->last.seq : lwc_released_seq (f->c))
+      == -1)
+    return -1;
+  if (f->have_last)
+    lwc_release (f->c, &f->last);
+  for (i = 0; i < f->nruns; i++)
+    lwc_done_run (f->c, f->runs[i].block, f->runs[i].count);
+  f->have_last = false;
+  f->nruns = 0;
+  f->unsynced = 0;
+  return 0;
+}
+
+/* Apply records until none is waiting, or until seq UPTO (0: no limit).
+ * Returns 0, or -1 on a sink error or a corrupt ring (errno EPROTO).
+ */
+static int
+lwf_apply (struct lwf *f, uint64_t upto)
+{
+  struct lwc_rec rec;
+  int r = 0;
+
+  while ((upto == 0 || lwc_read_seq (f->c) < upto)
+         && (r = lwc_next (f->c, &rec)) == 1) {
+    if (rec.seq > f->skip_seq) {
+      if (f->sink->record (f->sink->opaque, &rec) == -1)
+        return -1;
+      f->unsynced += rec.type == LW_REC_WRITE ? rec.length : 0;
+    }
+    f->last = rec;
+    f->have_last = true;
+    if (rec.type == LW_REC_FLUSH || f->unsynced >= f->o->batch_bytes)
+      if (lwf_commit (f) == -1)
+        return -1;
+  }
+  if (r == -1)
+    return -1;
+  return 0;
+}
+
+/* One pass over the dirty bitmap.  Returns blocks copied, or -1. */
+static int64_t
+lwf_pass (struct lwf *f, bool scan)
+{
+  uint64_t block, count, off, len, total = 0;
+
+  while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count)) {
+    if (f->nruns == f->runs_cap) {
+      size_t cap = f->runs_cap ? f->runs_cap * 2 : 256;
+      void *p = realloc (f->runs, cap * sizeof *f->runs);
+      if (p == NULL)
+        return -1;
+      f->runs = p;
+      f->runs_cap = cap;
+    }
+    f->runs[f->nruns].block = block;
+    f->runs[f->nruns].count = count;
+    f->nruns++;
+    lwc_run_bytes (f->c, block, count, &off, &len);
+    if (f->sink->copy (f->sink->opaque, off, len, scan) == -1)
+      return -1;
+    total += count;
+    f->unsynced += len;
+    if (f->unsynced >= f->o->batch_bytes && lwf_commit (f) == -1)
+      return -1;
+    if (f->sink->stop (f->sink->opaque))
+      break;
+  }
+  if (lwf_commit (f) == -1)
+    return -1;
+  return total;
+}
+
+/* Ask the filter for REQ.  Returns its result, or -2 if the filter is
+ * gone (continuity lost).
+ */
+static int
+lwf_request (struct lwf *f, enum lw_req req, uint64_t *seq)
+{
+  int r = lwc_request (f->c, req, f->o->request_ms, seq);
+  return r == -1 ? -2 : r;
+}
+
+/* The end of every catch-up, and the repair of a consumer that died in
+ * its middle: with the filter normal (every new write queued), one pass
+ * over what is still dirty, then a barrier.  Once the records up to the
+ * barrier are applied the mirror equals the device at that instant.
+ * Returns 0, 1 (channel gone) or -1.
+ */
+static int
+lwf_finish (struct lwf *f)
+{
+  uint64_t barrier;
+  int r;
+
+  if (lwf_pass (f, false) == -1)
+    return -1;
+  r = lwf_request (f, LW_REQ_BARRIER, &barrier);
+  if (r == -2)
+    return 1;
+  if (lwf_apply (f, barrier) == -1 || lwf_commit (f) == -1)
+    return -1;
+  f->sink->phase (f->sink->opaque, LWF_LIVE, barrier);
+  return 0;
+}
+
+/* Degraded: drain, copy in passes until the burst is over, resume,
+ * finish.  Returns 0, 1 (channel gone) or -1.
+ */
+static int
+lwf_catch_up (struct lwf *f, bool scan)
+{
+  uint64_t drained;
+  int r;
+
+  f->sink->phase (f->sink->opaque, scan ? LWF_SCANNING : LWF_CATCHING_UP, 0);
+  /* Degraded mode appends nothing more, so after a barrier the ring is
+   * complete: apply it all before any block copy overtakes it.
+   */
+  r = lwf_request (f, LW_REQ_BARRIER, &drained);
+  if (r == -2)
+    return 1;
+  if (lwf_apply (f, drained) == -1 || lwf_commit (f) == -1)
+    return -1;
+
+  for (;;) {
+    int64_t n = lwf_pass (f, scan);
+    if (n == -1)
+      return -1;
+    scan = false;
+    if (f->sink->stop (f->sink->opaque))
+      return 0;
+    if ((uint64_t) n <= f->o->low_water) {
+      r = lwf_request (f, LW_REQ_RESUME, NULL);
+      if (r == -2)
+        return 1;
+      if (r == LW_RES_OK)
+        break;
+    }
+    if (!lwc_alive (f->c))
+      return 1;
+  }
+  return lwf_finish (f);
+}
+
+int
+lwf_run (struct lwc *c, const struct lwf_sink *sink,
+         const struct lwf_options *opts, bool full_scan, uint64_t skip_seq)
+{
+  struct lwf f = {
+    .c = c, .sink = sink, .o = opts,
+    .skip_seq = full_scan ? 0 : skip_seq,
+  };
+  uint64_t dirty, pending;
+  int r = 0;
+
+  if (full_scan) {
+    if (lwc_mode (c) == LW_MODE_NORMAL
+        && lwf_request (&f, LW_REQ_DEGRADE, NULL) == -2) {
+      r = 1;
+      goto out;
+    }
+    lwc_mark_all (c);
+    r = lwf_catch_up (&f, true);
+  }
+  else if (lwc_mode (c) == LW_MODE_NORMAL) {
+    /* Normal, yet bits are set: a predecessor died during a finish. */
+    lwc_count_bits (c, &dirty, &pending);
+    if (dirty) {
+      sink->phase (sink->opaque, LWF_CATCHING_UP, 0);
+      r = lwf_finish (&f);
+    }
+    else
+      sink->phase (sink->opaque, LWF_LIVE, 0);
+  }
+
+  while (r == 0 && !sink->stop (sink->opaque)) {
+    if (!lwc_alive (c)) {
+      r = 1;
+      break;
+    }
+    if (lwc_mode (c) == LW_MODE_DEGRADED) {
+      r = lwf_catch_up (&f, false);
+      continue;
+    }
+    if (lwf_apply (&f, 0) == -1 || lwf_commit (&f) == -1) {
+      r = -1;
+      break;
+    }
+    lwc_wait (c, opts->idle_ms);
+  }
+  if (r == 0 && lwf_commit (&f) == -1)
+    r = -1;
+ out:
+  free (f.runs);
+  return r;
+}

@@ -1,0 +1,73 @@
+/* livebackup: follow a livewatch channel — the consumer's protocol.
+ *
+ * This is the one implementation of the sequence that keeps a mirror
+ * equal to the device: apply records in order while the filter is
+ * normal; when it degrades, drain the ring, copy dirty blocks in passes
+ * (clear, then read), ask for normal mode, make one more pass, and take a
+ * barrier: once every record up to the barrier is applied the mirror is
+ * consistent again.  doc/capture.md gives the argument.  The mirror
+ * itself (a local file, or lbd across the network) is behind a sink.
+ */
+
+#ifndef LIVEBACKUP_LW_FOLLOW_H
+#define LIVEBACKUP_LW_FOLLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lw_consumer.h"
+
+enum lwf_phase {
+  LWF_SCANNING,         /* full comparison: the mirror is inconsistent */
+  LWF_CATCHING_UP,      /* copying dirty blocks: inconsistent */
+  LWF_LIVE,             /* applying records in order: consistent */
+};
+
+extern const char *lwf_phase_name (enum lwf_phase phase);
+
+struct lwf_sink {
+  void *opaque;
+  /* Apply one record (never PAD).  WRITE data is valid during the call
+   * only.  A TRIM means: the range now reads what the device reads, so
+   * copy it from the device.
+   */
+  int (*record) (void *opaque, const struct lwc_rec *rec);
+  /* Bring device bytes [offset, offset+length) to the mirror.  SCAN is
+   * true in the first pass of a full scan, where the mirror may compare
+   * before it copies.
+   */
+  int (*copy) (void *opaque, uint64_t offset, uint64_t length, bool scan);
+  /* Make all applied so far durable; records up to SEQ are then released
+   * and copied blocks forgotten.
+   */
+  int (*sync) (void *opaque, uint64_t seq);
+  /* The phase changed.  SEQ: for LWF_LIVE, the barrier's seq. */
+  void (*phase) (void *opaque, enum lwf_phase phase, uint64_t seq);
+  /* Polled between steps: return true to stop following. */
+  bool (*stop) (void *opaque);
+};
+
+struct lwf_options {
+  uint64_t batch_bytes;     /* sync at least this often (bytes applied) */
+  uint64_t low_water;       /* ask for normal mode below this many dirty
+                             * blocks in a pass (hysteresis) */
+  int idle_ms;              /* sleep when idle, at most */
+  int request_ms;           /* how long to wait for the filter's answer */
+};
+
+/* Defaults for OPTS given the channel's geometry. */
+extern void lwf_default_options (const struct lwc *c, struct lwf_options *o);
+
+/* Follow the channel until SINK->stop or until continuity is lost.
+ * FULL_SCAN: start by comparing the whole device (the mirror's state is
+ * unknown).  Otherwise records up to SKIP_SEQ are already durable in the
+ * mirror and are released unapplied; the caller must have checked that
+ * SKIP_SEQ >= lwc_released_seq (else nothing guarantees the gap).
+ * Returns 0 when stopped, 1 when the channel went away (reattach and
+ * scan), -1 when a sink callback failed (errno as it left it).
+ */
+extern int lwf_run (struct lwc *c, const struct lwf_sink *sink,
+                    const struct lwf_options *opts, bool full_scan,
+                    uint64_t skip_seq);
+
+#endif /* LIVEBACKUP_LW_FOLLOW_H */

@@ -1,0 +1,225 @@
+/* livebackup: the livewatch shared-memory channel.
+ *
+ * This header is the one definition of the channel between the nbdkit
+ * filter (the producer) and its consumer (lb, or the test mirror).  Both
+ * sides include it; nothing else describes the layout.  doc/capture.md
+ * explains the protocol and why it is race-free.
+ *
+ * The channel is one file, DIR/livewatch-UNIT (DIR defaults to /dev/shm),
+ * mode 0600, mapped MAP_SHARED by both sides:
+ *
+ *   [ header (LW_HEADER_SIZE) ][ ring (ring_size) ][ dirty bitmap ][ pending bitmap ]
+ *
+ * Every region starts on a page boundary so that each can be mapped alone.
+ *
+ * Ownership of fields (who may store to them):
+ *   P = producer (filter) only, C = consumer only, PC = both, atomically.
+ * Fields marked "fixed" are written once before LW_STATE_READY is stored
+ * and never change afterwards.
+ *
+ * Liveness is carried by open-file-description locks (F_OFD_SETLK) on
+ * the channel file, which the kernel drops when a process dies, however
+ * it dies:
+ *   byte LW_LOCK_FILTER   — held (write lock) by the filter for its life;
+ *   byte LW_LOCK_CONSUMER — held (write lock) by the one attached consumer.
+ */
+
+#ifndef LIVEBACKUP_LW_SHM_H
+#define LIVEBACKUP_LW_SHM_H
+
+#include <stdint.h>
+#include <stdatomic.h>
+#include <assert.h>
+
+#define LW_MAGIC          UINT64_C(0x314843544157564c)   /* "LVWATCH1" LE */
+#define LW_LAYOUT_VERSION 1
+#define LW_HEADER_SIZE    4096
+#define LW_REC_ALIGN      32           /* every record starts 32-aligned */
+#define LW_DEFAULT_DIR    "/dev/shm"
+#define LW_FILE_PREFIX    "livewatch-"
+#define LW_DEFAULT_QUEUE  (16u << 20)  /* ring bytes */
+#define LW_DEFAULT_BLOCK  (64u << 10)  /* bitmap granularity */
+#define LW_MIN_QUEUE      (64u << 10)
+#define LW_MAX_QUEUE      (UINT64_C(1) << 32)
+#define LW_MIN_BLOCK      512u
+#define LW_MAX_BLOCK      (16u << 20)
+#define LW_MAX_UNIT       999999u
+
+#define LW_LOCK_FILTER    0
+#define LW_LOCK_CONSUMER  1
+
+/* Header state. */
+enum lw_state {
+  LW_STATE_INIT  = 0,   /* file exists, not yet sized: do not attach */
+  LW_STATE_READY = 1,   /* all fixed fields valid, channel in use */
+  LW_STATE_GONE  = 2,   /* filter shut down cleanly; reattach later */
+};
+
+/* Producer mode. */
+enum lw_mode {
+  LW_MODE_NORMAL   = 0, /* every completed write is queued in the ring */
+  LW_MODE_DEGRADED = 1, /* writes only set bits in the dirty bitmap */
+};
+
+/* Requests from the consumer, carried out by the filter's service thread
+ * while it holds the write lock, so that no write is between the plugin
+ * and the channel at that moment.
+ */
+enum lw_req {
+  LW_REQ_NONE    = 0,
+  LW_REQ_BARRIER = 1,   /* just report head_seq at a quiet instant */
+  LW_REQ_DEGRADE = 2,   /* switch to degraded (e.g. before a full scan) */
+  LW_REQ_RESUME  = 3,   /* switch back to normal, if the ring has room */
+};
+
+enum lw_req_result {
+  LW_RES_OK      = 0,
+  LW_RES_REFUSED = 1,   /* resume refused: ring not empty enough */
+  LW_RES_INVALID = 2,   /* unknown request */
+};
+
+/* Record types. */
+enum lw_rec_type {
+  LW_REC_PAD   = 0,     /* filler to the end of the ring; skip it */
+  LW_REC_WRITE = 1,     /* offset, length, then length bytes of data */
+  LW_REC_ZERO  = 2,     /* offset, length now read as zeroes */
+  LW_REC_TRIM  = 3,     /* offset, length discarded: contents = device's */
+  LW_REC_FLUSH = 4,     /* everything before is durable on the device */
+};
+
+/* One record in the ring.  A record never wraps: when the space left
+ * before the ring's end is too small, the producer fills it with a PAD
+ * record (space left is always a multiple of LW_REC_ALIGN, so a PAD
+ * header always fits).
+ */
+struct lw_rec {
+  uint32_t type;        /* enum lw_rec_type */
+  uint32_t size;        /* bytes of this record, header included, aligned */
+  uint64_t seq;         /* 1, 2, 3 ... per epoch; PAD records carry 0 */
+  uint64_t offset;      /* device byte offset */
+  uint32_t length;      /* device bytes covered */
+  uint32_t flags;       /* reserved, 0 */
+};
+static_assert (sizeof (struct lw_rec) == LW_REC_ALIGN, "record header size");
+
+/* Size of a record of type TYPE covering LENGTH bytes. */
+static inline uint64_t
+lw_rec_size (uint32_t type, uint32_t length)
+{
+  uint64_t data = type == LW_REC_WRITE ? length : 0;
+  return (sizeof (struct lw_rec) + data + LW_REC_ALIGN - 1)
+         & ~(uint64_t) (LW_REC_ALIGN - 1);
+}
+
+#define LW_CACHELINE 64
+
+struct lw_header {
+  /* --- fixed --- */
+  uint64_t magic;               /* LW_MAGIC */
+  uint32_t layout_version;      /* LW_LAYOUT_VERSION */
+  uint32_t header_size;         /* LW_HEADER_SIZE */
+  uint64_t epoch;               /* random, new at every filter start */
+  uint64_t dev_size;            /* bytes of the export */
+  uint32_t block_size;          /* bytes per bitmap bit, power of 2 */
+  uint32_t unit;
+  uint64_t nblocks;             /* ceil (dev_size / block_size) */
+  uint64_t ring_off, ring_size; /* ring region, ring_size % LW_REC_ALIGN == 0 */
+  uint64_t dirty_off, pending_off, bitmap_bytes; /* two bitmaps */
+  uint64_t file_size;
+  int64_t  filter_pid;
+  uint64_t start_time;          /* filter start, seconds since the epoch */
+
+  /* --- P: published position of the ring --- */
+  _Alignas (LW_CACHELINE) _Atomic uint32_t state;   /* enum lw_state */
+  _Atomic uint32_t mode;        /* enum lw_mode */
+  _Atomic uint64_t head_pos;    /* byte position after the last record */
+  _Atomic uint64_t head_seq;    /* seq of the last record appended */
+  _Atomic uint32_t wake_futex;  /* bumped after every publish, mode change
+                                 * and ack: the consumer sleeps on it */
+  _Atomic uint32_t consumer_sleeping; /* C sets before sleeping, P wakes */
+
+  /* --- P: counters, for status display and tests --- */
+  _Atomic uint64_t n_writes;        /* writes (pwrite/zero/trim) completed */
+  _Atomic uint64_t n_records;       /* records appended */
+  _Atomic uint64_t n_bytes_queued;  /* data bytes appended */
+  _Atomic uint64_t n_degrade;       /* transitions to degraded */
+  _Atomic uint64_t n_resume;        /* transitions back to normal */
+  _Atomic uint64_t n_bits_set;      /* writes that set bits (not queued) */
+  _Atomic uint64_t n_errors;        /* failed plugin writes (marked dirty) */
+  _Atomic uint64_t n_consumer_lost; /* consumer found dead by the filter */
+  _Atomic uint64_t mode_since;      /* time of last mode change, seconds */
+
+  /* --- C: released position (records before it may be overwritten) --- */
+  _Alignas (LW_CACHELINE) _Atomic uint64_t tail_pos;
+  _Atomic uint64_t tail_seq;    /* seq of the last released record */
+  _Atomic uint64_t attach_count; /* bumped by every consumer that attaches */
+  _Atomic int64_t  consumer_pid;
+
+  /* --- request channel: C writes req_*, P writes ack_* --- */
+  _Alignas (LW_CACHELINE) _Atomic uint32_t req_futex; /* bumped by C; the filter sleeps on it */
+  _Atomic uint32_t req_type;    /* enum lw_req */
+  _Atomic uint64_t req_id;      /* C: id of the posted request */
+  _Atomic uint64_t ack_id;      /* P: id of the last request carried out */
+  _Atomic uint32_t ack_result;  /* P: enum lw_req_result */
+  _Atomic uint64_t ack_seq;     /* P: head_seq at the quiet instant */
+  _Atomic uint64_t ack_pos;     /* P: head_pos at the quiet instant */
+};
+static_assert (sizeof (struct lw_header) <= LW_HEADER_SIZE, "header fits");
+
+/* Name of a unit's channel file in DIR; returns snprintf's result. */
+#include <stdio.h>
+static inline int
+lw_shm_path (char *buf, size_t len, const char *dir, unsigned unit)
+{
+  return snprintf (buf, len, "%s/" LW_FILE_PREFIX "%u", dir, unit);
+}
+
+/* Bitmap helpers shared by both sides.  Bits are in 64-bit words; the
+ * producer sets with fetch_or, the consumer moves bits with fetch_and, so
+ * neither can lose the other's update.
+ */
+static inline _Atomic uint64_t *
+lw_bitmap_word (void *base, uint64_t block)
+{
+  return (_Atomic uint64_t *) base + (block >> 6);
+}
+
+static inline uint64_t
+lw_bit (uint64_t block)
+{
+  return UINT64_C(1) << (block & 63);
+}
+
+/* Validate the fixed part of a header against a file of FILE_SIZE bytes.
+ * Returns NULL if sound, else a static description of the first fault.
+ * Used by the consumer before trusting any offset, and by the fuzzer.
+ */
+static inline const char *
+lw_header_check (const struct lw_header *h, uint64_t file_size)
+{
+  if (h->magic != LW_MAGIC) return "bad magic";
+  if (h->layout_version != LW_LAYOUT_VERSION) return "unsupported layout version";
+  if (h->header_size != LW_HEADER_SIZE) return "bad header size";
+  if (h->block_size < LW_MIN_BLOCK || h->block_size > LW_MAX_BLOCK
+      || (h->block_size & (h->block_size - 1)) != 0)
+    return "bad block size";
+  if (h->nblocks != (h->dev_size + h->block_size - 1) / h->block_size)
+    return "block count does not match device size";
+  if (h->ring_off != LW_HEADER_SIZE) return "bad ring offset";
+  if (h->ring_size < LW_MIN_QUEUE || h->ring_size > LW_MAX_QUEUE
+      || h->ring_size % LW_REC_ALIGN != 0)
+    return "bad ring size";
+  if (h->bitmap_bytes < (h->nblocks + 63) / 64 * 8
+      || h->bitmap_bytes > (UINT64_C(1) << 40))
+    return "bitmap too small";
+  if (h->dirty_off < h->ring_off + h->ring_size
+      || h->pending_off < h->dirty_off + h->bitmap_bytes
+      || h->dirty_off % 4096 != 0 || h->pending_off % 4096 != 0)
+    return "bad bitmap offsets";
+  if (h->file_size != file_size
+      || h->pending_off + h->bitmap_bytes > file_size)
+    return "file size does not match header";
+  return NULL;
+}
+
+#endif /* LIVEBACKUP_LW_SHM_H */

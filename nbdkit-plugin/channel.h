@@ -1,0 +1,68 @@
+/* livewatch filter: the producer side of the shared-memory channel.
+ *
+ * Contract: channel_create runs once in get_ready (errors reach the
+ * terminal); channel_size once in after_fork, when the export size is
+ * known.  All channel_append_* and channel_mark_* calls are made with the
+ * filter's write lock held (see livewatch.c); the lock is what makes the
+ * order of records the order in which the plugin completed the writes.
+ */
+
+#ifndef LIVEWATCH_CHANNEL_H
+#define LIVEWATCH_CHANNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lw_shm.h"
+
+struct channel_config {
+  const char *dir;        /* absolute folder for the channel file */
+  unsigned unit;
+  uint64_t queue;         /* ring bytes */
+  uint32_t block;         /* bitmap granularity */
+};
+
+/* The one channel of this nbdkit process. */
+extern struct lw_header *channel_hdr;
+
+/* Create DIR/livewatch-UNIT (0600), take the filter lock on it, write a
+ * header in LW_STATE_INIT.  Replaces a stale file left by a dead filter;
+ * refuses one whose filter is alive.  Returns 0 or -1 after nbdkit_error.
+ */
+extern int channel_create (const struct channel_config *cfg);
+
+/* Size the bitmaps for DEV_SIZE bytes, map everything, go READY. */
+extern int channel_size (uint64_t dev_size);
+
+/* Mark the file GONE and unmap (clean shutdown only; a SIGKILLed filter
+ * leaves the file behind, which the next start replaces).
+ */
+extern void channel_close (void);
+
+/* Append one record.  Returns true if queued; false if the ring has no
+ * room (the caller then degrades).  DATA is used only for WRITE.
+ * Lock held.  Only in normal mode.
+ */
+extern bool channel_append (uint32_t type, uint64_t offset, uint32_t length,
+                            const void *data);
+
+/* Set the dirty bits covering [offset, offset+length).  Lock held (any
+ * mode); safe against the consumer clearing bits concurrently.
+ */
+extern void channel_mark (uint64_t offset, uint64_t length);
+
+/* Switch to degraded mode (no-op if already there).  Lock held. */
+extern void channel_degrade (const char *why);
+
+/* Switch to normal mode if at least half the ring is free.  Lock held.
+ * Returns true if now normal.
+ */
+extern bool channel_resume (void);
+
+/* Wake a sleeping consumer if it asked to be woken. */
+extern void channel_wake_consumer (void);
+
+/* True if a consumer holds its lock on the channel file. */
+extern bool channel_consumer_alive (void);
+
+#endif /* LIVEWATCH_CHANNEL_H */

@@ -1,0 +1,295 @@
+/* livewatch: an nbdkit filter that hands every write, in order, to a
+ * consumer through shared memory, and falls back to a dirty bitmap when
+ * the consumer is absent or behind.  It must sit nearest the plugin:
+ * filters below it would change what reaches the device unseen.
+ *
+ * This file adapts nbdkit's callbacks; the ordering rules are in
+ * capture.c, the shared memory in channel.c, the consumer's requests in
+ * service.c.  Reads pass straight through and take no lock.
+ */
+
+#include <config.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+
+#include <nbdkit-filter.h>
+
+#include "capture.h"
+#include "channel.h"
+#include "service.h"
+
+static struct channel_config livewatch_cfg = {
+  .dir = NULL, .unit = UINT_MAX,
+  .queue = LW_DEFAULT_QUEUE, .block = LW_DEFAULT_BLOCK,
+};
+static char *livewatch_dir;
+
+static void
+livewatch_unload (void)
+{
+  free (livewatch_dir);
+}
+
+static int
+livewatch_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
+                  const char *key, const char *value)
+{
+  int64_t r;
+
+  if (strcmp (key, "livewatch-unit") == 0) {
+    unsigned u;
+    if (nbdkit_parse_unsigned ("livewatch-unit", value, &u) == -1)
+      return -1;
+    if (u > LW_MAX_UNIT) {
+      nbdkit_error ("livewatch-unit=%s: must be at most %u", value,
+                    LW_MAX_UNIT);
+      return -1;
+    }
+    livewatch_cfg.unit = u;
+    return 0;
+  }
+  if (strcmp (key, "livewatch-queue") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (r < LW_MIN_QUEUE || (uint64_t) r > LW_MAX_QUEUE) {
+      nbdkit_error ("livewatch-queue=%s: must be between 64K and 4G", value);
+      return -1;
+    }
+    livewatch_cfg.queue = r;
+    return 0;
+  }
+  if (strcmp (key, "livewatch-block") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (r < LW_MIN_BLOCK || r > LW_MAX_BLOCK || (r & (r - 1)) != 0) {
+      nbdkit_error ("livewatch-block=%s: must be a power of 2 "
+                    "between 512 and 16M", value);
+      return -1;
+    }
+    livewatch_cfg.block = r;
+    return 0;
+  }
+  if (strcmp (key, "livewatch-dir") == 0) {
+    free (livewatch_dir);
+    /* nbdkit may chdir ("/") when it daemonizes. */
+    livewatch_dir = nbdkit_absolute_path (value);
+    if (livewatch_dir == NULL)
+      return -1;
+    return 0;
+  }
+  return next (nxdata, key, value);
+}
+
+static int
+livewatch_config_complete (nbdkit_next_config_complete *next,
+                           nbdkit_backend *nxdata)
+{
+  if (livewatch_cfg.unit == UINT_MAX) {
+    nbdkit_error ("livewatch: the livewatch-unit=N parameter is required");
+    return -1;
+  }
+  livewatch_cfg.dir = livewatch_dir ? livewatch_dir : LW_DEFAULT_DIR;
+  return next (nxdata);
+}
+
+#define livewatch_config_help \
+  "livewatch-unit=<N>         (required) Channel number: DIR/livewatch-N.\n" \
+  "livewatch-queue=<SIZE>     Bytes of queued writes (default 16M).\n" \
+  "livewatch-block=<SIZE>     Bytes per dirty-bitmap bit (default 64K).\n" \
+  "livewatch-dir=<DIR>        Folder of the channel (default /dev/shm)."
+
+/* The last callback whose errors reach the user's terminal: create the
+ * channel here, so that a bad folder or a busy unit stops nbdkit at once.
+ */
+static int
+livewatch_get_ready (int thread_model)
+{
+  (void) thread_model;
+  return channel_create (&livewatch_cfg);
+}
+
+/* After the fork: learn the export size through a private context (no
+ * client need be connected), size the bitmaps, start the service thread.
+ */
+static int
+livewatch_after_fork (nbdkit_backend *backend)
+{
+  nbdkit_next *next;
+  int64_t size;
+
+  next = nbdkit_next_context_open (backend, 1, "", 1);
+  if (next == NULL) {
+    nbdkit_error ("livewatch: cannot open the plugin to learn its size");
+    return -1;
+  }
+  if (next->prepare (next) == -1) {
+    nbdkit_next_context_close (next);
+    return -1;
+  }
+  size = next->get_size (next);
+  next->finalize (next);
+  nbdkit_next_context_close (next);
+  if (size == -1)
+    return -1;
+  if (channel_size (size) == -1)
+    return -1;
+  return service_start ();
+}
+
+static void
+livewatch_cleanup (nbdkit_backend *backend)
+{
+  (void) backend;
+  service_stop ();
+  channel_close ();
+}
+
+/* Per connection: whether trims can be made into zeroes (see
+ * livewatch_trim), and a check that the export did not change size.
+ */
+struct livewatch_handle {
+  bool zero_native;
+};
+
+static void *
+livewatch_open (nbdkit_next_open *next, nbdkit_context *nxdata,
+                int readonly, const char *exportname, int is_tls)
+{
+  struct livewatch_handle *h;
+
+  if (next (nxdata, readonly, exportname) == -1)
+    return NULL;
+  h = calloc (1, sizeof *h);
+  if (h == NULL)
+    nbdkit_error ("calloc: %m");
+  return h;
+}
+
+static void
+livewatch_close (void *handle)
+{
+  free (handle);
+}
+
+static int
+livewatch_prepare (nbdkit_next *next, void *handle, int readonly)
+{
+  struct livewatch_handle *h = handle;
+  int64_t size = next->get_size (next);
+
+  if (size == -1)
+    return -1;
+  if ((uint64_t) size != channel_hdr->dev_size) {
+    nbdkit_error ("livewatch: export size changed from %" PRIu64
+                  " to %" PRIi64 " bytes since nbdkit started; restart "
+                  "nbdkit to follow it", channel_hdr->dev_size, size);
+    return -1;
+  }
+  h->zero_native = !readonly && next->can_zero (next) == NBDKIT_ZERO_NATIVE;
+  return 0;
+}
+
+static int
+livewatch_op_pwrite (void *ctx, const void *buf, uint32_t count,
+                     uint64_t offset, uint32_t flags, int *err)
+{
+  nbdkit_next *next = ctx;
+  return next->pwrite (next, buf, count, offset, flags, err);
+}
+
+static int
+livewatch_op_zero (void *ctx, const void *buf, uint32_t count,
+                   uint64_t offset, uint32_t flags, int *err)
+{
+  nbdkit_next *next = ctx;
+  return next->zero (next, count, offset, flags, err);
+}
+
+static int
+livewatch_op_trim (void *ctx, const void *buf, uint32_t count,
+                   uint64_t offset, uint32_t flags, int *err)
+{
+  nbdkit_next *next = ctx;
+  return next->trim (next, count, offset, flags, err);
+}
+
+static int
+livewatch_pwrite (nbdkit_next *next, void *handle, const void *buf,
+                  uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  return capture_write (next, livewatch_op_pwrite, LW_REC_WRITE,
+                                 buf, count, offset, flags, err);
+}
+
+static int
+livewatch_zero (nbdkit_next *next, void *handle, uint32_t count,
+                uint64_t offset, uint32_t flags, int *err)
+{
+  return capture_write (next, livewatch_op_zero, LW_REC_ZERO,
+                                 NULL, count, offset, flags, err);
+}
+
+/* A trim leaves the region reading whatever the device then reads.  So
+ * that the backup can read the same, a trim is carried out as a zero
+ * that may punch holes when the plugin zeroes natively (as the file
+ * plugin does: same cost, defined result).  Otherwise it passes as a
+ * trim, and the TRIM record tells the consumer to copy the region from
+ * the device (see doc/capture.md).
+ */
+static int
+livewatch_trim (nbdkit_next *next, void *handle, uint32_t count,
+                uint64_t offset, uint32_t flags, int *err)
+{
+  struct livewatch_handle *h = handle;
+
+  if (h->zero_native)
+    return capture_write (next, livewatch_op_zero, LW_REC_ZERO,
+                                   NULL, count, offset,
+                                   (flags & NBDKIT_FLAG_FUA)
+                                   | NBDKIT_FLAG_MAY_TRIM, err);
+  return capture_write (next, livewatch_op_trim, LW_REC_TRIM,
+                                 NULL, count, offset, flags, err);
+}
+
+static int
+livewatch_op_flush (void *ctx, const void *buf, uint32_t count,
+                    uint64_t offset, uint32_t flags, int *err)
+{
+  nbdkit_next *next = ctx;
+  return next->flush (next, flags, err);
+}
+
+static int
+livewatch_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
+{
+  return capture_flush (next, livewatch_op_flush, flags, err);
+}
+
+static struct nbdkit_filter filter = {
+  .name              = "livewatch",
+  .longname          = "nbdkit livewatch filter (livebackup capture)",
+  .unload            = livewatch_unload,
+  .config            = livewatch_config,
+  .config_complete   = livewatch_config_complete,
+  .config_help       = livewatch_config_help,
+  .get_ready         = livewatch_get_ready,
+  .after_fork        = livewatch_after_fork,
+  .cleanup           = livewatch_cleanup,
+  .open              = livewatch_open,
+  .close             = livewatch_close,
+  .prepare           = livewatch_prepare,
+  .pwrite            = livewatch_pwrite,
+  .zero              = livewatch_zero,
+  .trim              = livewatch_trim,
+  .flush             = livewatch_flush,
+};
+
+NBDKIT_REGISTER_FILTER (filter)

@@ -1,0 +1,121 @@
+/* livewatch filter: the service thread.  See service.h. */
+
+#include <config.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <nbdkit-filter.h>
+
+#include "channel.h"
+#include "lw_futex.h"
+#include "service.h"
+
+/* Writer-preferring: under a storm of degraded-mode writes (readers of
+ * this lock) a mode change or barrier must not starve.
+ */
+pthread_rwlock_t livewatch_lock =
+  PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+/* How often the thread checks that the consumer is still alive. */
+#define SERVICE_POLL_MS 100
+
+static pthread_t service_thread;
+static bool service_running;
+static _Atomic bool service_stopping;
+
+/* Carry out one request.  Write lock held: no write is between the
+ * plugin and the channel, so head_seq names a quiet instant.
+ */
+static void
+service_do (uint32_t type, uint64_t id)
+{
+  struct lw_header *h = channel_hdr;
+  uint32_t result = LW_RES_OK;
+
+  switch (type) {
+  case LW_REQ_BARRIER:
+    break;
+  case LW_REQ_DEGRADE:
+    channel_degrade ("consumer asked");
+    break;
+  case LW_REQ_RESUME:
+    if (!channel_resume ())
+      result = LW_RES_REFUSED;
+    break;
+  default:
+    result = LW_RES_INVALID;
+  }
+  atomic_store (&h->ack_seq, atomic_load (&h->head_seq));
+  atomic_store (&h->ack_pos, atomic_load (&h->head_pos));
+  atomic_store (&h->ack_result, result);
+  atomic_store (&h->ack_id, id);
+}
+
+static void *
+service_main (void *arg)
+{
+  struct lw_header *h = channel_hdr;
+
+  (void) arg;
+  while (!atomic_load (&service_stopping)) {
+    uint32_t f = atomic_load (&h->req_futex);
+    uint64_t id = atomic_load (&h->req_id);
+
+    if (id != atomic_load (&h->ack_id)) {
+      uint32_t type = atomic_load (&h->req_type);
+      pthread_rwlock_wrlock (&livewatch_lock);
+      service_do (type, id);
+      pthread_rwlock_unlock (&livewatch_lock);
+      channel_wake_consumer ();
+      continue;
+    }
+
+    /* A consumer that died in normal mode would let the ring fill and
+     * hold records nobody takes; degrade now so that its successor
+     * finds the bitmap and the still-unreleased records.
+     */
+    if (atomic_load (&h->mode) == LW_MODE_NORMAL
+        && !channel_consumer_alive ()) {
+      pthread_rwlock_wrlock (&livewatch_lock);
+      if (atomic_load (&h->mode) == LW_MODE_NORMAL) {
+        atomic_fetch_add (&h->n_consumer_lost, 1);
+        channel_degrade ("consumer gone");
+      }
+      pthread_rwlock_unlock (&livewatch_lock);
+    }
+
+    lw_futex_wait (&h->req_futex, f, SERVICE_POLL_MS);
+  }
+  return NULL;
+}
+
+int
+service_start (void)
+{
+  int e;
+
+  atomic_store (&service_stopping, false);
+  e = pthread_create (&service_thread, NULL, service_main, NULL);
+  if (e != 0) {
+    nbdkit_error ("livewatch: cannot start service thread: %s", strerror (e));
+    return -1;
+  }
+  service_running = true;
+  return 0;
+}
+
+void
+service_stop (void)
+{
+  if (!service_running)
+    return;
+  atomic_store (&service_stopping, true);
+  atomic_fetch_add (&channel_hdr->req_futex, 1);
+  lw_futex_wake (&channel_hdr->req_futex);
+  pthread_join (service_thread, NULL);
+  service_running = false;
+}

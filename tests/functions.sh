@@ -1,0 +1,98 @@
+# Shared helpers for livebackup's shell tests.  Source it first thing:
+#   . "${top_srcdir:-.}/tests/functions.sh"
+# Every test gets its own temp folder ($T), used as livewatch-dir too, so
+# tests run in parallel without sharing units or files; everything it
+# starts is stopped by the EXIT trap, whether the test passes or not.
+
+set -u
+# nbdsh runs "python3 -m nbd": Debian's python3 must come first.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+FILTER=$top_builddir/.libs/nbdkit-livewatch-filter.so
+MIRROR=$top_builddir/tests/lw-mirror
+
+T=$(mktemp -d /tmp/lbtest.XXXXXX)
+_cleanups=()
+_tap_n=0
+_tap_failed=0
+
+# cleanup CMD...: run CMD at exit, last registered first.
+cleanup () { _cleanups+=("$*"); }
+_run_cleanups () {
+    local i
+    for (( i=${#_cleanups[@]}-1; i>=0; i-- )); do
+        eval "${_cleanups[$i]}" >/dev/null 2>&1 || :
+    done
+    rm -rf "$T"
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT TERM
+
+# skip REASON: this machine lacks a capability (exit 77, reason shown).
+skip () { echo "1..0 # SKIP $*"; exit 77; }
+requires () { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+requires_root () { [ "$(id -u)" = 0 ] || skip "needs root"; }
+
+# TAP output.
+ok () { _tap_n=$((_tap_n+1)); echo "ok $_tap_n - $*"; }
+not_ok () { _tap_n=$((_tap_n+1)); _tap_failed=$((_tap_failed+1)); echo "not ok $_tap_n - $*"; }
+# check DESCRIPTION CMD...: ok if CMD succeeds.
+check () { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+diag () { echo "# $*"; }
+# Call at the end: prints the plan, exits 1 if anything failed.
+done_testing () { echo "1..$_tap_n"; [ "$_tap_failed" = 0 ]; exit $?; }
+# bail REASON: give up now (counts as failure).
+bail () { echo "Bail out! $*"; exit 1; }
+
+# wait_for SECONDS CMD...: poll CMD every 0.1 s; fail after SECONDS.
+wait_for () {
+    local limit=$(( $1 * 10 )) i=0; shift
+    until "$@" >/dev/null 2>&1; do
+        i=$((i+1)); [ $i -ge $limit ] && return 1
+        sleep 0.1
+    done
+}
+
+# start_nbdkit NAME DISK [EXTRA NBDKIT ARGS...]: serve DISK through the
+# filter on $T/NAME.sock, channel unit 1 in $T; waits for the channel.
+start_nbdkit () {
+    local name=$1 disk=$2; shift 2
+    rm -f "$T/$name.pid"
+    nbdkit -U "$T/$name.sock" -P "$T/$name.pid" -v \
+        --filter="$FILTER" file "$disk" \
+        livewatch-unit=1 livewatch-dir="$T" "$@" 2>>"$T/$name.log" &
+    wait_for 20 test -s "$T/$name.pid" || { cat "$T/$name.log"; bail "nbdkit did not start"; }
+    cleanup "kill \$(cat $T/$name.pid 2>/dev/null) 2>/dev/null"
+    wait_for 20 "$MIRROR" --stat --dir="$T" 1 || bail "channel not ready"
+}
+stop_nbdkit () {
+    local name=$1 pid
+    pid=$(cat "$T/$name.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null
+    wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+}
+uri () { echo "nbd+unix:///?socket=$T/$1.sock"; }
+
+# start_mirror DISK IMAGE [lw-mirror options]: the test consumer, in
+# the background; its pid in $MIRROR_PID, its log in $T/mirror.log.
+start_mirror () {
+    local disk=$1 img=$2; shift 2
+    "$MIRROR" --dir="$T" --state="$img.state" --max-seconds=600 "$@" \
+        1 "$disk" "$img" 2>>"$T/mirror.log" &
+    MIRROR_PID=$!
+    cleanup "kill -9 $MIRROR_PID"
+}
+
+# stat_of KEY: one value from the channel's header.
+stat_of () { "$MIRROR" --stat --dir="$T" 1 | sed -n "s/^$1=//p"; }
+converged () { [ "$(stat_of converged)" = 1 ]; }
+# wait_converged [SECONDS]: writes have stopped; wait for the mirror.
+wait_converged () {
+    wait_for "${1:-60}" converged || {
+        diag "not converged:"; "$MIRROR" --stat --dir="$T" 1 | sed 's/^/#   /'
+        tail -5 "$T/mirror.log" | sed 's/^/#   /'
+        return 1
+    }
+}
+same () { cmp -s "$1" "$2"; }

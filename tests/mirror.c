@@ -1,0 +1,240 @@
+/* Test consumer: mirror a livewatch unit into a local file.  See mirror.h. */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+
+#include "mirror.h"
+
+static void
+mirror_log (struct mirror *m, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+#include <stdarg.h>
+static void
+mirror_log (struct mirror *m, const char *fmt, ...)
+{
+  va_list ap;
+  if (m->quiet)
+    return;
+  va_start (ap, fmt);
+  fprintf (stderr, "lw-mirror: ");
+  vfprintf (stderr, fmt, ap);
+  fprintf (stderr, "\n");
+  va_end (ap);
+}
+
+static int
+mirror_full_write (int fd, const void *buf, size_t len, uint64_t off)
+{
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t r = pwrite (fd, p, len, off);
+    if (r == -1) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += r; len -= r; off += r;
+  }
+  return 0;
+}
+
+static int
+mirror_full_read (int fd, void *buf, size_t len, uint64_t off)
+{
+  char *p = buf;
+  while (len > 0) {
+    ssize_t r = pread (fd, p, len, off);
+    if (r == -1) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) {               /* past the device's end reads zeroes */
+      memset (p, 0, len);
+      return 0;
+    }
+    p += r; len -= r; off += r;
+  }
+  return 0;
+}
+
+static int
+mirror_copy (void *opaque, uint64_t offset, uint64_t length, bool scan)
+{
+  struct mirror *m = opaque;
+
+  while (length > 0) {
+    size_t n = length < m->buf_len ? length : m->buf_len;
+    if (mirror_full_read (m->dev_fd, m->buf, n, offset) == -1
+        || mirror_full_write (m->img_fd, m->buf, n, offset) == -1) {
+      mirror_log (m, "copy at %" PRIu64 ": %s", offset, strerror (errno));
+      return -1;
+    }
+    m->n_copied += n;
+    offset += n;
+    length -= n;
+  }
+  return 0;
+}
+
+static int
+mirror_record (void *opaque, const struct lwc_rec *rec)
+{
+  struct mirror *m = opaque;
+
+  if (m->delay_us)
+    usleep (m->delay_us);
+  m->n_records++;
+  switch (rec->type) {
+  case LW_REC_WRITE:
+    if (mirror_full_write (m->img_fd, rec->data, rec->length, rec->offset)
+        == -1) {
+      mirror_log (m, "write: %s", strerror (errno));
+      return -1;
+    }
+    return 0;
+  case LW_REC_ZERO:
+    if (rec->length == 0
+        || fallocate (m->img_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      rec->offset, rec->length) == 0)
+      return 0;
+    /* No hole punching here: write the zeroes. */
+    memset (m->buf, 0, m->buf_len);
+    for (uint64_t done = 0; done < rec->length; ) {
+      size_t n = rec->length - done < m->buf_len ? rec->length - done
+                                                 : m->buf_len;
+      if (mirror_full_write (m->img_fd, m->buf, n, rec->offset + done) == -1)
+        return -1;
+      done += n;
+    }
+    return 0;
+  case LW_REC_TRIM:
+    return mirror_copy (m, rec->offset, rec->length, false);
+  case LW_REC_FLUSH:
+    return 0;                   /* lw_follow syncs right after */
+  }
+  errno = EPROTO;
+  return -1;
+}
+
+static int
+mirror_save_state (struct mirror *m, uint64_t seq)
+{
+  char tmp[4096];
+  FILE *fp;
+
+  if (m->state_path == NULL)
+    return 0;
+  snprintf (tmp, sizeof tmp, "%s.tmp", m->state_path);
+  fp = fopen (tmp, "w");
+  if (fp == NULL)
+    return -1;
+  fprintf (fp, "%016" PRIx64 " %" PRIu64 " %s\n", m->epoch, seq,
+           lwf_phase_name (m->phase));
+  if (fflush (fp) != 0 || fdatasync (fileno (fp)) != 0) {
+    fclose (fp);
+    return -1;
+  }
+  fclose (fp);
+  return rename (tmp, m->state_path);
+}
+
+static int
+mirror_sync (void *opaque, uint64_t seq)
+{
+  struct mirror *m = opaque;
+
+  if (fdatasync (m->img_fd) == -1 || mirror_save_state (m, seq) == -1) {
+    mirror_log (m, "sync: %s", strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void
+mirror_phase (void *opaque, enum lwf_phase phase, uint64_t seq)
+{
+  struct mirror *m = opaque;
+
+  m->phase = phase;
+  switch (phase) {
+  case LWF_SCANNING: m->n_scans++; break;
+  case LWF_CATCHING_UP: m->n_catchups++; break;
+  case LWF_LIVE: m->n_lives++; break;
+  }
+  { struct timespec ts; clock_gettime (CLOCK_MONOTONIC, &ts);
+  mirror_log (m, "%ld.%06ld %s (seq %" PRIu64 ")", (long) ts.tv_sec, ts.tv_nsec / 1000, lwf_phase_name (phase), seq); }
+}
+
+static bool
+mirror_stop (void *opaque)
+{
+  struct mirror *m = opaque;
+  return *m->stop;
+}
+
+/* Where does the durable image stand?  Returns true and *SEQ if the
+ * state file names this epoch.
+ */
+static bool
+mirror_load_state (struct mirror *m, uint64_t epoch, uint64_t *seq)
+{
+  FILE *fp;
+  uint64_t e;
+  bool ok = false;
+
+  if (m->state_path == NULL || (fp = fopen (m->state_path, "r")) == NULL)
+    return false;
+  if (fscanf (fp, "%" SCNx64 " %" SCNu64, &e, seq) == 2 && e == epoch)
+    ok = true;
+  fclose (fp);
+  return ok;
+}
+
+int
+mirror_follow (struct mirror *m, struct lwc *c)
+{
+  const struct lw_header *h = lwc_header (c);
+  struct lwf_sink sink = {
+    .opaque = m, .record = mirror_record, .copy = mirror_copy,
+    .sync = mirror_sync, .phase = mirror_phase, .stop = mirror_stop,
+  };
+  struct lwf_options o;
+  uint64_t seq = 0;
+  bool scan;
+  int r;
+
+  if (m->buf == NULL) {
+    m->buf_len = 4 << 20;
+    m->buf = malloc (m->buf_len);
+    if (m->buf == NULL)
+      return -1;
+  }
+  if (ftruncate (m->img_fd, h->dev_size) == -1) {
+    mirror_log (m, "image: %s", strerror (errno));
+    return -1;
+  }
+  scan = true;
+  if (!mirror_load_state (m, h->epoch, &seq))
+    mirror_log (m, "full scan: the image is from another epoch");
+  else if (seq < lwc_released_seq (c))
+    mirror_log (m, "full scan: records %" PRIu64 "..%" PRIu64
+                " were released but are not in the image",
+                seq + 1, lwc_released_seq (c));
+  else {
+    scan = false;
+    mirror_log (m, "continuing from seq %" PRIu64, seq);
+  }
+  m->epoch = h->epoch;
+  lwf_default_options (c, &o);
+  r = lwf_run (c, &sink, &o, scan, seq);
+  return r;
+}

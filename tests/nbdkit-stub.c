@@ -1,0 +1,27 @@
+/* The two nbdkit server functions the filter's sources call, for unit
+ * tests that link those sources without a server.
+ */
+
+#include <config.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <nbdkit-filter.h>
+
+void
+nbdkit_error (const char *fs, ...)
+{
+  va_list ap;
+  va_start (ap, fs);
+  fprintf (stderr, "nbdkit error: ");
+  vfprintf (stderr, fs, ap);
+  fprintf (stderr, "\n");
+  va_end (ap);
+}
+
+void
+nbdkit_debug (const char *fs, ...)
+{
+  (void) fs;                    /* quiet: the stress test degrades often */
+}

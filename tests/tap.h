@@ -1,0 +1,30 @@
+/* Minimal TAP output for the C unit tests (Automake's TAP driver reads it). */
+
+#ifndef LB_TESTS_TAP_H
+#define LB_TESTS_TAP_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int tap_n, tap_failed;
+
+#define tap_ok(cond, ...) do {                                  \
+    int tap_c_ = !!(cond);                                      \
+    printf ("%s %d - ", tap_c_ ? "ok" : "not ok", ++tap_n);     \
+    printf (__VA_ARGS__);                                       \
+    printf ("\n");                                              \
+    if (!tap_c_) {                                              \
+      tap_failed++;                                             \
+      printf ("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                           \
+    fflush (stdout);                                            \
+  } while (0)
+
+static inline int
+tap_done (void)
+{
+  printf ("1..%d\n", tap_n);
+  return tap_failed ? 1 : 0;
+}
+
+#endif
