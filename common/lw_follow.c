@@ -42,6 +42,7 @@ lwf_default_options (const struct lwc *c, struct lwf_options *o)
   const struct lw_header *h = lwc_header (c);
 
   o->batch_bytes = h->ring_size / 4;
+  o->scan_batch_bytes = 256u << 20;
   /* Resume once a pass found at most a quarter ring's worth of blocks:
    * the ring filled to degrade, so we come back with room to spare.
    */
@@ -124,7 +125,8 @@ lwf_pass (struct lwf *f, bool scan)
       return -1;
     total += count;
     f->unsynced += len;
-    if (f->unsynced >= f->o->batch_bytes && lwf_commit (f) == -1)
+    if (f->unsynced >= (scan ? f->o->scan_batch_bytes : f->o->batch_bytes)
+        && lwf_commit (f) == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))
       break;
@@ -214,7 +216,6 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
     .c = c, .sink = sink, .o = opts,
     .skip_seq = full_scan ? 0 : skip_seq,
   };
-  uint64_t dirty, pending;
   int r = 0;
 
   if (full_scan) {
@@ -227,14 +228,14 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
     r = lwf_catch_up (&f, true);
   }
   else if (lwc_mode (c) == LW_MODE_NORMAL) {
-    /* Normal, yet bits are set: a predecessor died during a finish. */
-    lwc_count_bits (c, &dirty, &pending);
-    if (dirty) {
-      sink->phase (sink->opaque, LWF_CATCHING_UP, 0);
-      r = lwf_finish (&f);
-    }
-    else
-      sink->phase (sink->opaque, LWF_LIVE, 0);
+    /* Normal already: finish as a catch-up would.  A predecessor may have
+     * died in its finish (bits left, or records up to its barrier not yet
+     * downstream); with nothing left this is one empty pass and a
+     * barrier, and the mirror is known consistent at that barrier.  No
+     * phase change before it: an image that was live stays in order
+     * (records only), and one left mid catch-up already says so.
+     */
+    r = lwf_finish (&f);
   }
 
   while (r == 0 && !sink->stop (sink->opaque)) {

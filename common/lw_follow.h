@@ -49,6 +49,8 @@ struct lwf_sink {
 
 struct lwf_options {
   uint64_t batch_bytes;     /* sync at least this often (bytes applied) */
+  uint64_t scan_batch_bytes; /* the same in a scan's first pass, where a
+                             * sink may pipeline comparisons */
   uint64_t low_water;       /* ask for normal mode below this many dirty
                              * blocks in a pass (hysteresis) */
   int idle_ms;              /* sleep when idle, at most */

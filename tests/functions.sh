@@ -24,7 +24,7 @@ _run_cleanups () {
     for (( i=${#_cleanups[@]}-1; i>=0; i-- )); do
         eval "${_cleanups[$i]}" >/dev/null 2>&1 || :
     done
-    rm -rf "$T"
+    [ -n "${LB_KEEP_TMP:-}" ] && echo "# kept $T" || rm -rf "$T"
 }
 trap _run_cleanups EXIT
 trap 'exit 130' INT TERM
@@ -96,3 +96,46 @@ wait_converged () {
     }
 }
 same () { cmp -s "$1" "$2"; }
+
+# --- lb and lbd ----------------------------------------------------------
+LB=$top_builddir/lb/lb
+LBD=$top_builddir/lbd/lbd
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on right now.
+free_port () {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# make_key FILE: a random key file, mode 0600.
+make_key () { head -c 64 /dev/urandom >"$1"; chmod 600 "$1"; }
+
+# start_lbd NAME CONFIG [lbd options]: lbd in the foreground, backgrounded;
+# pid in $T/NAME.lbdpid, log in $T/NAME.log, control socket $T/NAME.ctl.
+start_lbd () {
+    local name=$1 conf=$2; shift 2
+    "$LBD" --control="$T/$name.ctl" "$@" "$conf" 2>>"$T/$name.log" &
+    echo $! >"$T/$name.lbdpid"
+    cleanup "kill -9 $! 2>/dev/null"
+    wait_for 10 test -S "$T/$name.ctl" || { cat "$T/$name.log"; bail "lbd did not start"; }
+}
+lbd_pid () { cat "$T/$1.lbdpid"; }
+
+# start_lb NAME UNIT_DIR DISK PORT KEY [lb options]: lb in the background.
+start_lb () {
+    local name=$1 dir=$2 disk=$3 port=$4 key=$5; shift 5
+    "$LB" --dir="$dir" --retry=1 "$@" 1 "$disk" 127.0.0.1 "$port" "$key" \
+        2>>"$T/$name.log" &
+    echo $! >"$T/$name.lbpid"
+    cleanup "kill -9 $! 2>/dev/null"
+}
+lb_pid () { cat "$T/$1.lbpid"; }
+# state_of IMAGE KEY: a value from lbd's state file beside IMAGE.
+state_of () { sed -n "s/^$2=//p" "$1.state" 2>/dev/null; }
+# lb_live IMAGE: the channel converged and lbd's image says live.
+lb_converged () { converged && [ "$(state_of "$1" phase)" = live ]; }
+wait_lb_converged () {
+    wait_for "${2:-60}" lb_converged "$1" || {
+        diag "not converged:"; "$MIRROR" --stat --dir="$T" 1 | sed 's/^/#   /'
+        sed 's/^/#   state: /' "$1.state" 2>/dev/null
+        return 1
+    }
+}

@@ -1,0 +1,985 @@
+/* livebackup: lbd's configuration file.  See lb_config.h for the
+ * grammar and the contract.
+ *
+ * The parser reads the text once, word by word, and never copies a line:
+ * a statement's values are pointers into the text until the statement
+ * ends and is checked.  So nothing it allocates is larger than the input
+ * (plus the folder's name), whatever the input holds.
+ */
+
+#include <config.h>
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+
+#include "lb_config.h"
+
+enum lb_config_key {
+  LBK_FILE, LBK_KEY, LBK_LISTEN, LBK_TYPE, LBK_NAME, LBK_ENCRYPT, LBK_TLS,
+  LBK_COUNT
+};
+
+static const char *const lb_config_key_names[LBK_COUNT] = {
+  "file", "key", "listen", "type", "name", "encrypt", "tls",
+};
+
+#define LBK_BIT(k) (1u << (k))
+
+/* What each keyword takes. */
+struct lb_config_kind {
+  const char *keyword;
+  unsigned allowed, required;
+  const char *known;            /* the allowed keys, for messages */
+};
+
+enum { LB_KIND_CLIENT, LB_KIND_EXPORT };
+
+static const struct lb_config_kind lb_config_kinds[] = {
+  [LB_KIND_CLIENT] = {
+    "client",
+    LBK_BIT (LBK_FILE) | LBK_BIT (LBK_KEY) | LBK_BIT (LBK_LISTEN)
+    | LBK_BIT (LBK_TYPE) | LBK_BIT (LBK_NAME) | LBK_BIT (LBK_ENCRYPT),
+    LBK_BIT (LBK_FILE) | LBK_BIT (LBK_KEY) | LBK_BIT (LBK_LISTEN),
+    "file, key, listen, type, name or encrypt",
+  },
+  [LB_KIND_EXPORT] = {
+    "export",
+    LBK_BIT (LBK_LISTEN) | LBK_BIT (LBK_TLS),
+    LBK_BIT (LBK_LISTEN),
+    "listen or tls",
+  },
+};
+
+/* A word of the text: not NUL-terminated. */
+struct lb_config_word {
+  const char *p;
+  size_t n;
+  int line;
+};
+
+/* One key's value in the statement being read. */
+struct lb_config_val {
+  bool set;
+  struct lb_config_word word;   /* the whole KEY=VALUE */
+  const char *v;                /* the value, inside word */
+  size_t vn;
+};
+
+struct lb_config_parser {
+  const char *text;
+  size_t len, pos;
+  int line;                     /* physical line at pos */
+  const char *path, *dir;
+  struct lb_config *cfg;
+  char **canon;                 /* per client: image path, links resolved */
+  size_t ccap, ecap;            /* room in cfg->clients (and canon), exports */
+  char *err;
+  size_t errlen;
+};
+
+/* Show N bytes at S in OUT for a message: printable ASCII as is, other
+ * bytes as \xNN, cut short with "..." so the message stays one short
+ * line whatever the input holds.
+ */
+static const char *
+lb_config_show (const char *s, size_t n, char *out, size_t outlen)
+{
+  const size_t limit = 100;
+  size_t i, o = 0;
+
+  assert (outlen >= 8);
+  for (i = 0; i < n; i++) {
+    unsigned char c = s[i];
+    if (o >= limit || o + 8 > outlen) {
+      memcpy (out + o, "...", 4);
+      return out;
+    }
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out[o++] = c;
+    else if (c == '\\') {
+      out[o++] = '\\';
+      out[o++] = '\\';
+    }
+    else
+      o += snprintf (out + o, outlen - o, "\\x%02x", c);
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* Fail with "PATH:LINE: FMT..." in the caller's buffer. */
+static int lb_config_fail (struct lb_config_parser *p, int line,
+                           const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+static int
+lb_config_fail (struct lb_config_parser *p, int line, const char *fmt, ...)
+{
+  va_list ap;
+  int n;
+
+  if (p->err == NULL || p->errlen == 0)
+    return -1;
+  n = snprintf (p->err, p->errlen, "%s:%d: ", p->path, line);
+  if (n >= 0 && (size_t) n < p->errlen) {
+    va_start (ap, fmt);
+    vsnprintf (p->err + n, p->errlen - n, fmt, ap);
+    va_end (ap);
+  }
+  return -1;
+}
+
+/* Is the byte at POS a CR that ends its line (before LF, or at the end
+ * of the text)?  Such a CR is a blank, so files with CRLF ends work.
+ */
+static bool
+lb_config_eol_cr (const struct lb_config_parser *p, size_t pos)
+{
+  return p->text[pos] == '\r'
+    && (pos + 1 == p->len || p->text[pos + 1] == '\n');
+}
+
+/* If a continuation backslash stands at POS, its length with the line
+ * end it joins (backslash, optional CR, LF; or backslash at the end of
+ * the text, optionally with a CR); else 0.
+ */
+static size_t
+lb_config_continuation (const struct lb_config_parser *p, size_t pos)
+{
+  if (p->text[pos] != '\\')
+    return 0;
+  if (pos + 1 == p->len)
+    return 1;
+  if (p->text[pos + 1] == '\n')
+    return 2;
+  if (lb_config_eol_cr (p, pos + 1))
+    return pos + 2 == p->len ? 2 : 3;
+  return 0;
+}
+
+/* Refuse control bytes: the file is text, and a NUL or an escape in a
+ * path would only ever be a mistake (or an attack on a terminal).
+ */
+static int
+lb_config_check_byte (struct lb_config_parser *p, size_t pos)
+{
+  unsigned char c = p->text[pos];
+
+  if ((c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n'
+      || lb_config_eol_cr (p, pos))
+    return 0;
+  if (c == 0)
+    return lb_config_fail (p, p->line, "NUL byte: is this a text file?");
+  return lb_config_fail (p, p->line, "control character \\x%02x", c);
+}
+
+/* Read the next word of the statement into W.  Returns 1, or 0 at the
+ * end of the statement (an unescaped line end, or the end of the text),
+ * or -1 on error.
+ */
+static int
+lb_config_next_word (struct lb_config_parser *p, struct lb_config_word *w)
+{
+  while (p->pos < p->len) {
+    const char c = p->text[p->pos];
+    size_t start, k, cont;
+
+    if (c == ' ' || c == '\t' || lb_config_eol_cr (p, p->pos)) {
+      p->pos++;
+      continue;
+    }
+    if (c == '\n') {
+      p->pos++;
+      p->line++;
+      return 0;
+    }
+    if (c == '#') {
+      /* To the end of the physical line; its LF ends the statement. */
+      for (; p->pos < p->len && p->text[p->pos] != '\n'; p->pos++)
+        if (lb_config_check_byte (p, p->pos) == -1)
+          return -1;
+      continue;
+    }
+    cont = lb_config_continuation (p, p->pos);
+    if (cont) {
+      if (p->text[p->pos + cont - 1] == '\n')
+        p->line++;
+      p->pos += cont;
+      continue;
+    }
+
+    start = p->pos;
+    for (; p->pos < p->len; p->pos++) {
+      const char d = p->text[p->pos];
+      if (d == ' ' || d == '\t' || d == '\n' || d == '#'
+          || lb_config_eol_cr (p, p->pos)
+          || lb_config_continuation (p, p->pos))
+        break;
+      if (lb_config_check_byte (p, p->pos) == -1)
+        return -1;
+    }
+    w->p = p->text + start;
+    w->n = p->pos - start;
+    w->line = p->line;
+
+    /* "file=x \" with a blank after the backslash looks like a
+     * continuation but is not one: say so rather than report the next
+     * line as a statement of its own.
+     */
+    if (w->p[w->n - 1] == '\\') {
+      for (k = p->pos; k < p->len; k++)
+        if (p->text[k] != ' ' && p->text[k] != '\t'
+            && !lb_config_eol_cr (p, k))
+          break;
+      if (k == p->len || p->text[k] == '\n' || p->text[k] == '#') {
+        char shown[128];
+        return lb_config_fail (p, w->line, "%s: a backslash continues a "
+                               "line only as its last character, but blanks "
+                               "or a comment follow it",
+                               lb_config_show (w->p, w->n, shown,
+                                               sizeof shown));
+      }
+    }
+    return 1;
+  }
+  return 0;
+}
+
+static bool
+lb_config_word_is (const char *s, size_t n, const char *lit)
+{
+  return strlen (lit) == n && memcmp (s, lit, n) == 0;
+}
+
+/* Parse the port digits S[0..N) into *PORT: 1..65535, digits only. */
+static bool
+lb_config_port (const char *s, size_t n, unsigned *port)
+{
+  unsigned long v = 0;
+  size_t i;
+
+  if (n == 0)
+    return false;
+  for (i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return false;
+    v = v * 10 + (s[i] - '0');
+    if (v > 65535)
+      return false;
+  }
+  if (v == 0)
+    return false;
+  *port = v;
+  return true;
+}
+
+/* Parse listen=VALUE into L.  Returns NULL, or why it is wrong. */
+static const char *
+lb_config_listen (const char *v, size_t n, struct lb_listen *l)
+{
+  /* An IPv6 literal with a zone, with room for brackets. */
+  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 8], shown[INET6_ADDRSTRLEN];
+  const char *slash = NULL, *zone = NULL;
+  size_t an, i;
+  unsigned port;
+  char *a = addr, *pct;
+
+  memset (l, 0, sizeof *l);
+  /* The last slash: the address part never holds one. */
+  for (i = n; i > 0; i--)
+    if (v[i - 1] == '/') {
+      slash = v + i - 1;
+      break;
+    }
+  if (slash == NULL)
+    return "no port (write ADDRESS/PORT)";
+  if (!lb_config_port (slash + 1, v + n - slash - 1, &port))
+    return "bad port (1 to 65535)";
+  an = slash - v;
+  if (an == 0 || an >= sizeof addr)
+    return "bad address";
+  memcpy (addr, v, an);
+  addr[an] = '\0';
+
+  if (strcmp (addr, "*") == 0) {
+    /* Every address: one dual-stack IPv6 socket takes IPv4 as well. */
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &l->addr;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_addr = in6addr_any;
+    s6->sin6_port = htons (port);
+    l->family = AF_INET6;
+    l->addrlen = sizeof *s6;
+    snprintf (l->text, sizeof l->text, "*/%u", port);
+    return NULL;
+  }
+
+  if (addr[0] == '[') {
+    if (an < 3 || addr[an - 1] != ']')
+      return "bad address";
+    addr[an - 1] = '\0';
+    a = addr + 1;
+  }
+  if (strchr (a, ':') || a != addr) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &l->addr;
+    uint32_t scope = 0;
+
+    pct = strchr (a, '%');
+    if (pct) {
+      *pct = '\0';
+      zone = pct + 1;
+      if (*zone == '\0')
+        return "bad address (empty zone after %)";
+      if (strspn (zone, "0123456789") == strlen (zone)) {
+        unsigned long z;
+        errno = 0;
+        z = strtoul (zone, NULL, 10);
+        if (errno || z == 0 || z > UINT32_MAX)
+          return "bad address (bad zone number)";
+        scope = z;
+      }
+      else if ((scope = if_nametoindex (zone)) == 0)
+        return "bad address (no such network interface)";
+    }
+    s6->sin6_family = AF_INET6;
+    if (inet_pton (AF_INET6, a, &s6->sin6_addr) != 1)
+      return "bad address";
+    s6->sin6_port = htons (port);
+    s6->sin6_scope_id = scope;
+    if (IN6_IS_ADDR_V4MAPPED (&s6->sin6_addr) && !zone) {
+      /* ::ffff:a.b.c.d is the IPv4 address: store it as one, so that
+       * both spellings compare equal and bind the same way.
+       */
+      struct sockaddr_in s4 = { .sin_family = AF_INET,
+                                .sin_port = htons (port) };
+      memcpy (&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+      memset (&l->addr, 0, sizeof l->addr);
+      memcpy (&l->addr, &s4, sizeof s4);
+      goto ipv4;
+    }
+    l->family = AF_INET6;
+    l->addrlen = sizeof *s6;
+    l->loopback = IN6_IS_ADDR_LOOPBACK (&s6->sin6_addr);
+    inet_ntop (AF_INET6, &s6->sin6_addr, shown, sizeof shown);
+    /* A zone shows as its number, or as the interface's name, which is
+     * short: the text always fits.
+     */
+    if (zone && zone[strspn (zone, "0123456789")] == '\0')
+      snprintf (l->text, sizeof l->text, "%s%%%u/%u", shown,
+                (unsigned) scope, port);
+    else if (zone)
+      snprintf (l->text, sizeof l->text, "%s%%%s/%u", shown, zone, port);
+    else
+      snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
+    return NULL;
+  }
+  else {
+    struct sockaddr_in *s4 = (struct sockaddr_in *) &l->addr;
+    /* inet_pton takes only the dotted quad: no 10.1, no octal, no hex. */
+    s4->sin_family = AF_INET;
+    if (inet_pton (AF_INET, a, &s4->sin_addr) != 1)
+      return "bad address";
+    s4->sin_port = htons (port);
+  }
+ ipv4:
+  {
+    struct sockaddr_in *s4 = (struct sockaddr_in *) &l->addr;
+    l->family = AF_INET;
+    l->addrlen = sizeof *s4;
+    l->loopback = (ntohl (s4->sin_addr.s_addr) >> 24) == 127;
+    inet_ntop (AF_INET, &s4->sin_addr, shown, sizeof shown);
+    snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
+  }
+  return NULL;
+}
+
+static unsigned
+lb_listen_port (const struct lb_listen *l)
+{
+  if (l->family == AF_INET)
+    return ntohs (((const struct sockaddr_in *) &l->addr)->sin_port);
+  return ntohs (((const struct sockaddr_in6 *) &l->addr)->sin6_port);
+}
+
+bool
+lb_listen_equal (const struct lb_listen *a, const struct lb_listen *b)
+{
+  if (a->family != b->family || lb_listen_port (a) != lb_listen_port (b))
+    return false;
+  if (a->family == AF_INET)
+    return ((const struct sockaddr_in *) &a->addr)->sin_addr.s_addr
+      == ((const struct sockaddr_in *) &b->addr)->sin_addr.s_addr;
+  else {
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) &a->addr;
+    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *) &b->addr;
+    return memcmp (&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0
+      && x->sin6_scope_id == y->sin6_scope_id;
+  }
+}
+
+/* Would binding both A and B (not equal) fail?  A wildcard takes its
+ * port on every address of its family, and the IPv6 wildcard, being
+ * dual-stack, on every IPv4 address too.
+ */
+static bool
+lb_config_listen_overlap (const struct lb_listen *a,
+                          const struct lb_listen *b)
+{
+  const struct lb_listen *w, *o;
+  int i;
+
+  if (lb_listen_port (a) != lb_listen_port (b) || lb_listen_equal (a, b))
+    return false;
+  for (i = 0; i < 2; i++) {
+    w = i ? b : a;
+    o = i ? a : b;
+    if (w->family == AF_INET6
+        && IN6_IS_ADDR_UNSPECIFIED (&((const struct sockaddr_in6 *)
+                                      &w->addr)->sin6_addr))
+      return true;
+    if (w->family == AF_INET && o->family == AF_INET
+        && ((const struct sockaddr_in *) &w->addr)->sin_addr.s_addr
+        == htonl (INADDR_ANY))
+      return true;
+  }
+  return false;
+}
+
+/* V made absolute against the config's folder. */
+static char *
+lb_config_abs (const struct lb_config_parser *p, const char *v, size_t n)
+{
+  size_t dn = strlen (p->dir);
+  char *s;
+
+  if (v[0] == '/')
+    return strndup (v, n);
+  while (dn > 1 && p->dir[dn - 1] == '/')
+    dn--;
+  s = malloc (dn + 1 + n + 1);
+  if (s == NULL)
+    return NULL;
+  memcpy (s, p->dir, dn);
+  s[dn] = '/';
+  memcpy (s + dn + 1, v, n);
+  s[dn + 1 + n] = '\0';
+  return s;
+}
+
+/* PATH (absolute) with ".", ".." and repeated slashes removed by text
+ * alone: the last resort when nothing of it exists.
+ */
+static char *
+lb_config_lexical (const char *path)
+{
+  size_t n = strlen (path), o = 0;
+  const char *s = path, *e;
+  char *out = malloc (n + 2);
+
+  if (out == NULL)
+    return NULL;
+  while (*s) {
+    while (*s == '/')
+      s++;
+    if (*s == '\0')
+      break;
+    e = strchr (s, '/');
+    if (e == NULL)
+      e = s + strlen (s);
+    if (e - s == 1 && s[0] == '.')
+      ;
+    else if (e - s == 2 && s[0] == '.' && s[1] == '.') {
+      while (o > 0 && out[o - 1] != '/')
+        o--;
+      if (o > 0)
+        o--;
+    }
+    else {
+      out[o++] = '/';
+      memcpy (out + o, s, e - s);
+      o += e - s;
+    }
+    s = e;
+  }
+  if (o == 0)
+    out[o++] = '/';
+  out[o] = '\0';
+  return out;
+}
+
+/* The image path PATH (absolute) in a form where two names of one file
+ * compare equal: realpath where the file exists; else its folder's
+ * realpath and its own name (lbd creates missing images, so the file
+ * may well not exist yet); else the path tidied as text.
+ */
+static char *
+lb_config_canon (const char *path)
+{
+  const char *slash = strrchr (path, '/'), *base;
+  char *r = realpath (path, NULL), *parent, *rp;
+
+  if (r || errno == ENOMEM)
+    return r;
+  base = slash ? slash + 1 : path;
+  if (slash && *base && strcmp (base, ".") != 0 && strcmp (base, "..") != 0) {
+    parent = slash == path ? strdup ("/") : strndup (path, slash - path);
+    if (parent == NULL)
+      return NULL;
+    rp = realpath (parent, NULL);
+    free (parent);
+    if (rp) {
+      size_t pn = strlen (rp), bn = strlen (base);
+      r = malloc (pn + 1 + bn + 1);
+      if (r) {
+        memcpy (r, rp, pn);
+        if (pn > 1)
+          r[pn++] = '/';
+        memcpy (r + pn, base, bn + 1);
+      }
+      free (rp);
+      return r;
+    }
+  }
+  return lb_config_lexical (path);
+}
+
+/* Check listen address L (given on line LINE) against every earlier
+ * statement: IS_EXPORT tells whether it belongs to an export.
+ */
+static int
+lb_config_check_listen (struct lb_config_parser *p,
+                        const struct lb_listen *l, bool is_export,
+                        const struct lb_config_val *val)
+{
+  const struct lb_config *cfg = p->cfg;
+  char shown[128];
+  size_t i;
+
+  lb_config_show (val->word.p, val->word.n, shown, sizeof shown);
+  for (i = 0; i < cfg->nexports; i++) {
+    const struct lb_export_conf *e = &cfg->exports[i];
+    if (lb_listen_equal (l, &e->listen))
+      return lb_config_fail (p, val->word.line, "%s: already the address "
+                             "of the export on line %d", shown, e->line);
+    if (lb_config_listen_overlap (l, &e->listen))
+      return lb_config_fail (p, val->word.line, "%s: overlaps listen=%s of "
+                             "the export on line %d (the two cannot both be "
+                             "bound)", shown, e->listen.text, e->line);
+  }
+  for (i = 0; i < cfg->nclients; i++) {
+    const struct lb_client_conf *c = &cfg->clients[i];
+    if (is_export && lb_listen_equal (l, &c->listen))
+      return lb_config_fail (p, val->word.line, "%s: already the address "
+                             "of the client on line %d; an export needs an "
+                             "address of its own", shown, c->line);
+    if (lb_config_listen_overlap (l, &c->listen))
+      return lb_config_fail (p, val->word.line, "%s: overlaps listen=%s of "
+                             "the client on line %d (the two cannot both be "
+                             "bound; give both the same address)",
+                             shown, c->listen.text, c->line);
+  }
+  return 0;
+}
+
+/* Grow *ARR (of *CAP elements of SIZE bytes) to hold one more than N.
+ * Each element stands for a statement of at least a dozen bytes of the
+ * text, so the array never outgrows the input.
+ */
+static int
+lb_config_grow (void **arr, size_t *cap, size_t n, size_t size)
+{
+  size_t ncap;
+  void *a;
+
+  if (n < *cap)
+    return 0;
+  ncap = *cap ? *cap * 2 : 8;
+  a = reallocarray (*arr, ncap, size);
+  if (a == NULL)
+    return -1;
+  *arr = a;
+  *cap = ncap;
+  return 0;
+}
+
+static int
+lb_config_add_client (struct lb_config_parser *p, int line,
+                      const struct lb_config_val *vals,
+                      const struct lb_listen *l)
+{
+  struct lb_config *cfg = p->cfg;
+  const struct lb_config_val *fv = &vals[LBK_FILE], *nv = &vals[LBK_NAME];
+  struct lb_client_conf c = { .encrypt = true, .listen = *l, .line = line };
+  char shown[128], shown2[128];
+  char *canon = NULL;
+  size_t i;
+
+  if (lb_config_check_listen (p, l, false, &vals[LBK_LISTEN]) == -1)
+    return -1;
+  if (vals[LBK_ENCRYPT].set)
+    c.encrypt = vals[LBK_ENCRYPT].v[0] == 'y';
+  c.file = lb_config_abs (p, fv->v, fv->vn);
+  c.key_path = lb_config_abs (p, vals[LBK_KEY].v, vals[LBK_KEY].vn);
+  c.name = nv->set ? strndup (nv->v, nv->vn) : strndup (fv->v, fv->vn);
+  if (c.file)
+    canon = lb_config_canon (c.file);
+  if (!c.file || !c.key_path || !c.name || !canon)
+    goto oom;
+
+  for (i = 0; i < cfg->nclients; i++)
+    if (strcmp (p->canon[i], canon) == 0) {
+      lb_config_fail (p, fv->word.line, "%s: the same image (%s) as the "
+                      "client on line %d",
+                      lb_config_show (fv->word.p, fv->word.n, shown,
+                                      sizeof shown),
+                      lb_config_show (canon, strlen (canon), shown2,
+                                      sizeof shown2),
+                      cfg->clients[i].line);
+      goto fail;
+    }
+  for (i = 0; i < cfg->nclients; i++)
+    if (lb_listen_equal (l, &cfg->clients[i].listen)
+        && strcmp (cfg->clients[i].name, c.name) == 0) {
+      /* lbd tells clients on one address apart by name alone. */
+      if (nv->set)
+        lb_config_fail (p, nv->word.line, "%s: the client on line %d at "
+                        "listen=%s has this name too",
+                        lb_config_show (nv->word.p, nv->word.n, shown,
+                                        sizeof shown),
+                        cfg->clients[i].line, l->text);
+      else
+        lb_config_fail (p, line, "name %s (the default: the file= value) "
+                        "is the name of the client on line %d at "
+                        "listen=%s too; give this one a name=",
+                        lb_config_show (c.name, strlen (c.name), shown,
+                                        sizeof shown),
+                        cfg->clients[i].line, l->text);
+      goto fail;
+    }
+
+  if (cfg->nclients == p->ccap) {
+    /* canon runs beside clients, with the same capacity. */
+    size_t ncap = p->ccap ? p->ccap * 2 : 8;
+    struct lb_client_conf *nc;
+    char **cn;
+
+    nc = reallocarray (cfg->clients, ncap, sizeof *nc);
+    if (nc == NULL)
+      goto oom;
+    cfg->clients = nc;
+    cn = reallocarray (p->canon, ncap, sizeof *cn);
+    if (cn == NULL)
+      goto oom;
+    p->canon = cn;
+    p->ccap = ncap;
+  }
+  p->canon[cfg->nclients] = canon;
+  cfg->clients[cfg->nclients++] = c;
+  return 0;
+
+ oom:
+  lb_config_fail (p, line, "out of memory");
+ fail:
+  free (c.file);
+  free (c.key_path);
+  free (c.name);
+  free (canon);
+  return -1;
+}
+
+static int
+lb_config_add_export (struct lb_config_parser *p, int line,
+                      const struct lb_config_val *vals,
+                      const struct lb_listen *l)
+{
+  struct lb_config *cfg = p->cfg;
+  struct lb_export_conf e = { .listen = *l, .tls = true, .line = line };
+
+  if (vals[LBK_TLS].set)
+    e.tls = vals[LBK_TLS].v[0] == 'p';
+  if (!e.tls && !l->loopback)
+    /* Without TLS the image would cross the network in clear, to anyone
+     * who connects: only the local machine may be trusted with that.
+     */
+    return lb_config_fail (p, vals[LBK_TLS].word.line, "tls=off: allowed "
+                           "only on a loopback address (127.0.0.0/8 or ::1), "
+                           "not listen=%s", l->text);
+  if (lb_config_check_listen (p, l, true, &vals[LBK_LISTEN]) == -1)
+    return -1;
+  if (lb_config_grow ((void **) &cfg->exports, &p->ecap, cfg->nexports,
+                      sizeof *cfg->exports) == -1)
+    return lb_config_fail (p, line, "out of memory");
+  cfg->exports[cfg->nexports++] = e;
+  return 0;
+}
+
+/* Check one KEY=VALUE of a statement as it comes, so that its error
+ * names its own line.  L receives a listen= value.
+ */
+static int
+lb_config_value (struct lb_config_parser *p, enum lb_config_key k,
+                 const struct lb_config_val *val, struct lb_listen *l)
+{
+  const char *v = val->v, *why;
+  size_t n = val->vn;
+  char shown[128];
+
+  lb_config_show (val->word.p, val->word.n, shown, sizeof shown);
+  switch (k) {
+  case LBK_FILE:
+  case LBK_KEY:
+    if (n >= PATH_MAX)
+      return lb_config_fail (p, val->word.line, "%s: path too long", shown);
+    return 0;
+  case LBK_LISTEN:
+    why = lb_config_listen (v, n, l);
+    if (why)
+      return lb_config_fail (p, val->word.line, "%s: %s", shown, why);
+    return 0;
+  case LBK_TYPE:
+    if (!lb_config_word_is (v, n, "simple"))
+      return lb_config_fail (p, val->word.line, "%s: unknown type (the only "
+                             "type is simple)", shown);
+    return 0;
+  case LBK_NAME:
+    if (n > LB_CONFIG_NAME_MAX)
+      return lb_config_fail (p, val->word.line, "%s: longer than %d bytes, "
+                             "the most a TLS identity may hold", shown,
+                             LB_CONFIG_NAME_MAX);
+    return 0;
+  case LBK_ENCRYPT:
+    if (!lb_config_word_is (v, n, "yes") && !lb_config_word_is (v, n, "no"))
+      return lb_config_fail (p, val->word.line, "%s: expected yes or no",
+                             shown);
+    return 0;
+  case LBK_TLS:
+    if (!lb_config_word_is (v, n, "psk") && !lb_config_word_is (v, n, "off"))
+      return lb_config_fail (p, val->word.line, "%s: expected psk or off",
+                             shown);
+    return 0;
+  case LBK_COUNT:
+    break;
+  }
+  abort ();
+}
+
+/* Read one statement (possibly empty) and add it to the config. */
+static int
+lb_config_statement (struct lb_config_parser *p)
+{
+  struct lb_config_val vals[LBK_COUNT];
+  struct lb_config_word kw, w;
+  const struct lb_config_kind *kind = NULL;
+  struct lb_listen l;
+  char shown[128];
+  size_t i;
+  int r, kind_i = -1;
+
+  r = lb_config_next_word (p, &kw);
+  if (r <= 0)
+    return r;
+  for (i = 0; i < sizeof lb_config_kinds / sizeof *lb_config_kinds; i++)
+    if (lb_config_word_is (kw.p, kw.n, lb_config_kinds[i].keyword))
+      kind_i = i;
+  if (kind_i < 0) {
+    lb_config_show (kw.p, kw.n, shown, sizeof shown);
+    return lb_config_fail (p, kw.line, "%s: unknown keyword (expected client "
+                           "or export)%s", shown,
+                           memchr (kw.p, '=', kw.n)
+                           ? "; does the line before lack a continuation "
+                           "backslash?" : "");
+  }
+  kind = &lb_config_kinds[kind_i];
+
+  memset (vals, 0, sizeof vals);
+  while ((r = lb_config_next_word (p, &w)) == 1) {
+    const char *eq = memchr (w.p, '=', w.n);
+    size_t kn = eq ? (size_t) (eq - w.p) : w.n;
+    int k = -1;
+
+    lb_config_show (w.p, w.n, shown, sizeof shown);
+    for (i = 0; i < LBK_COUNT; i++)
+      if (lb_config_word_is (w.p, kn, lb_config_key_names[i]))
+        k = i;
+    if (k < 0 || !(kind->allowed & LBK_BIT (k)))
+      return lb_config_fail (p, w.line, "%s: unknown key for %s (expected "
+                             "%s)", shown, kind->keyword, kind->known);
+    if (eq == NULL)
+      return lb_config_fail (p, w.line, "%s: no value (write %s=VALUE)",
+                             shown, lb_config_key_names[k]);
+    if (eq + 1 == w.p + w.n)
+      return lb_config_fail (p, w.line, "%s: empty value", shown);
+    if (vals[k].set)
+      return lb_config_fail (p, w.line, "%s: duplicate key (%s= is already "
+                             "given on line %d)", shown,
+                             lb_config_key_names[k], vals[k].word.line);
+    vals[k].set = true;
+    vals[k].word = w;
+    vals[k].v = eq + 1;
+    vals[k].vn = w.p + w.n - (eq + 1);
+    if (lb_config_value (p, k, &vals[k], &l) == -1)
+      return -1;
+  }
+  if (r == -1)
+    return -1;
+
+  for (i = 0; i < LBK_COUNT; i++)
+    if ((kind->required & LBK_BIT (i)) && !vals[i].set)
+      return lb_config_fail (p, kw.line, "%s without %s= (required)",
+                             kind->keyword, lb_config_key_names[i]);
+
+  if (kind_i == LB_KIND_CLIENT)
+    return lb_config_add_client (p, kw.line, vals, &l);
+  return lb_config_add_export (p, kw.line, vals, &l);
+}
+
+void
+lb_config_free (struct lb_config *cfg)
+{
+  size_t i;
+
+  for (i = 0; i < cfg->nclients; i++) {
+    free (cfg->clients[i].name);
+    free (cfg->clients[i].file);
+    free (cfg->clients[i].key_path);
+  }
+  free (cfg->clients);
+  free (cfg->exports);
+  free (cfg->path);
+  free (cfg->dir);
+  memset (cfg, 0, sizeof *cfg);
+}
+
+int
+lb_config_parse (const char *text, size_t len, const char *path_for_messages,
+                 const char *dir, struct lb_config *cfg, char *err,
+                 size_t errlen)
+{
+  struct lb_config_parser p = {
+    .text = text, .len = len, .line = 1,
+    .path = path_for_messages ? path_for_messages : "(config)",
+    .dir = dir, .cfg = cfg, .err = err, .errlen = errlen,
+  };
+  size_t i;
+  int r = 0;
+
+  assert (dir != NULL);
+  memset (cfg, 0, sizeof *cfg);
+  if (len > LB_CONFIG_MAX_SIZE) {
+    if (err && errlen)
+      snprintf (err, errlen, "%s: larger than %d bytes", p.path,
+                LB_CONFIG_MAX_SIZE);
+    return -1;
+  }
+  cfg->path = strdup (p.path);
+  cfg->dir = strdup (dir);
+  if (cfg->path == NULL || cfg->dir == NULL)
+    r = lb_config_fail (&p, p.line, "out of memory");
+  while (r == 0 && p.pos < p.len)
+    r = lb_config_statement (&p);
+
+  for (i = 0; i < cfg->nclients; i++)
+    free (p.canon[i]);
+  free (p.canon);
+  if (r == -1) {
+    lb_config_free (cfg);
+    return -1;
+  }
+  return 0;
+}
+
+int
+lb_config_load (const char *path, struct lb_config *cfg, char *err,
+                size_t errlen)
+{
+  char *buf = NULL, *folder, *slash, *dir;
+  size_t cap = 0, len = 0;
+  struct stat st;
+  int fd, r, e;
+
+  memset (cfg, 0, sizeof *cfg);
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd == -1 || fstat (fd, &st) == -1)
+    goto sys_fail;
+  if (S_ISDIR (st.st_mode)) {
+    errno = EISDIR;
+    goto sys_fail;
+  }
+  /* Read to the end, not st_size bytes: a pipe or /dev/stdin has none. */
+  for (;;) {
+    ssize_t n;
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 65536;
+      char *nb;
+      if (cap > LB_CONFIG_MAX_SIZE) {
+        if (err && errlen)
+          snprintf (err, errlen, "%s: larger than %d bytes", path,
+                    LB_CONFIG_MAX_SIZE);
+        free (buf);
+        close (fd);
+        return -1;
+      }
+      nb = realloc (buf, ncap);
+      if (nb == NULL)
+        goto sys_fail;
+      buf = nb;
+      cap = ncap;
+    }
+    n = read (fd, buf + len, cap - len);
+    if (n == -1 && errno == EINTR)
+      continue;
+    if (n == -1)
+      goto sys_fail;
+    if (n == 0)
+      break;
+    len += n;
+  }
+  close (fd);
+  fd = -1;
+
+  /* The folder as named, made absolute and free of links: lbd may chdir
+   * later, and a link to the config file itself does not move the
+   * folder its paths are relative to.
+   */
+  folder = strdup (path);
+  if (folder == NULL)
+    goto sys_fail;
+  slash = strrchr (folder, '/');
+  if (slash == NULL)
+    strcpy (folder, ".");
+  else if (slash == folder)
+    folder[1] = '\0';
+  else
+    *slash = '\0';
+  dir = realpath (folder, NULL);
+  e = errno;
+  free (folder);
+  if (dir == NULL) {
+    errno = e;
+    goto sys_fail;
+  }
+  r = lb_config_parse (buf, len, path, dir, cfg, err, errlen);
+  free (dir);
+  free (buf);
+  return r;
+
+ sys_fail:
+  e = errno;
+  if (err && errlen)
+    snprintf (err, errlen, "%s: %s", path, strerror (e));
+  free (buf);
+  if (fd >= 0)
+    close (fd);
+  return -1;
+}

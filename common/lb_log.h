@@ -1,0 +1,31 @@
+/* livebackup: logging for lb and lbd.
+ *
+ * Foreground programs log to stderr with a timestamp; --daemon switches
+ * to syslog.  One line per event; callers never pass text that a peer
+ * controls without bounding it (lb_log_safe).
+ */
+
+#ifndef LIVEBACKUP_LB_LOG_H
+#define LIVEBACKUP_LB_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <syslog.h>
+
+extern void lb_log_init (const char *progname, bool use_syslog);
+extern void lb_log (int priority, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* Copy at most OUTLEN-1 bytes of peer-supplied TEXT into OUT, replacing
+ * anything unprintable, so that a peer cannot forge log lines.
+ */
+extern void lb_log_safe (char *out, size_t outlen, const char *text,
+                         size_t len);
+
+#define lb_err(...)   lb_log (LOG_ERR, __VA_ARGS__)
+#define lb_warn(...)  lb_log (LOG_WARNING, __VA_ARGS__)
+#define lb_info(...)  lb_log (LOG_INFO, __VA_ARGS__)
+#define lb_debug(...) lb_log (LOG_DEBUG, __VA_ARGS__)
+
+extern bool lb_log_verbose;
+
+#endif

@@ -1,0 +1,273 @@
+/* livebackup: the lb <-> lbd wire protocol.  See lb_proto.h. */
+
+#include <config.h>
+
+#include <string.h>
+
+#include "lb_proto.h"
+
+int
+lbp_fixed_size (uint16_t type)
+{
+  switch (type) {
+  case LBP_HELLO:    return 32;
+  case LBP_WRITE:    return 24;
+  case LBP_ZERO:     return 24;
+  case LBP_BLOCK:    return 16;
+  case LBP_SYNC:     return 24;
+  case LBP_HASH_REQ: return 24;
+  case LBP_BYE:      return 0;
+  case LBP_WELCOME:  return 40;
+  case LBP_SYNCED:   return 16;
+  case LBP_HASHES:   return 24;
+  case LBP_ERROR:    return 8;
+  }
+  return -1;
+}
+
+/* The largest body TYPE may carry. */
+static uint32_t
+lbp_max_body (uint16_t type)
+{
+  int fixed = lbp_fixed_size (type);
+
+  switch (type) {
+  case LBP_WRITE:
+  case LBP_BLOCK:
+    return fixed + LBP_MAX_DATA;
+  case LBP_HASHES:
+    return fixed + LBP_MAX_HASHES * LBP_HASH_SIZE;
+  case LBP_ERROR:
+    return fixed + LBP_MAX_TEXT;
+  default:
+    return fixed;
+  }
+}
+
+const char *
+lbp_check_header (const uint8_t hdr[LBP_HDR_SIZE], uint16_t *type,
+                  uint32_t *body_len)
+{
+  uint16_t t = hdr[0] | hdr[1] << 8;
+  uint16_t flags = hdr[2] | hdr[3] << 8;
+  uint32_t len = lbp_get32 (hdr + 4);
+  int fixed = lbp_fixed_size (t);
+
+  if (fixed < 0)
+    return "unknown message type";
+  if (flags != 0)
+    return "unknown message flags";
+  if (len < (uint32_t) fixed || len > lbp_max_body (t))
+    return "message length out of range";
+  *type = t;
+  *body_len = len;
+  return NULL;
+}
+
+const char *
+lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
+{
+  int fixed = lbp_fixed_size (type);
+
+  memset (m, 0, sizeof *m);
+  m->type = type;
+  if (fixed < 0 || len < (uint32_t) fixed || len > lbp_max_body (type))
+    return "message length out of range";
+  m->payload = b + fixed;
+  m->payload_len = len - fixed;
+
+  switch (type) {
+  case LBP_HELLO:
+    m->magic = lbp_get32 (b);
+    m->version = lbp_get32 (b + 4);
+    m->epoch = lbp_get64 (b + 8);
+    m->dev_size = lbp_get64 (b + 16);
+    m->hash_block = lbp_get32 (b + 24);
+    if (m->magic != LBP_MAGIC)
+      return "bad magic in HELLO";
+    if (m->hash_block < 4096 || m->hash_block > (16u << 20)
+        || (m->hash_block & (m->hash_block - 1)))
+      return "bad hash block size";
+    break;
+  case LBP_WRITE:
+  case LBP_BLOCK:
+    if (type == LBP_WRITE) {
+      m->seq = lbp_get64 (b);
+      b += 8;
+    }
+    m->offset = lbp_get64 (b);
+    m->length = lbp_get32 (b + 8);
+    m->enc = lbp_get32 (b + 12);
+    if (m->length == 0 || m->length > LBP_MAX_DATA)
+      return "data length out of range";
+    switch (m->enc) {
+    case LBP_ENC_RAW:
+      if (m->payload_len != m->length)
+        return "payload length does not match";
+      break;
+    case LBP_ENC_ZERO:
+      if (m->payload_len != 0)
+        return "zero block with a payload";
+      break;
+    case LBP_ENC_ZSTD:
+      if (m->payload_len == 0)
+        return "empty compressed payload";
+      break;
+    default:
+      return "unknown encoding";
+    }
+    break;
+  case LBP_ZERO:
+    m->seq = lbp_get64 (b);
+    m->offset = lbp_get64 (b + 8);
+    m->length = lbp_get64 (b + 16);
+    break;
+  case LBP_SYNC:
+    m->id = lbp_get64 (b);
+    m->seq = lbp_get64 (b + 8);
+    m->phase = lbp_get32 (b + 16);
+    if (m->phase > LBP_PHASE_LIVE)
+      return "unknown phase";
+    break;
+  case LBP_HASH_REQ:
+    m->id = lbp_get64 (b);
+    m->offset = lbp_get64 (b + 8);
+    m->length = lbp_get32 (b + 16);
+    m->hash_block = lbp_get32 (b + 20);
+    if (m->hash_block < 4096 || m->hash_block > (16u << 20)
+        || (m->hash_block & (m->hash_block - 1)))
+      return "bad hash block size";
+    if (m->length == 0
+        || m->length > (uint64_t) m->hash_block * LBP_MAX_HASHES)
+      return "hash request too large";
+    break;
+  case LBP_BYE:
+    break;
+  case LBP_WELCOME:
+    m->version = lbp_get32 (b);
+    m->phase = lbp_get32 (b + 4);
+    m->epoch = lbp_get64 (b + 8);
+    m->seq = lbp_get64 (b + 16);
+    m->image_size = lbp_get64 (b + 24);
+    m->last_consistent = lbp_get64 (b + 32);
+    if (m->phase > LBP_PHASE_LIVE)
+      return "unknown phase";
+    break;
+  case LBP_SYNCED:
+    m->id = lbp_get64 (b);
+    m->seq = lbp_get64 (b + 8);
+    break;
+  case LBP_HASHES:
+    m->id = lbp_get64 (b);
+    m->offset = lbp_get64 (b + 8);
+    m->count = lbp_get32 (b + 16);
+    m->hash_block = lbp_get32 (b + 20);
+    if (m->count > LBP_MAX_HASHES
+        || m->payload_len != (size_t) m->count * LBP_HASH_SIZE)
+      return "hash count does not match";
+    break;
+  case LBP_ERROR:
+    m->code = lbp_get32 (b);
+    break;
+  }
+  return NULL;
+}
+
+size_t
+lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
+{
+  int fixed = lbp_fixed_size (m->type);
+  uint8_t *b = out + LBP_HDR_SIZE;
+
+  memset (out, 0, LBP_HDR_SIZE + (fixed > 0 ? fixed : 0));
+  out[0] = m->type & 0xff;
+  out[1] = m->type >> 8;
+  lbp_put32 (out + 4, (uint32_t) (fixed + payload_len));
+
+  switch (m->type) {
+  case LBP_HELLO:
+    lbp_put32 (b, LBP_MAGIC);
+    lbp_put32 (b + 4, m->version);
+    lbp_put64 (b + 8, m->epoch);
+    lbp_put64 (b + 16, m->dev_size);
+    lbp_put32 (b + 24, m->hash_block);
+    break;
+  case LBP_WRITE:
+    lbp_put64 (b, m->seq);
+    b += 8;
+    /* fall through */
+  case LBP_BLOCK:
+    lbp_put64 (b, m->offset);
+    lbp_put32 (b + 8, (uint32_t) m->length);
+    lbp_put32 (b + 12, m->enc);
+    break;
+  case LBP_ZERO:
+    lbp_put64 (b, m->seq);
+    lbp_put64 (b + 8, m->offset);
+    lbp_put64 (b + 16, m->length);
+    break;
+  case LBP_SYNC:
+    lbp_put64 (b, m->id);
+    lbp_put64 (b + 8, m->seq);
+    lbp_put32 (b + 16, m->phase);
+    break;
+  case LBP_HASH_REQ:
+    lbp_put64 (b, m->id);
+    lbp_put64 (b + 8, m->offset);
+    lbp_put32 (b + 16, (uint32_t) m->length);
+    lbp_put32 (b + 20, m->hash_block);
+    break;
+  case LBP_WELCOME:
+    lbp_put32 (b, m->version);
+    lbp_put32 (b + 4, m->phase);
+    lbp_put64 (b + 8, m->epoch);
+    lbp_put64 (b + 16, m->seq);
+    lbp_put64 (b + 24, m->image_size);
+    lbp_put64 (b + 32, m->last_consistent);
+    break;
+  case LBP_SYNCED:
+    lbp_put64 (b, m->id);
+    lbp_put64 (b + 8, m->seq);
+    break;
+  case LBP_HASHES:
+    lbp_put64 (b, m->id);
+    lbp_put64 (b + 8, m->offset);
+    lbp_put32 (b + 16, m->count);
+    lbp_put32 (b + 20, m->hash_block);
+    break;
+  case LBP_ERROR:
+    lbp_put32 (b, m->code);
+    break;
+  }
+  return LBP_HDR_SIZE + fixed;
+}
+
+const char *
+lbp_type_name (uint16_t type)
+{
+  switch (type) {
+  case LBP_HELLO: return "HELLO";
+  case LBP_WRITE: return "WRITE";
+  case LBP_ZERO: return "ZERO";
+  case LBP_BLOCK: return "BLOCK";
+  case LBP_SYNC: return "SYNC";
+  case LBP_HASH_REQ: return "HASH_REQ";
+  case LBP_BYE: return "BYE";
+  case LBP_WELCOME: return "WELCOME";
+  case LBP_SYNCED: return "SYNCED";
+  case LBP_HASHES: return "HASHES";
+  case LBP_ERROR: return "ERROR";
+  }
+  return "unknown";
+}
+
+const char *
+lbp_phase_name (uint32_t phase)
+{
+  switch (phase) {
+  case LBP_PHASE_SCANNING: return "scanning";
+  case LBP_PHASE_CATCHING_UP: return "catching-up";
+  case LBP_PHASE_LIVE: return "live";
+  }
+  return "unknown";
+}

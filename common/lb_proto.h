@@ -1,0 +1,138 @@
+/* livebackup: the lb <-> lbd wire protocol.
+ *
+ * The one definition of the messages both programs exchange after the
+ * transport's handshake (lb_conn.h: TLS 1.3 PSK, or plain mode with a
+ * challenge-response).  doc/protocol.md describes it for humans; this
+ * header and lb_proto.c are what both sides compile.
+ *
+ * Framing: every message is a 8-byte header, then BODY_LEN bytes:
+ *
+ *   u16 type | u16 flags (0) | u32 body_len     (little-endian)
+ *
+ * The body is the type's fixed part (little-endian integers, sizes in
+ * lbp_fixed_size) followed, for a few types, by a payload.  The receiver
+ * checks body_len against the type's limits before reading the body, so a
+ * peer can never make it allocate or read more than LBP_MAX_BODY.
+ */
+
+#ifndef LIVEBACKUP_LB_PROTO_H
+#define LIVEBACKUP_LB_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LBP_VERSION       1
+#define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
+#define LBP_HDR_SIZE      8
+#define LBP_MAX_DATA      (64u << 20)           /* one write or block */
+#define LBP_HASH_SIZE     32                    /* SHA-256 */
+#define LBP_MAX_HASHES    4096                  /* per HASHES reply */
+#define LBP_MAX_TEXT      1024                  /* ERROR message */
+#define LBP_MAX_BODY      (LBP_MAX_DATA + 64)
+
+enum lbp_type {
+  /* lb -> lbd */
+  LBP_HELLO    = 1,  /* u32 magic, u32 version, u64 epoch, u64 dev_size,
+                      * u32 hash_block, u32 reserved */
+  LBP_WRITE    = 2,  /* u64 seq, u64 offset, u32 length, u32 enc; payload */
+  LBP_ZERO     = 3,  /* u64 seq, u64 offset, u64 length */
+  LBP_BLOCK    = 4,  /* u64 offset, u32 length, u32 enc; payload */
+  LBP_SYNC     = 5,  /* u64 id, u64 seq, u32 phase, u32 reserved */
+  LBP_HASH_REQ = 6,  /* u64 id, u64 offset, u32 length, u32 hash_block */
+  LBP_BYE      = 7,  /* empty */
+  /* lbd -> lb */
+  LBP_WELCOME  = 64, /* u32 version, u32 phase, u64 epoch, u64 seq,
+                      * u64 image_size, u64 last_consistent */
+  LBP_SYNCED   = 65, /* u64 id, u64 seq */
+  LBP_HASHES   = 66, /* u64 id, u64 offset, u32 count, u32 hash_block;
+                      * count * LBP_HASH_SIZE bytes */
+  LBP_ERROR    = 67, /* u32 code, u32 reserved; text (not NUL-terminated) */
+};
+
+/* How a WRITE or BLOCK payload is encoded. */
+enum lbp_enc {
+  LBP_ENC_RAW  = 0,  /* payload = length bytes */
+  LBP_ENC_ZERO = 1,  /* no payload: length bytes of zeroes */
+  LBP_ENC_ZSTD = 2,  /* payload = zstd frame of length bytes */
+};
+
+/* The image's phase, as lb reports it in SYNC and lbd stores it. */
+enum lbp_phase {
+  LBP_PHASE_SCANNING   = 0,
+  LBP_PHASE_CATCHING_UP = 1,
+  LBP_PHASE_LIVE       = 2,   /* consistent once synced */
+};
+
+enum lbp_error {
+  LBP_ERR_PROTOCOL = 1,   /* malformed or unexpected message */
+  LBP_ERR_VERSION  = 2,
+  LBP_ERR_RANGE    = 3,   /* offset/length outside the image */
+  LBP_ERR_IO       = 4,   /* the server could not read or write its image */
+  LBP_ERR_REPLACED = 5,   /* a newer connection for this client took over */
+  LBP_ERR_SHUTDOWN = 6,
+};
+
+/* A decoded message.  Fields are those of its type; PAYLOAD points into
+ * the receive buffer.
+ */
+struct lbp_msg {
+  uint16_t type;
+  uint32_t magic, version, hash_block, phase, enc, count, code;
+  uint64_t epoch, dev_size, seq, offset, length, id;
+  uint64_t image_size, last_consistent;
+  const uint8_t *payload;
+  size_t payload_len;
+};
+
+/* Size of TYPE's fixed part; -1 if TYPE is unknown. */
+extern int lbp_fixed_size (uint16_t type);
+
+/* Check a received header: a known type and a body length within that
+ * type's limits.  Returns NULL or a static reason.
+ */
+extern const char *lbp_check_header (const uint8_t hdr[LBP_HDR_SIZE],
+                                     uint16_t *type, uint32_t *body_len);
+
+/* Decode BODY (BODY_LEN bytes, header already checked) into M, checking
+ * every field's own limits (an encoded length against the payload, a
+ * hash count against the body).  Returns NULL or a static reason.
+ */
+extern const char *lbp_decode (uint16_t type, const uint8_t *body,
+                               uint32_t body_len, struct lbp_msg *m);
+
+/* Encode M's header and fixed part into OUT (at least LBP_HDR_SIZE + 48
+ * bytes), for a payload of PAYLOAD_LEN bytes sent after it.  Returns the
+ * bytes written.
+ */
+extern size_t lbp_encode (const struct lbp_msg *m, size_t payload_len,
+                          uint8_t *out);
+
+extern const char *lbp_type_name (uint16_t type);
+extern const char *lbp_phase_name (uint32_t phase);
+
+/* Little-endian access, for the encoders and for tests. */
+static inline void
+lbp_put32 (uint8_t *p, uint32_t v)
+{
+  p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
+}
+static inline void
+lbp_put64 (uint8_t *p, uint64_t v)
+{
+  lbp_put32 (p, (uint32_t) v);
+  lbp_put32 (p + 4, (uint32_t) (v >> 32));
+}
+static inline uint32_t
+lbp_get32 (const uint8_t *p)
+{
+  return p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
+         | (uint32_t) p[3] << 24;
+}
+static inline uint64_t
+lbp_get64 (const uint8_t *p)
+{
+  return lbp_get32 (p) | (uint64_t) lbp_get32 (p + 4) << 32;
+}
+
+#endif /* LIVEBACKUP_LB_PROTO_H */

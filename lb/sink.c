@@ -1,0 +1,360 @@
+/* lb: the network sink behind lw_follow.  See sink.h. */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <zstd.h>
+
+#include "lb_log.h"
+#include "lb_proto.h"
+#include "lb_wire.h"
+#include "sink.h"
+
+int
+lb_sink_init (struct lb_sink *s)
+{
+  s->buf = malloc (LB_CHUNK);
+  s->hashes = malloc ((size_t) LBP_HASH_SIZE * (LB_CHUNK / 4096));
+  if (s->buf == NULL || s->hashes == NULL)
+    return -1;
+  if (s->compress) {
+    s->zcap = ZSTD_compressBound (LB_CHUNK);
+    s->zbuf = malloc (s->zcap);
+    s->cctx = ZSTD_createCCtx ();
+    if (s->zbuf == NULL || s->cctx == NULL)
+      return -1;
+    ZSTD_CCtx_setParameter (s->cctx, ZSTD_c_compressionLevel, s->compress);
+  }
+  return 0;
+}
+
+void
+lb_sink_free (struct lb_sink *s)
+{
+  free (s->buf);
+  free (s->zbuf);
+  free (s->rbuf);
+  free (s->hashes);
+  ZSTD_freeCCtx (s->cctx);
+}
+
+/* Fail the session, remembering "PREFIXDETAIL" as the reason. */
+static int
+lb_sink_fail (struct lb_sink *s, const char *prefix, const char *detail)
+{
+  if (!s->failed) {
+    s->failed = true;
+    snprintf (s->why, sizeof s->why, "%s%s", prefix, detail);
+  }
+  errno = EPIPE;
+  return -1;
+}
+
+static int
+lb_sink_send (struct lb_sink *s, const struct lbp_msg *m, const void *payload,
+              size_t len)
+{
+  if (s->failed)
+    return -1;
+  if (lbw_send (s->conn, m, payload, len) == -1)
+    return lb_sink_fail (s, "", "connection lost while sending");
+  atomic_fetch_add_explicit (&s->bytes_sent, LBP_HDR_SIZE + len,
+                             memory_order_relaxed);
+  return 0;
+}
+
+/* Receive the reply of type TYPE; an ERROR or anything else fails. */
+static int
+lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
+{
+  const char *why = NULL;
+  char text[256];
+  int r;
+
+  if (s->failed)
+    return -1;
+  r = lbw_recv (s->conn, m, &s->rbuf, &s->rcap, 120000, &why);
+  if (r == 1 && m->type == type)
+    return 0;
+  if (r == 1 && m->type == LBP_ERROR) {
+    lb_log_safe (text, sizeof text, (const char *) m->payload,
+                 m->payload_len);
+    return lb_sink_fail (s, "server says: ", text);
+  }
+  if (r == 1)
+    return lb_sink_fail (s, "unexpected message from the server: ",
+                         lbp_type_name (m->type));
+  return lb_sink_fail (s, "", r == 0 ? "server closed the connection"
+                                       : why ? why : "receive failed");
+}
+
+static bool
+lb_sink_all_zero (const uint8_t *p, size_t len)
+{
+  /* memcmp against itself shifted: fast and branch-light. */
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+/* Send DATA as one WRITE (SEQ != 0) or BLOCK, zero-detected and
+ * compressed when enabled.
+ */
+static int
+lb_sink_data (struct lb_sink *s, uint16_t type, uint64_t seq, uint64_t off,
+              const uint8_t *data, uint32_t len)
+{
+  struct lbp_msg m = { .type = type, .seq = seq, .offset = off,
+                       .length = len, .enc = LBP_ENC_RAW };
+
+  if (lb_sink_all_zero (data, len)) {
+    if (type == LBP_WRITE) {
+      struct lbp_msg z = { .type = LBP_ZERO, .seq = seq, .offset = off,
+                           .length = len };
+      return lb_sink_send (s, &z, NULL, 0);
+    }
+    m.enc = LBP_ENC_ZERO;
+    return lb_sink_send (s, &m, NULL, 0);
+  }
+  if (s->compress && len >= 4096) {
+    size_t need = ZSTD_compressBound (len), z;
+    if (need > s->zcap) {
+      void *p = realloc (s->zbuf, need);
+      if (p == NULL)
+        return -1;
+      s->zbuf = p;
+      s->zcap = need;
+    }
+    z = ZSTD_compress2 (s->cctx, s->zbuf, s->zcap, data, len);
+    if (!ZSTD_isError (z) && z < len - len / 16) {
+      m.enc = LBP_ENC_ZSTD;
+      return lb_sink_send (s, &m, s->zbuf, z);
+    }
+  }
+  return lb_sink_send (s, &m, data, len);
+}
+
+static int
+lb_sink_pread (struct lb_sink *s, uint8_t *buf, uint64_t off, uint64_t len)
+{
+  while (len > 0) {
+    ssize_t r = pread (s->dev_fd, buf, len, off);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      lb_err ("reading the device at %" PRIu64 ": %s", off,
+              r == 0 ? "unexpected end" : strerror (errno));
+      s->failed = true;
+      snprintf (s->why, sizeof s->why, "device read error");
+      return -1;
+    }
+    buf += r; off += r; len -= r;
+  }
+  return 0;
+}
+
+/* Copy [off, off+len) of the device as BLOCKs. */
+static int
+lb_sink_copy_blocks (struct lb_sink *s, uint64_t off, uint64_t len)
+{
+  while (len > 0) {
+    uint32_t n = len < LB_CHUNK ? len : LB_CHUNK;
+    if (lb_sink_pread (s, s->buf, off, n) == -1
+        || lb_sink_data (s, LBP_BLOCK, 0, off, s->buf, n) == -1)
+      return -1;
+    off += n; len -= n;
+  }
+  return 0;
+}
+
+/* Finish the oldest scan chunk: its hashes from lbd against ours. */
+static int
+lb_sink_scan_one (struct lb_sink *s)
+{
+  unsigned i = s->scan_head;
+  uint64_t off = s->scan[i].off, len = s->scan[i].len, b;
+  uint32_t hb = s->hash_block;
+  struct lbp_msg m;
+
+  s->scan_head = (s->scan_head + 1) % LB_SCAN_WINDOW;
+  s->scan_n--;
+  if (lb_sink_reply (s, LBP_HASHES, &m) == -1)
+    return -1;
+  if (m.id != s->scan[i].id || m.offset != off
+      || m.count != (len + hb - 1) / hb)
+    return lb_sink_fail (s, "", "server's hashes do not match the request");
+  if (lb_sink_pread (s, s->buf, off, len) == -1)
+    return -1;
+  atomic_fetch_add (&s->bytes_scanned, len);
+  /* Send each run of differing blocks as one BLOCK. */
+  for (b = 0; b < m.count; ) {
+    uint8_t h[LBP_HASH_SIZE];
+    uint64_t boff = b * hb, blen = len - boff < hb ? len - boff : hb;
+    gnutls_hash_fast (GNUTLS_DIG_SHA256, s->buf + boff, blen, h);
+    if (memcmp (h, m.payload + b * LBP_HASH_SIZE, LBP_HASH_SIZE) == 0) {
+      atomic_fetch_add (&s->bytes_same, blen);
+      b++;
+      continue;
+    }
+    if (lb_sink_data (s, LBP_BLOCK, 0, off + boff, s->buf + boff, blen) == -1)
+      return -1;
+    b++;
+  }
+  return 0;
+}
+
+static int
+lb_sink_scan_drain (struct lb_sink *s)
+{
+  while (s->scan_n > 0)
+    if (lb_sink_scan_one (s) == -1)
+      return -1;
+  return 0;
+}
+
+static int
+lb_sink_copy (void *opaque, uint64_t off, uint64_t len, bool scan)
+{
+  struct lb_sink *s = opaque;
+
+  if (!scan)
+    return lb_sink_copy_blocks (s, off, len);
+  while (len > 0) {
+    uint64_t n = len < LB_CHUNK ? len : LB_CHUNK;
+    unsigned slot;
+    struct lbp_msg m = { .type = LBP_HASH_REQ, .offset = off, .length = n,
+                         .hash_block = s->hash_block };
+
+    if (s->scan_n == LB_SCAN_WINDOW && lb_sink_scan_one (s) == -1)
+      return -1;
+    m.id = ++s->next_id;
+    slot = (s->scan_head + s->scan_n) % LB_SCAN_WINDOW;
+    s->scan[slot].id = m.id;
+    s->scan[slot].off = off;
+    s->scan[slot].len = n;
+    s->scan_n++;
+    if (lb_sink_send (s, &m, NULL, 0) == -1)
+      return -1;
+    off += n; len -= n;
+  }
+  return 0;
+}
+
+static int
+lb_sink_record (void *opaque, const struct lwc_rec *rec)
+{
+  struct lb_sink *s = opaque;
+  uint64_t off = rec->offset, done = 0;
+
+  switch (rec->type) {
+  case LW_REC_WRITE:
+    /* Records are at most the ring's size; split to the wire's limit. */
+    while (done < rec->length) {
+      uint32_t n = rec->length - done < LB_CHUNK ? rec->length - done
+                                                 : LB_CHUNK;
+      if (lb_sink_data (s, LBP_WRITE, rec->seq, off + done,
+                        (const uint8_t *) rec->data + done, n) == -1)
+        return -1;
+      done += n;
+    }
+    return 0;
+  case LW_REC_ZERO: {
+    struct lbp_msg z = { .type = LBP_ZERO, .seq = rec->seq, .offset = off,
+                         .length = rec->length };
+    return lb_sink_send (s, &z, NULL, 0);
+  }
+  case LW_REC_TRIM:
+    /* Whatever the device now reads there. */
+    return lb_sink_copy_blocks (s, off, rec->length);
+  case LW_REC_FLUSH:
+    return 0;                   /* lw_follow syncs right after */
+  }
+  return lb_sink_fail (s, "", "unknown record type");
+}
+
+static int
+lb_sink_sync_phase (struct lb_sink *s, uint64_t seq, uint32_t phase)
+{
+  struct lbp_msg m = { .type = LBP_SYNC, .seq = seq, .phase = phase };
+  struct lbp_msg a;
+
+  if (lb_sink_scan_drain (s) == -1)
+    return -1;
+  m.id = ++s->next_id;
+  if (lb_sink_send (s, &m, NULL, 0) == -1
+      || lb_sink_reply (s, LBP_SYNCED, &a) == -1)
+    return -1;
+  if (a.id != m.id)
+    return lb_sink_fail (s, "", "SYNCED answers another request");
+  s->synced_seq = seq;
+  if (phase == LBP_PHASE_LIVE)
+    atomic_store (&s->last_consistent, (uint64_t) time (NULL));
+  return 0;
+}
+
+static int
+lb_sink_sync (void *opaque, uint64_t seq)
+{
+  struct lb_sink *s = opaque;
+  return lb_sink_sync_phase (s, seq, s->phase);
+}
+
+static void
+lb_sink_phase (void *opaque, enum lwf_phase phase, uint64_t seq)
+{
+  struct lb_sink *s = opaque;
+  uint32_t p = phase == LWF_LIVE ? LBP_PHASE_LIVE
+             : phase == LWF_SCANNING ? LBP_PHASE_SCANNING
+             : LBP_PHASE_CATCHING_UP;
+
+  lb_info ("%s%s", lwf_phase_name (phase),
+           phase == LWF_LIVE ? " (image consistent)" : "");
+  s->phase = p;
+  atomic_store (&s->pub_phase, p);
+  /* Tell lbd now: an image about to receive block copies must be marked
+   * inconsistent before the first one, and a live one as soon as it is.
+   */
+  lb_sink_sync_phase (s, phase == LWF_LIVE ? seq : s->synced_seq, p);
+}
+
+/* Polled between steps: stop on a signal, a failure, or anything the
+ * server sends unasked (an ERROR, or the end of the connection).
+ */
+static bool
+lb_sink_stop (void *opaque)
+{
+  struct lb_sink *s = opaque;
+  struct pollfd pfd;
+
+  if (*s->quit || s->failed)
+    return true;
+  if (s->scan_n > 0)
+    return false;               /* replies are expected: not unasked */
+  pfd.fd = lb_conn_fd (s->conn);
+  pfd.events = POLLIN;
+  if (lb_conn_pending (s->conn) || poll (&pfd, 1, 0) == 1) {
+    struct lbp_msg m;
+    lb_sink_reply (s, LBP_BYE, &m);   /* anything here is unasked */
+    if (!s->failed)
+      lb_sink_fail (s, "", "unexpected message from the server");
+    return true;
+  }
+  return false;
+}
+
+void
+lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
+{
+  *ops = (struct lwf_sink) {
+    .opaque = s, .record = lb_sink_record, .copy = lb_sink_copy,
+    .sync = lb_sink_sync, .phase = lb_sink_phase, .stop = lb_sink_stop,
+  };
+}

@@ -1,0 +1,58 @@
+/* lb: the network sink behind lw_follow.
+ *
+ * Turns what the consumer protocol hands over (records, block copies,
+ * syncs, phase changes) into messages to lbd on one connection.  Replies
+ * come back in request order (lbd serves one connection sequentially), so
+ * no reader thread is needed: the sink reads a reply exactly when it
+ * needs one.  Scans are pipelined: up to LB_SCAN_WINDOW hash requests are
+ * in flight while lb hashes its own copy of the oldest.
+ */
+
+#ifndef LB_SINK_H
+#define LB_SINK_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lb_conn.h"
+#include "lw_consumer.h"
+#include "lw_follow.h"
+
+#define LB_SCAN_WINDOW 16
+#define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
+
+struct lb_sink {
+  struct lb_conn *conn;
+  int dev_fd;
+  uint64_t dev_size;
+  uint32_t hash_block;
+  int compress;                     /* zstd level, 0: off */
+  volatile sig_atomic_t *quit;
+
+  /* State. */
+  bool failed;
+  char why[256];
+  uint32_t phase;
+  uint64_t next_id;
+  uint64_t synced_seq;
+  struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
+  unsigned scan_head, scan_n;
+
+  /* Buffers. */
+  uint8_t *buf, *zbuf, *rbuf, *hashes;
+  size_t rcap, zcap;
+  void *cctx;
+
+  /* Counters, read by the status thread. */
+  _Atomic uint64_t bytes_sent, bytes_scanned, bytes_same;
+  _Atomic uint32_t pub_phase;
+  _Atomic uint64_t last_consistent;
+};
+
+extern int lb_sink_init (struct lb_sink *s);
+extern void lb_sink_free (struct lb_sink *s);
+/* Bind the sink's callbacks to S. */
+extern void lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops);
+
+#endif

@@ -1,0 +1,251 @@
+/* lbd: one client's backup image and its state file.  See image.h. */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <linux/falloc.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+
+#include "image.h"
+#include "lb_log.h"
+#include "lb_proto.h"
+
+int
+image_state_load (const char *state_path, struct image_state *st)
+{
+  FILE *fp = fopen (state_path, "r");
+  char line[256];
+
+  memset (st, 0, sizeof *st);
+  st->phase = LBP_PHASE_SCANNING;
+  if (fp == NULL)
+    return errno == ENOENT ? 0 : -1;
+  while (fgets (line, sizeof line, fp)) {
+    uint64_t v;
+    char key[32];
+    if (sscanf (line, "epoch=%" SCNx64, &v) == 1)
+      st->epoch = v;
+    else if (sscanf (line, "%31[a-z_]=%" SCNu64, key, &v) == 2) {
+      if (strcmp (key, "seq") == 0) st->seq = v;
+      else if (strcmp (key, "consistent") == 0) st->consistent = v != 0;
+      else if (strcmp (key, "last_consistent") == 0) st->last_consistent = v;
+      else if (strcmp (key, "size") == 0) st->size = v;
+    }
+    else if (strncmp (line, "phase=", 6) == 0) {
+      if (strncmp (line + 6, "live", 4) == 0) st->phase = LBP_PHASE_LIVE;
+      else if (strncmp (line + 6, "catching-up", 11) == 0)
+        st->phase = LBP_PHASE_CATCHING_UP;
+      else st->phase = LBP_PHASE_SCANNING;
+    }
+  }
+  fclose (fp);
+  /* A live phase without a consistent flag cannot be trusted. */
+  if (!st->consistent)
+    st->phase = st->phase == LBP_PHASE_LIVE ? LBP_PHASE_CATCHING_UP
+                                            : st->phase;
+  return 0;
+}
+
+int
+image_open (struct image *im, const char *path, char *err, size_t errlen)
+{
+  struct stat sb;
+
+  memset (im, 0, sizeof *im);
+  im->fd = -1;
+  im->path = strdup (path);
+  if (im->path == NULL
+      || asprintf (&im->state_path, "%s.state", path) == -1) {
+    snprintf (err, errlen, "out of memory");
+    return -1;
+  }
+  im->fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (im->fd == -1 || fstat (im->fd, &sb) == -1) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    image_close (im);
+    return -1;
+  }
+  if (!S_ISREG (sb.st_mode)) {
+    snprintf (err, errlen, "%s: not a regular file", path);
+    image_close (im);
+    return -1;
+  }
+  im->size = sb.st_size;
+  if (image_state_load (im->state_path, &im->st) == -1) {
+    snprintf (err, errlen, "%s: %s", im->state_path, strerror (errno));
+    image_close (im);
+    return -1;
+  }
+  return 0;
+}
+
+void
+image_close (struct image *im)
+{
+  if (im->fd >= 0)
+    close (im->fd);
+  im->fd = -1;
+  free (im->path);
+  free (im->state_path);
+  im->path = im->state_path = NULL;
+}
+
+int
+image_resize (struct image *im, uint64_t size)
+{
+  if (size == im->size)
+    return 0;
+  if (ftruncate (im->fd, size) == -1)
+    return -1;
+  lb_info ("%s: image size changed from %" PRIu64 " to %" PRIu64 " bytes",
+           im->path, im->size, size);
+  im->size = size;
+  return 0;
+}
+
+bool
+image_range_ok (const struct image *im, uint64_t off, uint64_t len)
+{
+  return off <= im->size && len <= im->size - off;
+}
+
+int
+image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
+{
+  const char *p = buf;
+
+  if (!image_range_ok (im, off, len)) {
+    errno = ERANGE;
+    return -1;
+  }
+  while (len > 0) {
+    ssize_t r = pwrite (im->fd, p, len, off);
+    if (r == -1) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += r; off += r; len -= r;
+  }
+  return 0;
+}
+
+int
+image_read (struct image *im, uint64_t off, void *buf, uint64_t len)
+{
+  char *p = buf;
+
+  if (!image_range_ok (im, off, len)) {
+    errno = ERANGE;
+    return -1;
+  }
+  while (len > 0) {
+    ssize_t r = pread (im->fd, p, len, off);
+    if (r == -1) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) {
+      memset (p, 0, len);
+      break;
+    }
+    p += r; off += r; len -= r;
+  }
+  return 0;
+}
+
+int
+image_zero (struct image *im, uint64_t off, uint64_t len)
+{
+  static const char zeroes[65536];
+
+  if (!image_range_ok (im, off, len)) {
+    errno = ERANGE;
+    return -1;
+  }
+  if (len == 0)
+    return 0;
+  /* A hole reads as zeroes and keeps the image sparse. */
+  if (fallocate (im->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 off, len) == 0)
+    return 0;
+  while (len > 0) {
+    uint64_t n = len < sizeof zeroes ? len : sizeof zeroes;
+    if (image_write (im, off, zeroes, n) == -1)
+      return -1;
+    off += n; len -= n;
+  }
+  return 0;
+}
+
+int
+image_hash (struct image *im, uint64_t off, uint64_t len, uint32_t hash_block,
+            void *buf, uint8_t *out, uint32_t *count)
+{
+  uint32_t n = 0;
+
+  if (off > im->size) {
+    errno = ERANGE;
+    return -1;
+  }
+  if (len > im->size - off)
+    len = im->size - off;
+  while (len > 0) {
+    uint64_t b = len < hash_block ? len : hash_block;
+    if (image_read (im, off, buf, b) == -1
+        || gnutls_hash_fast (GNUTLS_DIG_SHA256, buf, b,
+                             out + (size_t) n * LBP_HASH_SIZE) != 0)
+      return -1;
+    n++; off += b; len -= b;
+  }
+  *count = n;
+  return 0;
+}
+
+int
+image_commit (struct image *im, const struct image_state *st)
+{
+  char *tmp = NULL, *dir = NULL;
+  FILE *fp;
+  int dfd, r = -1;
+
+  if (fdatasync (im->fd) == -1)
+    return -1;
+  if (asprintf (&tmp, "%s.tmp", im->state_path) == -1)
+    return -1;
+  fp = fopen (tmp, "w");
+  if (fp == NULL)
+    goto out;
+  fprintf (fp, "epoch=%016" PRIx64 "\nseq=%" PRIu64 "\nphase=%s\n"
+           "consistent=%d\nlast_consistent=%" PRIu64 "\nsize=%" PRIu64 "\n",
+           st->epoch, st->seq, lbp_phase_name (st->phase), st->consistent,
+           st->last_consistent, im->size);
+  if (fflush (fp) != 0 || fsync (fileno (fp)) != 0) {
+    fclose (fp);
+    goto out;
+  }
+  if (fclose (fp) != 0 || rename (tmp, im->state_path) == -1)
+    goto out;
+  /* The rename itself must survive a crash. */
+  dir = strdup (im->state_path);
+  if (dir && (dfd = open (dirname (dir), O_RDONLY | O_DIRECTORY)) >= 0) {
+    fsync (dfd);
+    close (dfd);
+  }
+  im->st = *st;
+  im->st.size = im->size;
+  r = 0;
+ out:
+  free (tmp);
+  free (dir);
+  return r;
+}

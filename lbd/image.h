@@ -1,0 +1,73 @@
+/* lbd: one client's backup image and its state file.
+ *
+ * The image is a plain raw file of the client's partition size (sparse
+ * where never written).  Beside it, IMAGE.state records where the image
+ * stands: the capture epoch and the last record seq made durable, the
+ * phase (live = consistent, in order; scanning or catching-up =
+ * inconsistent) and when it was last consistent.  The state file is
+ * replaced atomically (write, fsync, rename, fsync folder), and only after
+ * the image itself was synced, so it never claims more than the image
+ * holds.
+ *
+ * Every offset/length is checked against the image's size here: no
+ * caller can write outside the image.
+ */
+
+#ifndef LBD_IMAGE_H
+#define LBD_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct image_state {
+  uint64_t epoch;           /* 0: never synced */
+  uint64_t seq;
+  uint32_t phase;           /* enum lbp_phase */
+  bool consistent;
+  uint64_t last_consistent; /* seconds since 1970, 0: never */
+  uint64_t size;
+};
+
+struct image {
+  char *path;
+  char *state_path;
+  int fd;
+  uint64_t size;
+  struct image_state st;
+};
+
+/* Open (creating, empty and sparse, if missing) PATH and read its state.
+ * Returns 0, or -1 with a message naming the file in ERR.
+ */
+extern int image_open (struct image *im, const char *path,
+                       char *err, size_t errlen);
+extern void image_close (struct image *im);
+
+/* Follow the partition's size (sparse growth, or truncation). */
+extern int image_resize (struct image *im, uint64_t size);
+
+/* Range-checked I/O.  Return 0, or -1 with errno (ERANGE: outside). */
+extern int image_write (struct image *im, uint64_t off, const void *buf,
+                        uint64_t len);
+extern int image_zero (struct image *im, uint64_t off, uint64_t len);
+extern int image_read (struct image *im, uint64_t off, void *buf,
+                       uint64_t len);
+extern bool image_range_ok (const struct image *im, uint64_t off,
+                            uint64_t len);
+
+/* SHA-256 of each HASH_BLOCK-sized block of [off, off+len) (the last
+ * one clipped to the image), into OUT; *COUNT blocks.  BUF is scratch of
+ * at least HASH_BLOCK bytes.
+ */
+extern int image_hash (struct image *im, uint64_t off, uint64_t len,
+                       uint32_t hash_block, void *buf, uint8_t *out,
+                       uint32_t *count);
+
+/* fdatasync the image, then store ST durably. */
+extern int image_commit (struct image *im, const struct image_state *st);
+
+/* Read a state file without opening the image (for --status). */
+extern int image_state_load (const char *state_path, struct image_state *st);
+
+#endif

@@ -1,0 +1,523 @@
+/* lbd: the livebackup server.
+ *
+ *   lbd [OPTIONS] CONFIG
+ *
+ * Reads CONFIG (lbd.conf(5)), loads every client's key, binds every
+ * listen address, then serves: one poll loop in the main thread accepts
+ * connections (and status requests on a local control socket); each
+ * connection gets its own thread (session.c).  Signal handlers only set a
+ * flag and write to a pipe the loop polls.
+ */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "image.h"
+#include "lb_config.h"
+#include "lb_conn.h"
+#include "lb_key.h"
+#include "lb_log.h"
+#include "lb_proto.h"
+#include "session.h"
+
+static volatile sig_atomic_t lbd_quit;
+static int lbd_sigpipe[2] = { -1, -1 };
+
+static struct lb_config lbd_cfg;
+static struct client *lbd_clients;
+static struct listener *lbd_listeners;
+static size_t lbd_nlisteners;
+
+static void
+lbd_on_signal (int sig)
+{
+  int e = errno;
+  lbd_quit = sig;
+  /* The flag is what counts; the byte only wakes the poll loop, and a
+   * full pipe means it is awake already.
+   */
+  ssize_t r = write (lbd_sigpipe[1], "", 1);
+  (void) r;
+  errno = e;
+}
+
+static void
+lbd_usage (FILE *fp)
+{
+  fprintf (fp,
+"usage: lbd [OPTIONS] CONFIG\n"
+"       lbd --status [--json] [--control=PATH] CONFIG\n"
+"       lbd -n CONFIG\n"
+"\n"
+"The livebackup server: keeps one image per client line of CONFIG.\n"
+"\n"
+"  -n, --check            check CONFIG and the key files, print\n"
+"                         \"configuration OK\" or the first error, exit\n"
+"  -d, --daemon           detach and log to syslog (default: foreground,\n"
+"                         log to stderr)\n"
+"  -u, --user=NAME        drop to user NAME after binding the ports\n"
+"  -s, --status           ask the running lbd for every client's state\n"
+"  -j, --json             with --status: print JSON\n"
+"  -c, --control=PATH     the status socket (default: derived from CONFIG's\n"
+"                         absolute path, in /run or /tmp)\n"
+"      --allow-open-key   accept key files that group or others can read\n"
+"  -v, --verbose          log more\n"
+"  -h, --help             this help\n"
+"  -V, --version          print the version\n");
+}
+
+/* The default control socket: one per config file, found again by
+ * lbd --status from the same CONFIG argument.
+ */
+static void
+lbd_default_control (const char *config, char *out, size_t len)
+{
+  char real[4096];
+  uint32_t h = 2166136261u;
+  const char *p;
+
+  if (realpath (config, real) == NULL)
+    snprintf (real, sizeof real, "%s", config);
+  for (p = real; *p; p++)
+    h = (h ^ (unsigned char) *p) * 16777619u;
+  if (access ("/run", W_OK) == 0)
+    snprintf (out, len, "/run/lbd-%08" PRIx32 ".sock", h);
+  else
+    snprintf (out, len, "/tmp/lbd-%u-%08" PRIx32 ".sock",
+              (unsigned) getuid (), h);
+}
+
+static int
+lbd_load (const char *config, bool allow_open_key, char *err, size_t errlen)
+{
+  size_t i, j;
+
+  if (lb_config_load (config, &lbd_cfg, err, errlen) == -1)
+    return -1;
+  if (lbd_cfg.nclients == 0) {
+    snprintf (err, errlen, "%s: no client lines", config);
+    return -1;
+  }
+  lbd_clients = calloc (lbd_cfg.nclients, sizeof *lbd_clients);
+  lbd_listeners = calloc (lbd_cfg.nclients, sizeof *lbd_listeners);
+  if (!lbd_clients || !lbd_listeners) {
+    snprintf (err, errlen, "out of memory");
+    return -1;
+  }
+  for (i = 0; i < lbd_cfg.nclients; i++) {
+    struct client *cl = &lbd_clients[i];
+    const struct lb_client_conf *cc = &lbd_cfg.clients[i];
+    char kerr[512];
+    struct listener *l = NULL;
+
+    cl->conf = cc;
+    pthread_mutex_init (&cl->lock, NULL);
+    pthread_cond_init (&cl->cond, NULL);
+    if (lb_key_load (cc->key_path, allow_open_key, &cl->key, kerr,
+                     sizeof kerr) == -1) {
+      snprintf (err, errlen, "%s:%d: key=%s", lbd_cfg.path, cc->line, kerr);
+      return -1;
+    }
+    {
+      struct image_state st;
+      char sp[4096];
+      snprintf (sp, sizeof sp, "%s.state", cc->file);
+      if (image_state_load (sp, &st) == 0) {
+        cl->phase = st.phase;
+        cl->consistent = st.consistent;
+        cl->last_consistent = st.last_consistent;
+        cl->epoch = st.epoch;
+        cl->seq = st.seq;
+      }
+    }
+    for (j = 0; j < lbd_nlisteners; j++)
+      if (lb_listen_equal (&lbd_listeners[j].addr, &cc->listen))
+        l = &lbd_listeners[j];
+    if (l == NULL) {
+      l = &lbd_listeners[lbd_nlisteners++];
+      l->addr = cc->listen;
+      l->fd = -1;
+      l->clients = calloc (lbd_cfg.nclients, sizeof *l->clients);
+      if (l->clients == NULL) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+      }
+    }
+    l->clients[l->nclients++] = cl;
+  }
+  return 0;
+}
+
+static int
+lbd_bind (char *err, size_t errlen)
+{
+  size_t i;
+
+  for (i = 0; i < lbd_nlisteners; i++) {
+    struct listener *l = &lbd_listeners[i];
+    int one = 1;
+
+    l->fd = socket (l->addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l->fd == -1) {
+      snprintf (err, errlen, "listen=%s: socket: %s", l->addr.text,
+                strerror (errno));
+      return -1;
+    }
+    setsockopt (l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (l->addr.family == AF_INET6)
+      setsockopt (l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind (l->fd, (struct sockaddr *) &l->addr.addr, l->addr.addrlen) == -1
+        || listen (l->fd, 128) == -1) {
+      snprintf (err, errlen, "%s:%d: listen=%s: %s", lbd_cfg.path,
+                l->clients[0]->conf->line, l->addr.text, strerror (errno));
+      return -1;
+    }
+    fcntl (l->fd, F_SETFL, O_NONBLOCK);
+  }
+  return 0;
+}
+
+static int
+lbd_control_listen (const char *path, char *err, size_t errlen)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd;
+
+  if (strlen (path) >= sizeof sun.sun_path) {
+    snprintf (err, errlen, "--control=%s: path too long", path);
+    return -1;
+  }
+  strcpy (sun.sun_path, path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1) {
+    snprintf (err, errlen, "control socket: %s", strerror (errno));
+    return -1;
+  }
+  unlink (path);
+  /* Status names clients and images: owner only. */
+  mode_t old = umask (077);
+  int r = bind (fd, (struct sockaddr *) &sun, sizeof sun);
+  umask (old);
+  if (r == -1 || listen (fd, 8) == -1) {
+    snprintf (err, errlen, "%s: %s", path, strerror (errno));
+    close (fd);
+    return -1;
+  }
+  fcntl (fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+static void
+lbd_time (uint64_t t, char *out, size_t len)
+{
+  time_t tt = t;
+  struct tm tm;
+
+  if (t == 0) {
+    snprintf (out, len, "never");
+    return;
+  }
+  localtime_r (&tt, &tm);
+  strftime (out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* Write every client's state to FP, as text or JSON. */
+static void
+lbd_status (FILE *fp, bool json)
+{
+  size_t i;
+
+  if (json)
+    fprintf (fp, "{\"clients\":[");
+  for (i = 0; i < lbd_cfg.nclients; i++) {
+    struct client *cl = &lbd_clients[i];
+    char when[64];
+
+    pthread_mutex_lock (&cl->lock);
+    lbd_time (cl->last_consistent, when, sizeof when);
+    if (json)
+      fprintf (fp, "%s{\"name\":\"%s\",\"image\":\"%s\",\"connected\":%s,"
+               "\"peer\":\"%s\",\"phase\":\"%s\",\"consistent\":%s,"
+               "\"last_consistent\":%" PRIu64 ",\"epoch\":\"%016" PRIx64 "\","
+               "\"seq\":%" PRIu64 ",\"bytes_received\":%" PRIu64 ","
+               "\"rate\":%" PRIu64 ",\"connects\":%" PRIu64 ","
+               "\"replaced\":%" PRIu64 ",\"refused\":%" PRIu64 "}",
+               i ? "," : "", cl->conf->name, cl->conf->file,
+               cl->connected ? "true" : "false",
+               cl->connected ? cl->peer : "",
+               cl->connected ? lbp_phase_name (cl->phase) : "disconnected",
+               cl->consistent ? "true" : "false", cl->last_consistent,
+               cl->epoch, cl->seq, cl->bytes_in, cl->rate, cl->connects,
+               cl->replaced, cl->refused);
+    else
+      fprintf (fp, "client %s: %s%s\n"
+               "  image %s: %s, last consistent %s\n"
+               "  phase %s, epoch %016" PRIx64 " seq %" PRIu64 "\n"
+               "  received %" PRIu64 " bytes, %" PRIu64 " bytes/s; "
+               "%" PRIu64 " connections, %" PRIu64 " replaced, %" PRIu64
+               " refused\n",
+               cl->conf->name,
+               cl->connected ? "connected from " : "not connected",
+               cl->connected ? cl->peer : "",
+               cl->conf->file, cl->consistent ? "consistent" : "inconsistent",
+               when, cl->connected ? lbp_phase_name (cl->phase)
+                                   : "disconnected",
+               cl->epoch, cl->seq, cl->bytes_in, cl->rate,
+               cl->connects, cl->replaced, cl->refused);
+    pthread_mutex_unlock (&cl->lock);
+  }
+  if (json)
+    fprintf (fp, "]}\n");
+}
+
+static void
+lbd_control_serve (int lfd)
+{
+  int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+  struct timeval tv = { .tv_sec = 1 };
+  char req[32] = "";
+  FILE *fp;
+  ssize_t n;
+
+  if (fd == -1)
+    return;
+  /* A stuck status reader must not stall the accept loop. */
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  n = recv (fd, req, sizeof req - 1, 0);
+  if (n > 0)
+    req[n] = '\0';
+  fp = fdopen (fd, "w");
+  if (fp == NULL) {
+    close (fd);
+    return;
+  }
+  lbd_status (fp, strncmp (req, "json", 4) == 0);
+  fclose (fp);
+}
+
+static int
+lbd_ask_status (const char *path, bool json)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  char buf[4096];
+  ssize_t n;
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  snprintf (sun.sun_path, sizeof sun.sun_path, "%s", path);
+  if (fd == -1 || connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
+    fprintf (stderr, "lbd: %s: %s (is lbd running with this config?)\n",
+             path, strerror (errno));
+    return 1;
+  }
+  if (write (fd, json ? "json\n" : "text\n", 5) != 5)
+    return 1;
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    fwrite (buf, 1, n, stdout);
+  close (fd);
+  return 0;
+}
+
+static int
+lbd_drop_privileges (const char *user, char *err, size_t errlen)
+{
+  struct passwd *pw = getpwnam (user);
+
+  if (pw == NULL) {
+    snprintf (err, errlen, "--user=%s: no such user", user);
+    return -1;
+  }
+  if (setgroups (0, NULL) == -1 || setgid (pw->pw_gid) == -1
+      || setuid (pw->pw_uid) == -1) {
+    snprintf (err, errlen, "--user=%s: %s", user, strerror (errno));
+    return -1;
+  }
+  if (setuid (0) == 0) {        /* must not be able to get root back */
+    snprintf (err, errlen, "--user=%s: could regain root", user);
+    return -1;
+  }
+  return 0;
+}
+
+static void
+lbd_accept (struct listener *l)
+{
+  static time_t last_warn;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char host[INET6_ADDRSTRLEN], peer[80];
+  int fd = accept4 (l->fd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
+
+  if (fd == -1)
+    return;
+  if (session_handshaking () >= LBD_MAX_HANDSHAKING) {
+    /* Bounded cost before authentication; bounded logging too. */
+    if (time (NULL) - last_warn >= 10) {
+      lb_warn ("%s: too many connections in handshake; refusing new ones",
+               l->addr.text);
+      last_warn = time (NULL);
+    }
+    close (fd);
+    return;
+  }
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+    inet_ntop (AF_INET6, &s6->sin6_addr, host, sizeof host);
+    snprintf (peer, sizeof peer, "[%s]:%u", host, ntohs (s6->sin6_port));
+  }
+  else {
+    struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+    inet_ntop (AF_INET, &s4->sin_addr, host, sizeof host);
+    snprintf (peer, sizeof peer, "%s:%u", host, ntohs (s4->sin_port));
+  }
+  lb_conn_set_keepalive (fd);
+  session_start (l, fd, peer);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "check", no_argument, NULL, 'n' },
+    { "daemon", no_argument, NULL, 'd' },
+    { "user", required_argument, NULL, 'u' },
+    { "status", no_argument, NULL, 's' },
+    { "json", no_argument, NULL, 'j' },
+    { "control", required_argument, NULL, 'c' },
+    { "allow-open-key", no_argument, NULL, 'K' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  bool check = false, daemonize = false, status = false, json = false;
+  bool allow_open_key = false;
+  const char *user = NULL, *control = NULL, *config;
+  char control_buf[4096], err[1024];
+  struct sigaction sa = { .sa_handler = lbd_on_signal };
+  struct pollfd *pfd;
+  int c, cfd;
+  size_t i;
+
+  while ((c = getopt_long (argc, argv, "ndu:sjc:vhV", opts, NULL)) != -1) {
+    switch (c) {
+    case 'n': check = true; break;
+    case 'd': daemonize = true; break;
+    case 'u': user = optarg; break;
+    case 's': status = true; break;
+    case 'j': json = true; break;
+    case 'c': control = optarg; break;
+    case 'K': allow_open_key = true; break;
+    case 'v': lb_log_verbose = true; break;
+    case 'h': lbd_usage (stdout); return 0;
+    case 'V': printf ("lbd %s\n", PACKAGE_VERSION); return 0;
+    default: lbd_usage (stderr); return 2;
+    }
+  }
+  if (argc - optind != 1) {
+    lbd_usage (stderr);
+    return 2;
+  }
+  config = argv[optind];
+  if (control == NULL) {
+    lbd_default_control (config, control_buf, sizeof control_buf);
+    control = control_buf;
+  }
+  if (status)
+    return lbd_ask_status (control, json);
+
+  lb_log_init ("lbd", false);
+  if (lbd_load (config, allow_open_key, err, sizeof err) == -1) {
+    fprintf (stderr, "lbd: %s\n", err);
+    return 1;
+  }
+  if (check) {
+    printf ("configuration OK\n");
+    return 0;
+  }
+
+  signal (SIGPIPE, SIG_IGN);
+  if (pipe2 (lbd_sigpipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+    perror ("lbd: pipe");
+    return 1;
+  }
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
+
+  if (lbd_bind (err, sizeof err) == -1
+      || (cfd = lbd_control_listen (control, err, sizeof err)) == -1) {
+    fprintf (stderr, "lbd: %s\n", err);
+    return 1;
+  }
+  if (user && lbd_drop_privileges (user, err, sizeof err) == -1) {
+    fprintf (stderr, "lbd: %s\n", err);
+    return 1;
+  }
+  if (daemonize) {
+    if (daemon (0, 0) == -1) {
+      perror ("lbd: daemon");
+      return 1;
+    }
+    lb_log_init ("lbd", true);
+  }
+  for (i = 0; i < lbd_nlisteners; i++)
+    lb_info ("listening on %s for %zu client%s", lbd_listeners[i].addr.text,
+             lbd_listeners[i].nclients,
+             lbd_listeners[i].nclients == 1 ? "" : "s");
+
+  pfd = calloc (lbd_nlisteners + 2, sizeof *pfd);
+  if (pfd == NULL) {
+    lb_err ("out of memory");
+    return 1;
+  }
+  while (!lbd_quit) {
+    size_t n = 0;
+
+    pfd[n++] = (struct pollfd) { .fd = lbd_sigpipe[0], .events = POLLIN };
+    pfd[n++] = (struct pollfd) { .fd = cfd, .events = POLLIN };
+    for (i = 0; i < lbd_nlisteners; i++)
+      pfd[n++] = (struct pollfd) { .fd = lbd_listeners[i].fd,
+                                   .events = POLLIN };
+    if (poll (pfd, n, -1) == -1) {
+      if (errno == EINTR)
+        continue;
+      lb_err ("poll: %s", strerror (errno));
+      break;
+    }
+    if (pfd[1].revents & POLLIN)
+      lbd_control_serve (cfd);
+    for (i = 0; i < lbd_nlisteners; i++)
+      if (pfd[2 + i].revents & POLLIN)
+        lbd_accept (&lbd_listeners[i]);
+  }
+
+  lb_info ("shutting down (signal %d)", (int) lbd_quit);
+  for (i = 0; i < lbd_nlisteners; i++)
+    close (lbd_listeners[i].fd);
+  session_shutdown_all ();
+  close (cfd);
+  unlink (control);
+  for (i = 0; i < lbd_cfg.nclients; i++)
+    lb_key_wipe (&lbd_clients[i].key);
+  lb_config_free (&lbd_cfg);
+  return 0;
+}

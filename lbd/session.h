@@ -1,0 +1,69 @@
+/* lbd: clients and their sessions.
+ *
+ * A client is one config line: its image, its key, its status.  A session
+ * is one authenticated connection serving a client, run by its own thread,
+ * so that one client's slowness never stalls another.  A newer session
+ * for a client replaces the older one: it shuts the old connection down
+ * and waits for the old thread to let go of the image, so two sessions
+ * never write one image at once.
+ */
+
+#ifndef LBD_SESSION_H
+#define LBD_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lb_config.h"
+#include "lb_key.h"
+
+struct session;
+
+struct client {
+  const struct lb_client_conf *conf;
+  struct lb_key key;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct session *owner;        /* session holding the image, or NULL */
+
+  /* Status, under LOCK. */
+  bool connected;
+  char peer[64];
+  uint32_t phase;
+  bool consistent;
+  uint64_t last_consistent;
+  uint64_t epoch, seq;
+  uint64_t bytes_in;            /* payload bytes received, all sessions */
+  uint64_t connects, replaced, refused;
+  uint64_t rate;                /* bytes/s over the last few seconds */
+  uint64_t rate_bytes;
+  uint64_t rate_time_ms;
+};
+
+struct listener {
+  struct lb_listen addr;
+  int fd;
+  struct client **clients;      /* the clients configured on this address */
+  size_t nclients;
+};
+
+/* Serve one accepted connection FD on listener L: handshake (bounded by
+ * HANDSHAKE_MS), then the session.  Runs in its own detached thread;
+ * returns at once.  Returns -1 if the thread could not start (FD closed).
+ */
+extern int session_start (struct listener *l, int fd, const char *peer);
+
+/* Ask every session to end, and wait for them. */
+extern void session_shutdown_all (void);
+
+/* Connections still in their handshake, for the cap on unauthenticated
+ * connections.
+ */
+extern unsigned session_handshaking (void);
+
+#define LBD_HANDSHAKE_MS     10000
+#define LBD_MAX_HANDSHAKING  64
+
+#endif
