@@ -1,11 +1,12 @@
 #!/bin/bash
-# livebackup demo: install what is needed, build, then run the capture
-# pipeline on a file-backed partition:
-#   nbdkit (file plugin + livewatch filter) serves a 256 MiB partition,
-#   ext4 is made and mounted on it (nbdfuse + loop), files are written,
-#   copied, deleted and synced while a consumer mirrors every write
-#   through the shared-memory channel; at the end the mirror is
-#   byte-identical to the partition and e2fsck finds it clean.
+# livebackup demo: install what is needed, build, then run the whole
+# pipeline on a file-backed partition, on loopback:
+#   nbdkit (file plugin + livewatch filter) serves a 256 MiB partition;
+#   lbd keeps the backup image; lb ships every write to it over TLS 1.3
+#   (pre-shared key); ext4 is made and mounted on the partition (nbdfuse +
+#   loop), files are written, copied, deleted and synced; at the end the
+#   backup image is byte-identical to the partition and e2fsck finds it
+#   clean.
 set -eu
 cd "$(dirname "$0")"
 ./scripts/install-deps.sh
@@ -15,11 +16,14 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 D=$(mktemp -d /tmp/lbdemo.XXXXXX)
 FILTER=$PWD/.libs/nbdkit-livewatch-filter.so
 MIRROR=$PWD/tests/lw-mirror
+LB=$PWD/lb/lb
+LBD=$PWD/lbd/lbd
 cleanup () {
     set +e
     mountpoint -q "$D/mnt" && umount "$D/mnt"
     mountpoint -q "$D/fuse" && umount "$D/fuse"
-    [ -n "${MPID:-}" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+    [ -n "${LBPID:-}" ] && kill "$LBPID" 2>/dev/null && wait "$LBPID" 2>/dev/null
+    [ -n "${LBDPID:-}" ] && kill "$LBDPID" 2>/dev/null && wait "$LBDPID" 2>/dev/null
     [ -s "$D/nbdkit.pid" ] && kill "$(cat "$D/nbdkit.pid")"
     rm -rf "$D"
 }
@@ -34,10 +38,24 @@ nbdkit -U "$D/nbd.sock" -P "$D/nbdkit.pid" --filter="$FILTER" \
 until "$MIRROR" --stat --dir="$D" 1 >/dev/null 2>&1; do sleep 0.1; done
 ls -l "$D/livewatch-1"
 
-say "the consumer attaches and mirrors into backup.img"
-"$MIRROR" --dir="$D" --state="$D/backup.img.state" --max-seconds=600 \
-    1 "$D/partition" "$D/backup.img" &
-MPID=$!
+say "the backup server: lbd with one client line (TLS, pre-shared key)"
+mkdir -p "$D/server/client1"
+head -c 64 /dev/urandom >"$D/backup.key"; chmod 600 "$D/backup.key"
+cp "$D/backup.key" "$D/server/client1/key"
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$D/server/lbd.conf" <<CONF
+client file=client1/partition key=client1/key listen=127.0.0.1/$PORT type=simple
+CONF
+cat "$D/server/lbd.conf"
+"$LBD" -n "$D/server/lbd.conf"
+"$LBD" --control="$D/lbd.ctl" "$D/server/lbd.conf" 2>"$D/lbd.log" &
+LBDPID=$!
+until [ -S "$D/lbd.ctl" ]; do sleep 0.1; done
+
+say "the client: lb 1 PARTITION 127.0.0.1 $PORT KEYFILE"
+"$LB" --dir="$D" --retry=1 1 "$D/partition" 127.0.0.1 "$PORT" "$D/backup.key" \
+    2>"$D/lb.log" &
+LBPID=$!
 
 say "ext4 on the served partition (nbdfuse + loop), a workload, sync"
 nbdfuse "$D/fuse" --unix "$D/nbd.sock" &
@@ -54,15 +72,23 @@ df -h "$D/mnt" | tail -1
 umount "$D/mnt"
 umount "$D/fuse"
 
-say "waiting for the mirror to converge"
+say "waiting for lb to report live with an empty queue"
 for i in $(seq 600); do
-    "$MIRROR" --stat --dir="$D" 1 | grep -q '^converged=1' && break
+    "$MIRROR" --stat --dir="$D" 1 | grep -q '^converged=1' \
+        && grep -q '^phase=live' "$D/server/client1/partition.state" && break
     sleep 0.1
 done
-"$MIRROR" --stat --dir="$D" 1 | grep -E '^(mode|writes|records|bytes_queued|degrades|resumes)='
+"$LB" --status --dir="$D" 1
+"$LBD" --status --control="$D/lbd.ctl" "$D/server/lbd.conf"
 
-say "the mirror against the partition"
-cmp "$D/partition" "$D/backup.img" && echo "backup.img is byte-identical to the partition"
-e2fsck -fn "$D/backup.img"
+say "the backup image against the partition"
+IMG=$D/server/client1/partition
+cmp "$D/partition" "$IMG" && echo "the backup image is byte-identical to the partition"
+cat "$IMG.state"
+cp --sparse=always "$IMG" "$D/copy.img"
+e2fsck -fn "$D/copy.img"
+
+say "what lb and lbd logged"
+cat "$D/lb.log" "$D/lbd.log"
 echo
 echo "demo OK"
