@@ -200,6 +200,11 @@ lw_header_check (const struct lw_header *h, uint64_t file_size)
   if (h->magic != LW_MAGIC) return "bad magic";
   if (h->layout_version != LW_LAYOUT_VERSION) return "unsupported layout version";
   if (h->header_size != LW_HEADER_SIZE) return "bad header size";
+  /* Bound every field before any sum, so that no sum can wrap. */
+  if (h->dev_size > (UINT64_C(1) << 62) || file_size > (UINT64_C(1) << 62)
+      || h->dirty_off > file_size || h->pending_off > file_size
+      || h->bitmap_bytes > file_size)
+    return "offsets or sizes out of range";
   if (h->block_size < LW_MIN_BLOCK || h->block_size > LW_MAX_BLOCK
       || (h->block_size & (h->block_size - 1)) != 0)
     return "bad block size";

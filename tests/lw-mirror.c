@@ -163,6 +163,7 @@ main (int argc, char **argv)
     if (r == 1)
       fprintf (stderr, "lw-mirror: channel gone; reattaching\n");
   }
+  mirror_free (&m);
   fprintf (stderr, "lw-mirror: done: attaches=%u scans=%" PRIu64
            " catchups=%" PRIu64 " lives=%" PRIu64 " records=%" PRIu64
            " copied=%" PRIu64 "\n", attaches, m.n_scans, m.n_catchups,

@@ -238,3 +238,10 @@ mirror_follow (struct mirror *m, struct lwc *c)
   r = lwf_run (c, &sink, &o, scan, seq);
   return r;
 }
+
+void
+mirror_free (struct mirror *m)
+{
+  free (m->buf);
+  m->buf = NULL;
+}

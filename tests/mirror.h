@@ -38,4 +38,7 @@ struct mirror {
  */
 extern int mirror_follow (struct mirror *m, struct lwc *c);
 
+/* Free what following allocated. */
+extern void mirror_free (struct mirror *m);
+
 #endif

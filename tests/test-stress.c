@@ -137,6 +137,7 @@ consumer (void *arg)
       usleep (1000);
   }
   a->result = mirror_follow (&a->m, c);
+  mirror_free (&a->m);
   lwc_detach (c);
   return NULL;
 }
@@ -167,8 +168,14 @@ main (int argc, char **argv)
   struct channel_config cfg = {
     .unit = 3, .queue = 64 << 10, .block = BLOCK,
   };
+#ifdef __SANITIZE_ADDRESS__
+  /* The sanitizers slow the writers down: a shorter, smaller run. */
+  int seconds = argc > 1 ? atoi (argv[1]) : 10;
+  uint64_t min_cycles = argc > 2 ? strtoull (argv[2], NULL, 10) : 200;
+#else
   int seconds = argc > 1 ? atoi (argv[1]) : 20;
   uint64_t min_cycles = argc > 2 ? strtoull (argv[2], NULL, 10) : 1000;
+#endif
   pthread_t w[NWRITERS], cons;
   struct consumer_arg ca = { .result = -2 };
   char *a, *b;

@@ -1,0 +1,119 @@
+/* Unit tests of the wire protocol's framing and checks (lb_proto.c). */
+
+#include <config.h>
+
+#include <string.h>
+
+#include "lb_proto.h"
+#include "tap.h"
+
+/* Encode M, then check and decode it back. */
+static const char *
+roundtrip (const struct lbp_msg *m, const uint8_t *payload, size_t plen,
+           struct lbp_msg *out, uint8_t *wire)
+{
+  size_t n = lbp_encode (m, plen, wire);
+  uint16_t type;
+  uint32_t len;
+  const char *why;
+
+  if (plen)
+    memcpy (wire + n, payload, plen);
+  if ((why = lbp_check_header (wire, &type, &len)) != NULL)
+    return why;
+  if (type != m->type || len != n - LBP_HDR_SIZE + plen)
+    return "header does not match";
+  return lbp_decode (type, wire + LBP_HDR_SIZE, len, out);
+}
+
+int
+main (void)
+{
+  static uint8_t wire[1 << 20], data[65536];
+  struct lbp_msg m, d;
+  uint16_t type;
+  uint32_t len;
+
+  memset (data, 0xab, sizeof data);
+  m = (struct lbp_msg) { .type = LBP_HELLO, .version = LBP_VERSION,
+                         .epoch = UINT64_C(0x0123456789abcdef),
+                         .dev_size = UINT64_C(5) << 40, .hash_block = 65536 };
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.magic == LBP_MAGIC
+          && d.epoch == m.epoch && d.dev_size == m.dev_size
+          && d.hash_block == 65536, "HELLO round trip, 64-bit size (5 TiB)");
+
+  m = (struct lbp_msg) { .type = LBP_WRITE, .seq = 42,
+                         .offset = UINT64_C(3) << 40, .length = 4096,
+                         .enc = LBP_ENC_RAW };
+  tap_ok (roundtrip (&m, data, 4096, &d, wire) == NULL && d.seq == 42
+          && d.offset == m.offset && d.length == 4096 && d.payload_len == 4096
+          && d.payload[4095] == 0xab, "WRITE round trip with payload");
+  tap_ok (roundtrip (&m, data, 4095, &d, wire) != NULL,
+          "WRITE whose payload is short of its length is refused");
+  m.enc = LBP_ENC_ZERO;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL,
+          "zero-encoded BLOCK/WRITE without payload accepted");
+  tap_ok (roundtrip (&m, data, 10, &d, wire) != NULL,
+          "zero-encoded data with a payload refused");
+  m.enc = 9;
+  tap_ok (roundtrip (&m, data, 4096, &d, wire) != NULL,
+          "unknown encoding refused");
+  m.enc = LBP_ENC_RAW;
+  m.length = 0;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL, "empty write refused");
+
+  m = (struct lbp_msg) { .type = LBP_HASH_REQ, .id = 7, .offset = 0,
+                         .length = 4096u * 65536, .hash_block = 65536 };
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.id == 7,
+          "HASH_REQ of 4096 blocks accepted");
+  m.length++;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "HASH_REQ of more than 4096 blocks refused");
+  m.hash_block = 3000;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "hash block not a power of 2 refused");
+
+  m = (struct lbp_msg) { .type = LBP_HASHES, .id = 1, .count = 2,
+                         .hash_block = 65536 };
+  tap_ok (roundtrip (&m, data, 64, &d, wire) == NULL && d.count == 2,
+          "HASHES with 2 hashes");
+  tap_ok (roundtrip (&m, data, 63, &d, wire) != NULL,
+          "HASHES whose count does not match its payload refused");
+
+  m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
+                         .phase = LBP_PHASE_LIVE };
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL
+          && d.phase == LBP_PHASE_LIVE && d.seq == 99, "SYNC round trip");
+  m.phase = 7;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL, "unknown phase refused");
+
+  /* Header checks, before any body is read. */
+  memset (wire, 0, 8);
+  wire[0] = 200;
+  tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+          "unknown type refused from its header");
+  m = (struct lbp_msg) { .type = LBP_BLOCK, .length = 1, .enc = 0 };
+  lbp_encode (&m, 1, wire);
+  lbp_put32 (wire + 4, 16 + LBP_MAX_DATA + 1);
+  tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+          "a body over the limit is refused from its header");
+  lbp_put32 (wire + 4, 3);
+  tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+          "a body shorter than the fixed part is refused");
+  m = (struct lbp_msg) { .type = LBP_SYNCED };
+  lbp_encode (&m, 0, wire);
+  lbp_put32 (wire + 4, 17);
+  tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+          "a fixed-size message with extra bytes is refused");
+  m = (struct lbp_msg) { .type = LBP_BYE };
+  lbp_encode (&m, 0, wire);
+  wire[2] = 1;
+  tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+          "non-zero flags are refused");
+  m = (struct lbp_msg) { .type = LBP_HELLO, .version = 1, .hash_block = 65536 };
+  lbp_encode (&m, 0, wire);
+  wire[LBP_HDR_SIZE] ^= 1;
+  tap_ok (lbp_decode (LBP_HELLO, wire + LBP_HDR_SIZE, 32, &d) != NULL,
+          "HELLO with a bad magic refused");
+  return tap_done ();
+}
