@@ -77,6 +77,27 @@ struct lb_config_val {
   size_t vn;
 };
 
+/* An index of clients by a hash of some key, so that the whole-file
+ * checks cost one look-up per client rather than a pass over all the
+ * clients before it: open addressing, at most half full.
+ */
+struct lb_config_slot {
+  uint64_t hash;
+  size_t client;                /* index + 1; 0: an empty slot */
+};
+
+struct lb_config_index {
+  struct lb_config_slot *slot;
+  size_t cap, n;                /* cap: 0 or a power of two */
+};
+
+/* A distinct listen address, and what uses it. */
+struct lb_config_addr {
+  struct lb_listen listen;
+  int line;                     /* the first statement that uses it */
+  int client_line, export_line; /* the first client, the export; or 0 */
+};
+
 struct lb_config_parser {
   const char *text;
   size_t len, pos;
@@ -85,6 +106,10 @@ struct lb_config_parser {
   struct lb_config *cfg;
   char **canon;                 /* per client: image path, links resolved */
   size_t ccap, ecap;            /* room in cfg->clients (and canon), exports */
+  struct lb_config_index images;        /* clients by canon */
+  struct lb_config_index names;         /* clients by listen and name */
+  struct lb_config_addr *addrs;         /* in order of first use */
+  size_t naddrs, acap;
   char *err;
   size_t errlen;
 };
@@ -285,16 +310,94 @@ lb_config_port (const char *s, size_t n, unsigned *port)
   return true;
 }
 
-/* Parse listen=VALUE into L.  Returns NULL, or why it is wrong. */
+/* Fill L with the IPv4 address A and PORT. */
+static void
+lb_config_listen_ipv4 (struct lb_listen *l, struct in_addr a, unsigned port)
+{
+  struct sockaddr_in *s4 = (struct sockaddr_in *) &l->addr;
+  char shown[INET_ADDRSTRLEN];
+
+  memset (&l->addr, 0, sizeof l->addr);
+  s4->sin_family = AF_INET;
+  s4->sin_addr = a;
+  s4->sin_port = htons (port);
+  l->family = AF_INET;
+  l->addrlen = sizeof *s4;
+  l->loopback = (ntohl (a.s_addr) >> 24) == 127;
+  inet_ntop (AF_INET, &a, shown, sizeof shown);
+  snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
+}
+
+/* Parse the IPv6 literal A (NUL-terminated, writable, no brackets, an
+ * optional %ZONE) with PORT into L.  Returns NULL, or why it is wrong.
+ */
+static const char *
+lb_config_listen_ipv6 (struct lb_listen *l, char *a, unsigned port)
+{
+  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &l->addr;
+  char shown[INET6_ADDRSTRLEN], *zone = strchr (a, '%');
+  bool numeric = false;
+  uint32_t scope = 0;
+
+  if (zone) {
+    *zone++ = '\0';
+    if (*zone == '\0')
+      return "bad address (empty zone after %)";
+    numeric = zone[strspn (zone, "0123456789")] == '\0';
+    if (numeric) {
+      unsigned long z;
+      errno = 0;
+      z = strtoul (zone, NULL, 10);
+      if (errno || z == 0 || z > UINT32_MAX)
+        return "bad address (bad zone number)";
+      scope = z;
+    }
+    else if ((scope = if_nametoindex (zone)) == 0)
+      return "bad address (no such network interface)";
+  }
+  if (inet_pton (AF_INET6, a, &s6->sin6_addr) != 1)
+    return "bad address";
+  if (IN6_IS_ADDR_V4MAPPED (&s6->sin6_addr) && !zone) {
+    /* ::ffff:a.b.c.d is that IPv4 address: store it as one, so that both
+     * spellings compare equal and bind the same way.
+     */
+    struct in_addr a4;
+    memcpy (&a4, &s6->sin6_addr.s6_addr[12], sizeof a4);
+    lb_config_listen_ipv4 (l, a4, port);
+    return NULL;
+  }
+  s6->sin6_family = AF_INET6;
+  s6->sin6_port = htons (port);
+  s6->sin6_scope_id = scope;
+  l->family = AF_INET6;
+  l->addrlen = sizeof *s6;
+  l->loopback = IN6_IS_ADDR_LOOPBACK (&s6->sin6_addr);
+  inet_ntop (AF_INET6, &s6->sin6_addr, shown, sizeof shown);
+  /* A zone shows as its number, or as the name of an interface that
+   * exists, which is short: the text always fits.
+   */
+  if (numeric)
+    snprintf (l->text, sizeof l->text, "%s%%%u/%u", shown,
+              (unsigned) scope, port);
+  else if (zone)
+    snprintf (l->text, sizeof l->text, "%s%%%s/%u", shown, zone, port);
+  else
+    snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
+  return NULL;
+}
+
+/* Parse listen=VALUE (V, N bytes) into L.  Returns NULL, or why it is
+ * wrong.
+ */
 static const char *
 lb_config_listen (const char *v, size_t n, struct lb_listen *l)
 {
-  /* An IPv6 literal with a zone, with room for brackets. */
-  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 8], shown[INET6_ADDRSTRLEN];
-  const char *slash = NULL, *zone = NULL;
-  size_t an, i;
+  /* Room for an IPv6 literal in brackets with an interface zone. */
+  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 8];
+  const char *slash = NULL;
+  struct in_addr a4;
   unsigned port;
-  char *a = addr, *pct;
+  size_t an, i;
 
   memset (l, 0, sizeof *l);
   /* The last slash: the address part never holds one. */
@@ -324,83 +427,21 @@ lb_config_listen (const char *v, size_t n, struct lb_listen *l)
     snprintf (l->text, sizeof l->text, "*/%u", port);
     return NULL;
   }
-
+  /* The slash before the port makes brackets needless, but people
+   * write them out of habit.
+   */
   if (addr[0] == '[') {
     if (an < 3 || addr[an - 1] != ']')
       return "bad address";
     addr[an - 1] = '\0';
-    a = addr + 1;
+    return lb_config_listen_ipv6 (l, addr + 1, port);
   }
-  if (strchr (a, ':') || a != addr) {
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &l->addr;
-    uint32_t scope = 0;
-
-    pct = strchr (a, '%');
-    if (pct) {
-      *pct = '\0';
-      zone = pct + 1;
-      if (*zone == '\0')
-        return "bad address (empty zone after %)";
-      if (strspn (zone, "0123456789") == strlen (zone)) {
-        unsigned long z;
-        errno = 0;
-        z = strtoul (zone, NULL, 10);
-        if (errno || z == 0 || z > UINT32_MAX)
-          return "bad address (bad zone number)";
-        scope = z;
-      }
-      else if ((scope = if_nametoindex (zone)) == 0)
-        return "bad address (no such network interface)";
-    }
-    s6->sin6_family = AF_INET6;
-    if (inet_pton (AF_INET6, a, &s6->sin6_addr) != 1)
-      return "bad address";
-    s6->sin6_port = htons (port);
-    s6->sin6_scope_id = scope;
-    if (IN6_IS_ADDR_V4MAPPED (&s6->sin6_addr) && !zone) {
-      /* ::ffff:a.b.c.d is the IPv4 address: store it as one, so that
-       * both spellings compare equal and bind the same way.
-       */
-      struct sockaddr_in s4 = { .sin_family = AF_INET,
-                                .sin_port = htons (port) };
-      memcpy (&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-      memset (&l->addr, 0, sizeof l->addr);
-      memcpy (&l->addr, &s4, sizeof s4);
-      goto ipv4;
-    }
-    l->family = AF_INET6;
-    l->addrlen = sizeof *s6;
-    l->loopback = IN6_IS_ADDR_LOOPBACK (&s6->sin6_addr);
-    inet_ntop (AF_INET6, &s6->sin6_addr, shown, sizeof shown);
-    /* A zone shows as its number, or as the interface's name, which is
-     * short: the text always fits.
-     */
-    if (zone && zone[strspn (zone, "0123456789")] == '\0')
-      snprintf (l->text, sizeof l->text, "%s%%%u/%u", shown,
-                (unsigned) scope, port);
-    else if (zone)
-      snprintf (l->text, sizeof l->text, "%s%%%s/%u", shown, zone, port);
-    else
-      snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
-    return NULL;
-  }
-  else {
-    struct sockaddr_in *s4 = (struct sockaddr_in *) &l->addr;
-    /* inet_pton takes only the dotted quad: no 10.1, no octal, no hex. */
-    s4->sin_family = AF_INET;
-    if (inet_pton (AF_INET, a, &s4->sin_addr) != 1)
-      return "bad address";
-    s4->sin_port = htons (port);
-  }
- ipv4:
-  {
-    struct sockaddr_in *s4 = (struct sockaddr_in *) &l->addr;
-    l->family = AF_INET;
-    l->addrlen = sizeof *s4;
-    l->loopback = (ntohl (s4->sin_addr.s_addr) >> 24) == 127;
-    inet_ntop (AF_INET, &s4->sin_addr, shown, sizeof shown);
-    snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
-  }
+  if (strchr (addr, ':'))
+    return lb_config_listen_ipv6 (l, addr, port);
+  /* inet_pton takes only the dotted quad: no 10.1, no octal, no hex. */
+  if (inet_pton (AF_INET, addr, &a4) != 1)
+    return "bad address";
+  lb_config_listen_ipv4 (l, a4, port);
   return NULL;
 }
 
@@ -554,62 +595,163 @@ lb_config_canon (const char *path)
   return lb_config_lexical (path);
 }
 
-/* Check listen address L (given on line LINE) against every earlier
- * statement: IS_EXPORT tells whether it belongs to an export.
+/* ARR (of *CAP elements of SIZE bytes), grown if need be to hold one
+ * more than N; NULL if out of memory (ARR is then untouched).  Each
+ * element stands for a statement of at least a dozen bytes of the text,
+ * so the array never outgrows the input.
  */
-static int
-lb_config_check_listen (struct lb_config_parser *p,
-                        const struct lb_listen *l, bool is_export,
-                        const struct lb_config_val *val)
-{
-  const struct lb_config *cfg = p->cfg;
-  char shown[128];
-  size_t i;
-
-  lb_config_show (val->word.p, val->word.n, shown, sizeof shown);
-  for (i = 0; i < cfg->nexports; i++) {
-    const struct lb_export_conf *e = &cfg->exports[i];
-    if (lb_listen_equal (l, &e->listen))
-      return lb_config_fail (p, val->word.line, "%s: already the address "
-                             "of the export on line %d", shown, e->line);
-    if (lb_config_listen_overlap (l, &e->listen))
-      return lb_config_fail (p, val->word.line, "%s: overlaps listen=%s of "
-                             "the export on line %d (the two cannot both be "
-                             "bound)", shown, e->listen.text, e->line);
-  }
-  for (i = 0; i < cfg->nclients; i++) {
-    const struct lb_client_conf *c = &cfg->clients[i];
-    if (is_export && lb_listen_equal (l, &c->listen))
-      return lb_config_fail (p, val->word.line, "%s: already the address "
-                             "of the client on line %d; an export needs an "
-                             "address of its own", shown, c->line);
-    if (lb_config_listen_overlap (l, &c->listen))
-      return lb_config_fail (p, val->word.line, "%s: overlaps listen=%s of "
-                             "the client on line %d (the two cannot both be "
-                             "bound; give both the same address)",
-                             shown, c->listen.text, c->line);
-  }
-  return 0;
-}
-
-/* Grow *ARR (of *CAP elements of SIZE bytes) to hold one more than N.
- * Each element stands for a statement of at least a dozen bytes of the
- * text, so the array never outgrows the input.
- */
-static int
-lb_config_grow (void **arr, size_t *cap, size_t n, size_t size)
+static void *
+lb_config_grow (void *arr, size_t *cap, size_t n, size_t size)
 {
   size_t ncap;
   void *a;
 
   if (n < *cap)
-    return 0;
+    return arr;
   ncap = *cap ? *cap * 2 : 8;
-  a = reallocarray (*arr, ncap, size);
-  if (a == NULL)
-    return -1;
-  *arr = a;
-  *cap = ncap;
+  a = reallocarray (arr, ncap, size);
+  if (a != NULL)
+    *cap = ncap;
+  return a;
+}
+
+/* FNV-1a: the keys come from the config's author, who has no reason to
+ * make them collide, so a fast unkeyed hash does.
+ */
+#define LB_CONFIG_HASH_INIT UINT64_C (0xcbf29ce484222325)
+
+static uint64_t
+lb_config_hash (uint64_t h, const void *data, size_t n)
+{
+  const unsigned char *b = data;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    h = (h ^ b[i]) * UINT64_C (0x100000001b3);
+  return h;
+}
+
+/* Hash what lb_listen_equal compares. */
+static uint64_t
+lb_config_hash_listen (uint64_t h, const struct lb_listen *l)
+{
+  unsigned port = lb_listen_port (l);
+
+  h = lb_config_hash (h, &l->family, sizeof l->family);
+  h = lb_config_hash (h, &port, sizeof port);
+  if (l->family == AF_INET)
+    return lb_config_hash (h, &((const struct sockaddr_in *) &l->addr)
+                           ->sin_addr, sizeof (struct in_addr));
+  else {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) &l->addr;
+    h = lb_config_hash (h, &s6->sin6_addr, sizeof s6->sin6_addr);
+    return lb_config_hash (h, &s6->sin6_scope_id, sizeof s6->sin6_scope_id);
+  }
+}
+
+/* The next client whose key hashes to HASH, as its index + 1; 0 when
+ * there are no more.  Start with *POS = HASH.  The caller compares the
+ * keys themselves.
+ */
+static size_t
+lb_config_index_next (const struct lb_config_index *ix, uint64_t hash,
+                      size_t *pos)
+{
+  if (ix->cap == 0)
+    return 0;
+  /* Ends: the index is never more than half full. */
+  for (;;) {
+    const struct lb_config_slot *s = &ix->slot[*pos & (ix->cap - 1)];
+    (*pos)++;
+    if (s->client == 0)
+      return 0;
+    if (s->hash == hash)
+      return s->client;
+  }
+}
+
+static int
+lb_config_index_add (struct lb_config_index *ix, uint64_t hash,
+                     size_t client)
+{
+  struct lb_config_slot *s;
+  size_t pos, i;
+
+  if (2 * (ix->n + 1) > ix->cap) {
+    size_t ncap = ix->cap ? ix->cap * 2 : 16;
+    struct lb_config_slot *ns = calloc (ncap, sizeof *ns);
+    if (ns == NULL)
+      return -1;
+    for (i = 0; i < ix->cap; i++)
+      if (ix->slot[i].client) {
+        for (pos = ix->slot[i].hash; ns[pos & (ncap - 1)].client; pos++)
+          ;
+        ns[pos & (ncap - 1)] = ix->slot[i];
+      }
+    free (ix->slot);
+    ix->slot = ns;
+    ix->cap = ncap;
+  }
+  for (pos = hash; ix->slot[pos & (ix->cap - 1)].client; pos++)
+    ;
+  s = &ix->slot[pos & (ix->cap - 1)];
+  s->hash = hash;
+  s->client = client + 1;
+  ix->n++;
+  return 0;
+}
+
+/* Check listen address L, from the word in VAL, against the addresses
+ * of every earlier statement, and record that a client (or, if
+ * IS_EXPORT, an export) on line LINE uses it.  Distinct addresses are
+ * few however many clients share them, so a pass over them is cheap.
+ */
+static int
+lb_config_use_listen (struct lb_config_parser *p, const struct lb_listen *l,
+                      bool is_export, int line,
+                      const struct lb_config_val *val)
+{
+  struct lb_config_addr *a = NULL;
+  char shown[128];
+  size_t i;
+
+  lb_config_show (val->word.p, val->word.n, shown, sizeof shown);
+  for (i = 0; i < p->naddrs; i++) {
+    struct lb_config_addr *b = &p->addrs[i];
+    if (lb_listen_equal (l, &b->listen)) {
+      if (b->export_line)
+        return lb_config_fail (p, val->word.line, "%s: already the address "
+                               "of the export on line %d", shown,
+                               b->export_line);
+      if (is_export)
+        return lb_config_fail (p, val->word.line, "%s: already the address "
+                               "of the client on line %d; an export needs an "
+                               "address of its own", shown, b->client_line);
+      a = b;
+      break;
+    }
+    if (lb_config_listen_overlap (l, &b->listen))
+      return lb_config_fail (p, val->word.line, "%s: overlaps listen=%s of "
+                             "the %s on line %d (the two cannot both be "
+                             "bound%s)", shown, b->listen.text,
+                             b->export_line ? "export" : "client", b->line,
+                             b->export_line || is_export
+                             ? "" : "; give both the same address");
+  }
+  if (a == NULL) {
+    a = lb_config_grow (p->addrs, &p->acap, p->naddrs, sizeof *p->addrs);
+    if (a == NULL)
+      return lb_config_fail (p, line, "out of memory");
+    p->addrs = a;
+    a = &p->addrs[p->naddrs++];
+    memset (a, 0, sizeof *a);
+    a->listen = *l;
+    a->line = line;
+  }
+  if (is_export)
+    a->export_line = line;
+  else if (a->client_line == 0)
+    a->client_line = line;
   return 0;
 }
 
@@ -622,11 +764,19 @@ lb_config_add_client (struct lb_config_parser *p, int line,
   const struct lb_config_val *fv = &vals[LBK_FILE], *nv = &vals[LBK_NAME];
   struct lb_client_conf c = { .encrypt = true, .listen = *l, .line = line };
   char shown[128], shown2[128];
+  uint64_t image_hash, name_hash;
   char *canon = NULL;
-  size_t i;
+  size_t i, pos;
 
-  if (lb_config_check_listen (p, l, false, &vals[LBK_LISTEN]) == -1)
+  if (lb_config_use_listen (p, l, false, line, &vals[LBK_LISTEN]) == -1)
     return -1;
+  if (!nv->set && fv->vn > LB_CONFIG_NAME_MAX)
+    return lb_config_fail (p, fv->word.line, "%s: longer than %d bytes, too "
+                           "long to be the client's name as well; give it a "
+                           "name=",
+                           lb_config_show (fv->word.p, fv->word.n, shown,
+                                           sizeof shown),
+                           LB_CONFIG_NAME_MAX);
   if (vals[LBK_ENCRYPT].set)
     c.encrypt = vals[LBK_ENCRYPT].v[0] == 'y';
   c.file = lb_config_abs (p, fv->v, fv->vn);
@@ -637,53 +787,61 @@ lb_config_add_client (struct lb_config_parser *p, int line,
   if (!c.file || !c.key_path || !c.name || !canon)
     goto oom;
 
-  for (i = 0; i < cfg->nclients; i++)
-    if (strcmp (p->canon[i], canon) == 0) {
+  image_hash = lb_config_hash (LB_CONFIG_HASH_INIT, canon, strlen (canon));
+  pos = image_hash;
+  while ((i = lb_config_index_next (&p->images, image_hash, &pos)) != 0)
+    if (strcmp (p->canon[i - 1], canon) == 0) {
       lb_config_fail (p, fv->word.line, "%s: the same image (%s) as the "
                       "client on line %d",
                       lb_config_show (fv->word.p, fv->word.n, shown,
                                       sizeof shown),
                       lb_config_show (canon, strlen (canon), shown2,
                                       sizeof shown2),
-                      cfg->clients[i].line);
+                      cfg->clients[i - 1].line);
       goto fail;
     }
-  for (i = 0; i < cfg->nclients; i++)
-    if (lb_listen_equal (l, &cfg->clients[i].listen)
-        && strcmp (cfg->clients[i].name, c.name) == 0) {
+  name_hash = lb_config_hash (lb_config_hash_listen (LB_CONFIG_HASH_INIT, l),
+                              c.name, strlen (c.name));
+  pos = name_hash;
+  while ((i = lb_config_index_next (&p->names, name_hash, &pos)) != 0)
+    if (lb_listen_equal (l, &cfg->clients[i - 1].listen)
+        && strcmp (cfg->clients[i - 1].name, c.name) == 0) {
       /* lbd tells clients on one address apart by name alone. */
       if (nv->set)
         lb_config_fail (p, nv->word.line, "%s: the client on line %d at "
                         "listen=%s has this name too",
                         lb_config_show (nv->word.p, nv->word.n, shown,
                                         sizeof shown),
-                        cfg->clients[i].line, l->text);
+                        cfg->clients[i - 1].line, l->text);
       else
         lb_config_fail (p, line, "name %s (the default: the file= value) "
                         "is the name of the client on line %d at "
                         "listen=%s too; give this one a name=",
                         lb_config_show (c.name, strlen (c.name), shown,
                                         sizeof shown),
-                        cfg->clients[i].line, l->text);
+                        cfg->clients[i - 1].line, l->text);
       goto fail;
     }
 
   if (cfg->nclients == p->ccap) {
     /* canon runs beside clients, with the same capacity. */
-    size_t ncap = p->ccap ? p->ccap * 2 : 8;
+    size_t ccap = p->ccap, ncap = p->ccap;
     struct lb_client_conf *nc;
     char **cn;
 
-    nc = reallocarray (cfg->clients, ncap, sizeof *nc);
+    nc = lb_config_grow (cfg->clients, &ncap, cfg->nclients, sizeof *nc);
     if (nc == NULL)
       goto oom;
     cfg->clients = nc;
-    cn = reallocarray (p->canon, ncap, sizeof *cn);
+    cn = lb_config_grow (p->canon, &ccap, cfg->nclients, sizeof *cn);
     if (cn == NULL)
       goto oom;
     p->canon = cn;
     p->ccap = ncap;
   }
+  if (lb_config_index_add (&p->images, image_hash, cfg->nclients) == -1
+      || lb_config_index_add (&p->names, name_hash, cfg->nclients) == -1)
+    goto oom;
   p->canon[cfg->nclients] = canon;
   cfg->clients[cfg->nclients++] = c;
   return 0;
@@ -705,6 +863,7 @@ lb_config_add_export (struct lb_config_parser *p, int line,
 {
   struct lb_config *cfg = p->cfg;
   struct lb_export_conf e = { .listen = *l, .tls = true, .line = line };
+  struct lb_export_conf *ne;
 
   if (vals[LBK_TLS].set)
     e.tls = vals[LBK_TLS].v[0] == 'p';
@@ -715,11 +874,12 @@ lb_config_add_export (struct lb_config_parser *p, int line,
     return lb_config_fail (p, vals[LBK_TLS].word.line, "tls=off: allowed "
                            "only on a loopback address (127.0.0.0/8 or ::1), "
                            "not listen=%s", l->text);
-  if (lb_config_check_listen (p, l, true, &vals[LBK_LISTEN]) == -1)
+  if (lb_config_use_listen (p, l, true, line, &vals[LBK_LISTEN]) == -1)
     return -1;
-  if (lb_config_grow ((void **) &cfg->exports, &p->ecap, cfg->nexports,
-                      sizeof *cfg->exports) == -1)
+  ne = lb_config_grow (cfg->exports, &p->ecap, cfg->nexports, sizeof *ne);
+  if (ne == NULL)
     return lb_config_fail (p, line, "out of memory");
+  cfg->exports = ne;
   cfg->exports[cfg->nexports++] = e;
   return 0;
 }
@@ -754,9 +914,8 @@ lb_config_value (struct lb_config_parser *p, enum lb_config_key k,
     return 0;
   case LBK_NAME:
     if (n > LB_CONFIG_NAME_MAX)
-      return lb_config_fail (p, val->word.line, "%s: longer than %d bytes, "
-                             "the most a TLS identity may hold", shown,
-                             LB_CONFIG_NAME_MAX);
+      return lb_config_fail (p, val->word.line, "%s: longer than %d bytes",
+                             shown, LB_CONFIG_NAME_MAX);
     return 0;
   case LBK_ENCRYPT:
     if (!lb_config_word_is (v, n, "yes") && !lb_config_word_is (v, n, "no"))
@@ -892,6 +1051,9 @@ lb_config_parse (const char *text, size_t len, const char *path_for_messages,
   for (i = 0; i < cfg->nclients; i++)
     free (p.canon[i]);
   free (p.canon);
+  free (p.images.slot);
+  free (p.names.slot);
+  free (p.addrs);
   if (r == -1) {
     lb_config_free (cfg);
     return -1;

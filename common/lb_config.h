@@ -15,8 +15,8 @@
  *     before the newline is allowed) continues the statement on the next
  *     line; the backslash and newline count as a blank, so a word never
  *     spans two lines.  A backslash inside a comment is part of the
- *     comment and continues nothing; a backslash followed by blanks is an
- *     error that says so.
+ *     comment and continues nothing; a word ending in a backslash that only
+ *     blanks or a comment follow is an error that says so.
  *   - Blank lines and comment-only lines are ignored; so is a CR before a
  *     newline.  A NUL or other control byte (except tab) is an error.
  *
@@ -24,8 +24,9 @@
  *   client file=PATH key=PATH listen=ADDR/PORT [type=simple]
  *          [name=NAME] [encrypt=yes|no]
  *     file, key and listen are required; type defaults to simple, the
- *     only type; name defaults to the file= value as written; encrypt
- *     defaults to yes.
+ *     only type; name defaults to the file= value as written, and may
+ *     not exceed LB_CONFIG_NAME_MAX bytes either way; encrypt defaults
+ *     to yes.
  *   export listen=ADDR/PORT [tls=psk|off]
  *     For restores.  tls=off is allowed only on a loopback address.
  *
@@ -50,8 +51,9 @@
  * later one and mentions the earlier one's line in the message.  Where a
  * key is at fault the message starts with KEY=VALUE, e.g.
  *   /etc/lbd.conf:7: listen=10.0.0.300/15440: bad address
- * Bytes of the input that are not printable ASCII are shown as \xNN, and
- * long values are cut short, so a message is always one sane line.
+ * Bytes of the input that are not printable ASCII are shown as \xNN (a
+ * backslash as two), and long values are cut short with "...", so a
+ * message is always one sane line.
  */
 
 #ifndef LIVEBACKUP_LB_CONFIG_H
@@ -62,12 +64,18 @@
 #include <sys/socket.h>
 
 /* The largest config file accepted: room for some ten thousand client
- * lines.  The whole-file checks compare each client with every other, so
- * the bound also bounds the parser's time (it is fuzzed).
+ * lines.  The whole-file checks look clients up by hash, but compare
+ * distinct listen addresses pairwise: the bound also bounds the time a
+ * pathological file takes (about a second).
  */
 #define LB_CONFIG_MAX_SIZE (1024 * 1024)
-/* The longest name=: GnuTLS refuses longer PSK identities. */
-#define LB_CONFIG_NAME_MAX 128
+/* The longest client name, given or defaulted from file=.  The name is
+ * the TLS PSK identity and plain mode's hello: a bound lets the protocol
+ * size its frames (TLS would take up to 65535 bytes; GnuTLS 3.7 takes
+ * 300 in a test).  A name is an identifier, so this is a policy, kept
+ * generous.
+ */
+#define LB_CONFIG_NAME_MAX 255
 
 /* A listen address, ready for socket() and bind().
  * '*' gives AF_INET6 and in6addr_any: the caller should clear

@@ -18,12 +18,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +33,7 @@
 #include "lb_conn.h"
 #include "lb_key.h"
 #include "lb_log.h"
+#include "lb_priv.h"
 #include "lb_proto.h"
 #include "lb_wire.h"
 #include "lw_consumer.h"
@@ -54,6 +53,7 @@ struct lb_opts {
   const char *device, *host, *port, *keyfile;
   const char *dir;
   const char *name;
+  const char *user;
   int retry;                    /* seconds; -1: random 60-120 */
   bool encrypt, daemonize, allow_open_key;
   int compress;
@@ -96,6 +96,8 @@ lb_usage (FILE *fp)
 "      --allow-open-key   accept a key file that group or others can read\n"
 "  -d, --daemon           detach and log to syslog (default: foreground,\n"
 "                         log to stderr)\n"
+"  -u, --user=NAME        drop to user NAME once DEVICE and KEYFILE are\n"
+"                         open (the channel must be readable by NAME)\n"
 "  -s, --status           print UNIT's state and exit\n"
 "  -j, --json             with --status: print JSON\n"
 "  -v, --verbose          log more\n"
@@ -410,6 +412,7 @@ main (int argc, char **argv)
     { "dir", required_argument, NULL, 'D' },
     { "allow-open-key", no_argument, NULL, 'K' },
     { "daemon", no_argument, NULL, 'd' },
+    { "user", required_argument, NULL, 'u' },
     { "status", no_argument, NULL, 's' },
     { "json", no_argument, NULL, 'j' },
     { "verbose", no_argument, NULL, 'v' },
@@ -428,7 +431,7 @@ main (int argc, char **argv)
   pthread_t pub;
   int ch, dev_fd;
 
-  while ((ch = getopt_long (argc, argv, "r:N:z:D:dsjvhV", opts, NULL)) != -1) {
+  while ((ch = getopt_long (argc, argv, "r:N:z:D:du:sjvhV", opts, NULL)) != -1) {
     switch (ch) {
     case 'r':
       o.retry = strtol (optarg, &end, 10);
@@ -456,6 +459,7 @@ main (int argc, char **argv)
     case 'D': o.dir = optarg; break;
     case 'K': o.allow_open_key = true; break;
     case 'd': o.daemonize = true; break;
+    case 'u': o.user = optarg; break;
     case 's': status = true; break;
     case 'j': json = true; break;
     case 'v': lb_log_verbose = true; break;
@@ -511,6 +515,10 @@ main (int argc, char **argv)
   dev_fd = open (o.device, O_RDONLY | O_CLOEXEC);
   if (dev_fd == -1) {
     fprintf (stderr, "lb: DEVICE %s: %s\n", o.device, strerror (errno));
+    return 1;
+  }
+  if (o.user && lb_drop_privileges (o.user, err, sizeof err) == -1) {
+    fprintf (stderr, "lb: %s\n", err);
     return 1;
   }
   if (o.daemonize) {

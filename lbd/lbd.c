@@ -17,10 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +33,7 @@
 #include "lb_conn.h"
 #include "lb_key.h"
 #include "lb_log.h"
+#include "lb_priv.h"
 #include "lb_proto.h"
 #include "session.h"
 
@@ -336,27 +335,6 @@ lbd_ask_status (const char *path, bool json)
   return 0;
 }
 
-static int
-lbd_drop_privileges (const char *user, char *err, size_t errlen)
-{
-  struct passwd *pw = getpwnam (user);
-
-  if (pw == NULL) {
-    snprintf (err, errlen, "--user=%s: no such user", user);
-    return -1;
-  }
-  if (setgroups (0, NULL) == -1 || setgid (pw->pw_gid) == -1
-      || setuid (pw->pw_uid) == -1) {
-    snprintf (err, errlen, "--user=%s: %s", user, strerror (errno));
-    return -1;
-  }
-  if (setuid (0) == 0) {        /* must not be able to get root back */
-    snprintf (err, errlen, "--user=%s: could regain root", user);
-    return -1;
-  }
-  return 0;
-}
-
 static void
 lbd_accept (struct listener *l)
 {
@@ -468,7 +446,7 @@ main (int argc, char **argv)
     fprintf (stderr, "lbd: %s\n", err);
     return 1;
   }
-  if (user && lbd_drop_privileges (user, err, sizeof err) == -1) {
+  if (user && lb_drop_privileges (user, err, sizeof err) == -1) {
     fprintf (stderr, "lbd: %s\n", err);
     return 1;
   }

@@ -48,6 +48,37 @@ channel_lock_byte (int fd, int byte)
 }
 
 int
+channel_preflight (const struct channel_config *cfg)
+{
+  char path[4096];
+  struct stat st;
+  int fd;
+
+  if (lw_shm_path (path, sizeof path, cfg->dir, cfg->unit)
+      >= (int) sizeof path) {
+    nbdkit_error ("livewatch-dir is too long");
+    return -1;
+  }
+  errno = 0;
+  if (stat (cfg->dir, &st) == -1 || !S_ISDIR (st.st_mode)) {
+    nbdkit_error ("%s: cannot create channel: livewatch-dir=%s: %s", path,
+                  cfg->dir, errno ? strerror (errno) : "not a folder");
+    return -1;
+  }
+  fd = open (path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    int r = channel_lock_byte (fd, LW_LOCK_FILTER);
+    close (fd);
+    if (r == -1 && (errno == EAGAIN || errno == EACCES)) {
+      nbdkit_error ("%s: livewatch-unit=%u is in use by another nbdkit",
+                    path, cfg->unit);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int
 channel_create (const struct channel_config *cfg)
 {
   char path[4096];

@@ -25,8 +25,14 @@ struct channel_config {
 /* The one channel of this nbdkit process. */
 extern struct lw_header *channel_hdr;
 
+/* Early checks for get_ready, where errors still reach the terminal:
+ * DIR is a folder we can write, and no live filter holds the unit.
+ */
+extern int channel_preflight (const struct channel_config *cfg);
+
 /* Create DIR/livewatch-UNIT (0600), take the filter lock on it, write a
- * header in LW_STATE_INIT.  Replaces a stale file left by a dead filter;
+ * header in LW_STATE_INIT.  Called in after_fork, once nbdkit runs as the
+ * user it will serve as (-u), so that the file is that user's.  Replaces a stale file left by a dead filter;
  * refuses one whose filter is alive.  Returns 0 or -1 after nbdkit_error.
  */
 extern int channel_create (const struct channel_config *cfg);

@@ -106,18 +106,21 @@ livewatch_config_complete (nbdkit_next_config_complete *next,
   "livewatch-block=<SIZE>     Bytes per dirty-bitmap bit (default 64K).\n" \
   "livewatch-dir=<DIR>        Folder of the channel (default /dev/shm)."
 
-/* The last callback whose errors reach the user's terminal: create the
- * channel here, so that a bad folder or a busy unit stops nbdkit at once.
+/* The last callback whose errors reach the user's terminal: check here
+ * that the channel can be made, so that a bad folder or a busy unit
+ * stops nbdkit at once.  The file itself is made after the fork, when
+ * nbdkit runs as its final user (-u), who must own it.
  */
 static int
 livewatch_get_ready (int thread_model)
 {
   (void) thread_model;
-  return channel_create (&livewatch_cfg);
+  return channel_preflight (&livewatch_cfg);
 }
 
 /* After the fork: learn the export size through a private context (no
- * client need be connected), size the bitmaps, start the service thread.
+ * client need be connected), create and size the channel, start the
+ * service thread.
  */
 static int
 livewatch_after_fork (nbdkit_backend *backend)
@@ -139,7 +142,7 @@ livewatch_after_fork (nbdkit_backend *backend)
   nbdkit_next_context_close (next);
   if (size == -1)
     return -1;
-  if (channel_size (size) == -1)
+  if (channel_create (&livewatch_cfg) == -1 || channel_size (size) == -1)
     return -1;
   return service_start ();
 }
