@@ -1047,11 +1047,12 @@ lb_conn_server (int fd, lb_conn_lookup lookup, void *opaque, int timeout_ms,
   }
   if (identity && idlen)
     snprintf (identity, idlen, "%s", c->identity);
+  /* Also on failure, so that the caller can count refusals per client. */
+  if (client)
+    *client = c->client;
   if (ok == NULL)
     goto fail;
   c->deadline = 0;
-  if (client)
-    *client = c->client;
   return c;
 
  fail:

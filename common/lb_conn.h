@@ -116,8 +116,9 @@ typedef int (*lb_conn_lookup) (void *opaque, const char *identity,
                                struct lb_key *key, bool *encrypt,
                                void **client);
 
-/* Server: handshake on the accepted socket FD within TIMEOUT_MS.  On
- * success *CLIENT (if not NULL) gets the lookup's pointer.  IDENTITY
+/* Server: handshake on the accepted socket FD within TIMEOUT_MS.
+ * *CLIENT (if not NULL) gets the lookup's pointer, on success, and on
+ * failure too once the lookup has named a client (NULL otherwise).  IDENTITY
  * (if not NULL) gets the name the peer presented as soon as it is
  * known, also on failure, so the caller can log it ("" if none).
  * Returns NULL, errno set and a one-line reason in ERR, naming the

@@ -31,6 +31,7 @@
 
 
 #include "lb_conn.h"
+#include "lb_json.h"
 #include "lb_key.h"
 #include "lb_log.h"
 #include "lb_priv.h"
@@ -86,8 +87,8 @@ lb_usage (FILE *fp)
 "\n"
 "  -r, --retry=SECONDS    reconnect interval (default: random 60-120)\n"
 "  -N, --name=NAME        client name, sent as the PSK identity (default:\n"
-"                         this host's name); needed where several clients\n"
-"                         share one lbd listen address\n"
+"                         this host's short name); needed where several\n"
+"                         clients share one lbd listen address\n"
 "      --no-encrypt       plain mode: authenticated, not encrypted (trusted\n"
 "                         networks only; lbd's line must say encrypt=no)\n"
 "  -z, --compress=LEVEL   compress data with zstd at LEVEL (default: off)\n"
@@ -351,7 +352,7 @@ lb_status (const char *dir, unsigned unit, bool json)
     snprintf (kv[nkv][0], 128, "%s", line);
     snprintf (kv[nkv][1], 128, "%s", eq + 1);
     if (strcmp (line, "pid") == 0)
-      lb_alive = kill (atoi (eq + 1), 0) == 0;
+      lb_alive = kill (atoi (eq + 1), 0) == 0 || errno == EPERM;
     nkv++;
   }
   if (fp)
@@ -377,8 +378,16 @@ lb_status (const char *dir, unsigned unit, bool json)
     for (i = 0; i < nkv; i++) {
       bool num = strspn (kv[i][1], "0123456789") == strlen (kv[i][1])
                  && kv[i][1][0];
-      printf (",\"%s\":%s%s%s", kv[i][0], num ? "" : "\"", kv[i][1],
-              num ? "" : "\"");
+      printf (",");
+      lb_json_str (stdout, kv[i][0]);
+      if (strcmp (kv[i][0], "connected") == 0)
+        printf (":%s", strcmp (kv[i][1], "1") == 0 ? "true" : "false");
+      else if (num)
+        printf (":%s", kv[i][1]);
+      else {
+        printf (":");
+        lb_json_str (stdout, kv[i][1]);
+      }
     }
     printf ("}\n");
   }
@@ -429,6 +438,7 @@ main (int argc, char **argv)
   struct lb_sink sink;
   struct lwc *c = NULL;
   pthread_t pub;
+  bool publishing = false, fatal = false;
   int ch, dev_fd;
 
   while ((ch = getopt_long (argc, argv, "r:N:z:D:du:sjvhV", opts, NULL)) != -1) {
@@ -501,12 +511,26 @@ main (int argc, char **argv)
     hostname[strcspn (hostname, ".")] = '\0';
     o.name = hostname;
   }
+  if (!lb_conn_identity_ok (o.name)) {
+    fprintf (stderr, "lb: --name=%s: use at most 255 printable ASCII "
+             "characters, no blanks\n", o.name);
+    return 2;
+  }
   if (o.retry == -1) {
     unsigned r = 0;
     getrandom (&r, sizeof r, 0);
     o.retry = 60 + r % 61;
   }
 
+  /* --daemon moves to "/": a relative --dir must not move with it. */
+  static char absdir[4096];
+  if (o.dir && o.dir[0] != '/') {
+    if (realpath (o.dir, absdir) == NULL) {
+      fprintf (stderr, "lb: --dir=%s: %s\n", o.dir, strerror (errno));
+      return 1;
+    }
+    o.dir = absdir;
+  }
   lb_log_init ("lb", false);
   if (lb_key_load (o.keyfile, o.allow_open_key, &key, err, sizeof err) == -1) {
     fprintf (stderr, "lb: %s\n", err);
@@ -536,7 +560,6 @@ main (int argc, char **argv)
   lb_pub.o = &o;
   snprintf (lb_pub.path, sizeof lb_pub.path, "%s/" LW_FILE_PREFIX "%u.lb",
             o.dir ? o.dir : LW_DEFAULT_DIR, o.unit);
-  pthread_create (&pub, NULL, lb_publisher, NULL);
 
   while (!lb_quit) {
     int r;
@@ -547,6 +570,7 @@ main (int argc, char **argv)
         static int last_errno;
         if (errno == EBUSY || errno == EPERM || errno == EPROTO) {
           lb_err ("%s", err);
+          fatal = true;
           break;
         }
         if (errno != last_errno)
@@ -557,6 +581,9 @@ main (int argc, char **argv)
       }
       lb_info ("attached to unit %u: %" PRIu64 " bytes, epoch %016" PRIx64,
                o.unit, lwc_header (c)->dev_size, lwc_header (c)->epoch);
+      /* Publish status only as the unit's one consumer. */
+      if (!publishing)
+        publishing = pthread_create (&pub, NULL, lb_publisher, NULL) == 0;
       {
         struct stat st;
         if (fstat (dev_fd, &st) == 0 && S_ISREG (st.st_mode)
@@ -584,7 +611,10 @@ main (int argc, char **argv)
   lb_info ("exiting");
   lwc_detach (c);
   lb_key_wipe (&key);
-  pthread_join (pub, NULL);
-  unlink (lb_pub.path);
-  return 0;
+  if (publishing) {
+    lb_quit = lb_quit ? lb_quit : -1;
+    pthread_join (pub, NULL);
+    unlink (lb_pub.path);
+  }
+  return fatal ? 1 : 0;
 }

@@ -295,6 +295,7 @@ lb_sink_sync_phase (struct lb_sink *s, uint64_t seq, uint32_t phase)
   if (a.id != m.id)
     return lb_sink_fail (s, "", "SYNCED answers another request");
   s->synced_seq = seq;
+  lb_debug ("synced up to seq %" PRIu64 " (%s)", seq, lbp_phase_name (phase));
   if (phase == LBP_PHASE_LIVE)
     atomic_store (&s->last_consistent, (uint64_t) time (NULL));
   return 0;

@@ -31,6 +31,7 @@
 #include "image.h"
 #include "lb_config.h"
 #include "lb_conn.h"
+#include "lb_json.h"
 #include "lb_key.h"
 #include "lb_log.h"
 #include "lb_priv.h"
@@ -181,8 +182,13 @@ lbd_bind (char *err, size_t errlen)
       return -1;
     }
     setsockopt (l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (l->addr.family == AF_INET6)
-      setsockopt (l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (l->addr.family == AF_INET6) {
+      /* "*" is the IPv6 any address serving IPv4 too (dual stack); a
+       * specific IPv6 address serves only itself.
+       */
+      int v6only = l->addr.text[0] != '*';
+      setsockopt (l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
     if (bind (l->fd, (struct sockaddr *) &l->addr.addr, l->addr.addrlen) == -1
         || listen (l->fd, 128) == -1) {
       snprintf (err, errlen, "%s:%d: listen=%s: %s", lbd_cfg.path,
@@ -251,21 +257,38 @@ lbd_status (FILE *fp, bool json)
     char when[64];
 
     pthread_mutex_lock (&cl->lock);
+    {
+      /* The rate is sampled as data arrives; after it stops, age it here. */
+      struct timespec ts;
+      uint64_t now;
+      clock_gettime (CLOCK_MONOTONIC, &ts);
+      now = (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+      if (cl->rate_time_ms && now - cl->rate_time_ms >= 2000) {
+        cl->rate = (cl->bytes_in - cl->rate_bytes) * 1000
+                   / (now - cl->rate_time_ms);
+        cl->rate_bytes = cl->bytes_in;
+        cl->rate_time_ms = now;
+      }
+    }
     lbd_time (cl->last_consistent, when, sizeof when);
-    if (json)
-      fprintf (fp, "%s{\"name\":\"%s\",\"image\":\"%s\",\"connected\":%s,"
-               "\"peer\":\"%s\",\"phase\":\"%s\",\"consistent\":%s,"
+    if (json) {
+      fprintf (fp, "%s{\"name\":", i ? "," : "");
+      lb_json_str (fp, cl->conf->name);
+      fprintf (fp, ",\"image\":");
+      lb_json_str (fp, cl->conf->file);
+      fprintf (fp, ",\"connected\":%s,\"peer\":",
+               cl->connected ? "true" : "false");
+      lb_json_str (fp, cl->connected ? cl->peer : "");
+      fprintf (fp, ",\"phase\":\"%s\",\"consistent\":%s,"
                "\"last_consistent\":%" PRIu64 ",\"epoch\":\"%016" PRIx64 "\","
                "\"seq\":%" PRIu64 ",\"bytes_received\":%" PRIu64 ","
                "\"rate\":%" PRIu64 ",\"connects\":%" PRIu64 ","
                "\"replaced\":%" PRIu64 ",\"refused\":%" PRIu64 "}",
-               i ? "," : "", cl->conf->name, cl->conf->file,
-               cl->connected ? "true" : "false",
-               cl->connected ? cl->peer : "",
                cl->connected ? lbp_phase_name (cl->phase) : "disconnected",
                cl->consistent ? "true" : "false", cl->last_consistent,
                cl->epoch, cl->seq, cl->bytes_in, cl->rate, cl->connects,
                cl->replaced, cl->refused);
+    }
     else
       fprintf (fp, "client %s: %s%s\n"
                "  image %s: %s, last consistent %s\n"
@@ -457,6 +480,9 @@ main (int argc, char **argv)
     }
     lb_log_init ("lbd", true);
   }
+  for (i = 0; i < lbd_cfg.nexports; i++)
+    lb_warn ("%s:%d: export lines are accepted but not served yet",
+             lbd_cfg.path, lbd_cfg.exports[i].line);
   for (i = 0; i < lbd_nlisteners; i++)
     lb_info ("listening on %s for %zu client%s", lbd_listeners[i].addr.text,
              lbd_listeners[i].nclients,

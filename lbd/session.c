@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <zstd.h>
 
 #include "image.h"
@@ -45,6 +47,8 @@ static struct session *session_list;
 static unsigned session_count;
 static bool session_stopping;
 static _Atomic unsigned session_nhandshaking;
+/* Set by session_lookup in this thread's handshake: the name was unknown. */
+static __thread bool session_unknown_name;
 
 unsigned
 session_handshaking (void)
@@ -77,8 +81,16 @@ session_lookup (void *opaque, const char *identity, struct lb_key *key,
       found = l->clients[i];
   if (found == NULL && l->nclients == 1)
     found = l->clients[0];
-  if (found == NULL)
-    return -1;
+  if (found == NULL) {
+    /* An unknown name fails exactly as a wrong key does, so that a peer
+     * without a key cannot learn which names exist.
+     */
+    gnutls_rnd (GNUTLS_RND_RANDOM, key->psk, sizeof key->psk);
+    *encrypt = true;
+    *client = NULL;
+    session_unknown_name = true;
+    return 0;
+  }
   *key = found->key;
   *encrypt = found->conf->encrypt;
   *client = found;
@@ -263,6 +275,11 @@ session_serve (struct session *s)
     lbw_send_error (s->conn, LBP_ERR_VERSION, "protocol version not supported");
     return;
   }
+  if (m.dev_size != s->im.size && session_mark_inconsistent (s) == -1) {
+    lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
+    lbw_send_error (s->conn, LBP_ERR_IO, "server cannot update the image state");
+    return;
+  }
   if (image_resize (&s->im, m.dev_size) == -1) {
     lb_err ("client %s: %s: resize: %s", name, s->im.path, strerror (errno));
     lbw_send_error (s->conn, LBP_ERR_IO, "server cannot resize the image");
@@ -319,6 +336,8 @@ session_serve (struct session *s)
         st.last_consistent = time (NULL);
       if (image_commit (&s->im, &st) == -1)
         goto io;
+      lb_debug ("client %s: durable up to seq %" PRIu64 " (%s)", name, m.seq,
+                lbp_phase_name (m.phase));
       struct lbp_msg a = { .type = LBP_SYNCED, .id = m.id, .seq = m.seq };
       r = lbw_send (s->conn, &a, NULL, 0) == -1 ? -3 : 0;
       break;
@@ -392,14 +411,23 @@ session_main (void *arg)
   void *client = NULL;
 
   atomic_fetch_add (&session_nhandshaking, 1);
+  session_unknown_name = false;
   s->conn = lb_conn_server (s->fd, session_lookup, s->l, LBD_HANDSHAKE_MS,
                             &client, identity, sizeof identity,
                             err, sizeof err);
   atomic_fetch_sub (&session_nhandshaking, 1);
+  if (s->conn != NULL && client == NULL) {
+    /* Cannot happen: a random key cannot match.  Refuse all the same. */
+    lb_conn_close (s->conn);
+    s->conn = NULL;
+    s->fd = -1;
+    snprintf (err, sizeof err, "unknown client name");
+  }
   if (s->conn == NULL) {
     lb_log_safe (safe, sizeof safe, identity, strlen (identity));
     lb_warn ("%s: %s: handshake failed%s%s%s: %s", s->l->addr.text, s->peer,
-             safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "", err);
+             safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "",
+             session_unknown_name ? "unknown client name" : err);
     if (client) {
       struct client *cl = client;
       pthread_mutex_lock (&cl->lock);

@@ -58,7 +58,8 @@ wait_for () {
 # filter on $T/NAME.sock, channel unit 1 in $T; waits for the channel.
 start_nbdkit () {
     local name=$1 disk=$2; shift 2
-    rm -f "$T/$name.pid"
+    # nbdkit leaves its socket behind when stopped.
+    rm -f "$T/$name.pid" "$T/$name.sock"
     nbdkit -U "$T/$name.sock" -P "$T/$name.pid" -v \
         --filter="$FILTER" file "$disk" \
         livewatch-unit=1 livewatch-dir="$T" "$@" 2>>"$T/$name.log" &

@@ -239,6 +239,17 @@ main (int argc, char **argv)
       off++;
     tap_ok (off == DEV_SIZE, "mirror equals device (first difference at %zu)",
             off);
+    if (off < DEV_SIZE) {
+      size_t end = off;
+      while (end < DEV_SIZE && a[end] != b[end])
+        end++;
+      printf ("# differs over [%zu, %zu) (block %zu); mirror: %llu scans, "
+              "%llu catch-ups, %llu lives, %llu records\n", off, end,
+              off / BLOCK, (unsigned long long) ca.m.n_scans,
+              (unsigned long long) ca.m.n_catchups,
+              (unsigned long long) ca.m.n_lives,
+              (unsigned long long) ca.m.n_records);
+    }
   }
 
   service_stop ();
