@@ -440,6 +440,20 @@ lwc_done_run (struct lwc *c, uint64_t block, uint64_t count)
 }
 
 void
+lwc_mark_range (struct lwc *c, uint64_t offset, uint64_t length)
+{
+  const struct lw_header *h = c->h;
+
+  assert (!(c->flags & LWC_OBSERVE));
+  if (length == 0 || offset >= h->dev_size)
+    return;
+  if (length > h->dev_size - offset)
+    length = h->dev_size - offset;
+  lw_bitmap_mark (c->dirty, offset / h->block_size,
+                  (offset + length - 1) / h->block_size);
+}
+
+void
 lwc_mark_all (struct lwc *c)
 {
   const uint64_t nblocks = c->h->nblocks;

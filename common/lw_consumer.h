@@ -103,6 +103,10 @@ extern bool lwc_take_run (struct lwc *c, uint64_t max,
                           uint64_t *block, uint64_t *count);
 /* Clear pending bits once those blocks are durable downstream. */
 extern void lwc_done_run (struct lwc *c, uint64_t block, uint64_t count);
+/* Mark the blocks of device bytes [offset, offset+length) dirty: the
+ * mirror must copy them again.
+ */
+extern void lwc_mark_range (struct lwc *c, uint64_t offset, uint64_t length);
 /* Mark every block dirty (a full scan). */
 extern void lwc_mark_all (struct lwc *c);
 /* Count set bits in the dirty and pending maps. */

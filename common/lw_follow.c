@@ -23,6 +23,12 @@ struct lwf {
   /* Runs copied but not yet synced (their pending bits stay set). */
   struct { uint64_t block, count; } *runs;
   size_t nruns, runs_cap;
+  /* While finishing: ranges of the records applied after the final
+   * pass's copies (see lwf_finish).
+   */
+  bool track;
+  struct { uint64_t offset, length; } *touched;
+  size_t ntouched, touched_cap;
 };
 
 const char *
@@ -75,6 +81,23 @@ lwf_commit (struct lwf *f)
   return 0;
 }
 
+static int
+lwf_touch (struct lwf *f, const struct lwc_rec *rec)
+{
+  if (f->ntouched == f->touched_cap) {
+    size_t cap = f->touched_cap ? f->touched_cap * 2 : 64;
+    void *p = realloc (f->touched, cap * sizeof *f->touched);
+    if (p == NULL)
+      return -1;
+    f->touched = p;
+    f->touched_cap = cap;
+  }
+  f->touched[f->ntouched].offset = rec->offset;
+  f->touched[f->ntouched].length = rec->length;
+  f->ntouched++;
+  return 0;
+}
+
 /* Apply records until none is waiting, or until seq UPTO (0: no limit).
  * Returns 0, or -1 on a sink error or a corrupt ring (errno EPROTO).
  */
@@ -90,6 +113,8 @@ lwf_apply (struct lwf *f, uint64_t upto)
       if (f->sink->record (f->sink->opaque, &rec) == -1)
         return -1;
       f->unsynced += rec.type == LW_REC_WRITE ? rec.length : 0;
+      if (f->track && rec.type != LW_REC_FLUSH && lwf_touch (f, &rec) == -1)
+        return -1;
     }
     f->last = rec;
     f->have_last = true;
@@ -156,6 +181,7 @@ static int
 lwf_finish (struct lwf *f)
 {
   uint64_t barrier;
+  size_t i;
   int r;
 
   if (lwf_pass (f, false) == -1)
@@ -163,7 +189,26 @@ lwf_finish (struct lwf *f)
   r = lwf_request (f, LW_REQ_BARRIER, &barrier);
   if (r == -2)
     return 1;
-  if (lwf_apply (f, barrier) == -1 || lwf_commit (f) == -1)
+  f->track = true;
+  f->ntouched = 0;
+  r = lwf_apply (f, barrier);
+  f->track = false;
+  if (r == -1)
+    return -1;
+  /* If the filter degraded again during the final pass, a block that pass
+   * copied may hold a degraded write newer than a record just applied on
+   * top of it, and that write's bit is spent.  Mark every block those
+   * records touched: the coming catch-up copies them again from the
+   * device.  (If the filter stayed normal, the records up to the barrier
+   * bring every such block to its state at the barrier.)
+   */
+  if (lwc_mode (f->c) == LW_MODE_DEGRADED) {
+    for (i = 0; i < f->ntouched; i++)
+      lwc_mark_range (f->c, f->touched[i].offset, f->touched[i].length);
+    /* Not consistent: the caller's loop starts the next catch-up. */
+    return lwf_commit (f) == -1 ? -1 : 0;
+  }
+  if (lwf_commit (f) == -1)
     return -1;
   f->sink->phase (f->sink->opaque, LWF_LIVE, barrier);
   return 0;
@@ -257,5 +302,6 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
     r = -1;
  out:
   free (f.runs);
+  free (f.touched);
   return r;
 }

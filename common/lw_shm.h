@@ -190,6 +190,34 @@ lw_bit (uint64_t block)
   return UINT64_C(1) << (block & 63);
 }
 
+/* Set the bits of blocks FIRST..LAST (inclusive), whole words at a time
+ * where the range allows.  Shared by the filter (marking writes) and the
+ * consumer (marking blocks it must copy again).
+ */
+static inline void
+lw_bitmap_mark (void *base, uint64_t first, uint64_t last)
+{
+  uint64_t b, n, mask, bit0;
+
+  for (b = first; b <= last; b += n) {
+    bit0 = b & 63;
+    n = last - b + 1;
+    if (bit0 == 0 && n >= 64) {
+      mask = UINT64_MAX;
+      n = 64;
+    }
+    else {
+      if (n > 64 - bit0)
+        n = 64 - bit0;
+      mask = (n == 64 ? UINT64_MAX : ((UINT64_C(1) << n) - 1)) << bit0;
+    }
+    /* Sequentially consistent: a consumer that clears this bit and then
+     * reads the device must see the write that completed before this.
+     */
+    atomic_fetch_or (lw_bitmap_word (base, b), mask);
+  }
+}
+
 /* Validate the fixed part of a header against a file of FILE_SIZE bytes.
  * Returns NULL if sound, else a static description of the first fault.
  * Used by the consumer before trusting any offset, and by the fuzzer.

@@ -311,7 +311,7 @@ channel_mark (uint64_t offset, uint64_t length)
 {
   struct lw_header *h = channel_hdr;
   void *dirty = (uint8_t *) channel_map + h->dirty_off;
-  uint64_t first, last, b;
+  uint64_t first, last;
 
   if (length == 0 || offset >= h->dev_size)
     return;
@@ -319,26 +319,7 @@ channel_mark (uint64_t offset, uint64_t length)
     length = h->dev_size - offset;
   first = offset / h->block_size;
   last = (offset + length - 1) / h->block_size;
-
-  /* Whole words at a time where the range allows. */
-  for (b = first; b <= last; ) {
-    uint64_t bit0 = b & 63;
-    uint64_t n = last - b + 1;
-    uint64_t mask;
-    if (bit0 == 0 && n >= 64)
-      mask = UINT64_MAX, n = 64;
-    else {
-      if (n > 64 - bit0)
-        n = 64 - bit0;
-      mask = (n == 64 ? UINT64_MAX : ((UINT64_C(1) << n) - 1)) << bit0;
-    }
-    /* Release: the consumer that clears this bit and then reads the
-     * device must see the plugin's write, which completed before this.
-     */
-    atomic_fetch_or_explicit (lw_bitmap_word (dirty, b), mask,
-                              memory_order_seq_cst);
-    b += n;
-  }
+  lw_bitmap_mark (dirty, first, last);
   atomic_fetch_add_explicit (&h->n_bits_set, 1, memory_order_relaxed);
 }
 
