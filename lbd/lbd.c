@@ -522,6 +522,11 @@ main (int argc, char **argv)
   unlink (control);
   for (i = 0; i < lbd_cfg.nclients; i++)
     lb_key_wipe (&lbd_clients[i].key);
+  for (i = 0; i < lbd_nlisteners; i++)
+    free (lbd_listeners[i].clients);
+  free (lbd_listeners);
+  free (lbd_clients);
+  free (pfd);
   lb_config_free (&lbd_cfg);
   return 0;
 }

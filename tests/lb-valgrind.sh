@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# lb and lbd under valgrind (memcheck) through a full session: first
+# contact with a scan, live writes, an lbd restart and reconnect, then a
+# clean shutdown of both.  Any memory error or definite leak fails.
+. "${top_srcdir:-.}/tests/functions.sh"
+requires nbdkit; requires nbdsh; requires valgrind
+
+VG="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no -q"
+port=$(free_port)
+mkdir -p "$T/srv"
+make_key "$T/key"; cp "$T/key" "$T/srv/key"
+cat >"$T/srv/lbd.conf" <<CONF
+client file=disk.img key=key listen=127.0.0.1/$port type=simple
+CONF
+IMG=$T/srv/disk.img
+truncate -s 16M "$T/disk"
+dd if=/dev/urandom of="$T/disk" bs=1M count=2 seek=3 conv=notrunc status=none
+start_nbdkit nbd "$T/disk"
+
+run_lbd () {
+    $VG --log-file="$T/vg-lbd.%p" "$LBD" --control="$T/lbd.ctl" "$T/srv/lbd.conf" 2>>"$T/lbd.log" &
+    LBDPID=$!
+    cleanup "kill -9 $LBDPID"
+    wait_for 60 test -S "$T/lbd.ctl" || bail "lbd did not start under valgrind"
+}
+run_lbd
+$VG --log-file="$T/vg-lb.%p" "$LB" --dir="$T" --retry=1 1 "$T/disk" 127.0.0.1 "$port" "$T/key" 2>>"$T/lb.log" &
+LBPID=$!
+cleanup "kill -9 $LBPID"
+
+check "first contact converges under valgrind" wait_lb_converged "$IMG" 120
+nbdsh -u "$(uri nbd)" -c '
+import os
+h.pwrite(os.urandom(1 << 20), 1 << 20)
+h.zero(65536, 8 << 20)
+h.pwrite(b"\0" * 65536, 9 << 20)
+h.flush()
+'
+check "live writes converge under valgrind" wait_lb_converged "$IMG" 60
+check "image equals the partition" same "$T/disk" "$IMG"
+
+# lbd restarted under lb's feet.
+kill "$LBDPID"; wait "$LBDPID"; rc=$?
+check "lbd exits cleanly on SIGTERM under valgrind (status $rc)" test "$rc" = 0
+rm -f "$T/lbd.ctl"
+nbdsh -u "$(uri nbd)" -c 'import os; h.pwrite(os.urandom(4096), 12 << 20); h.flush()'
+run_lbd
+check "lb reconnects and converges" wait_lb_converged "$IMG" 120
+check "image equals the partition after the reconnect" same "$T/disk" "$IMG"
+
+kill "$LBPID"; wait "$LBPID"; rc=$?
+check "lb exits cleanly on SIGTERM under valgrind (status $rc)" test "$rc" = 0
+kill "$LBDPID"; wait "$LBDPID"; rc=$?
+check "lbd exits cleanly on SIGTERM under valgrind (status $rc)" test "$rc" = 0
+# With -q valgrind writes only what it finds.
+errs=$(cat "$T"/vg-* 2>/dev/null | grep -c .)
+check "valgrind reports no errors and no definite leaks" test "$errs" = 0
+[ "$errs" = 0 ] || cat "$T"/vg-* | sed 's/^/# /' | head -60
+
+done_testing
