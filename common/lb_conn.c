@@ -22,6 +22,7 @@
 #include <gnutls/crypto.h>
 
 #include "lb_conn.h"
+#include "lb_time.h"
 
 #define LB_CONN_NONCE 32
 #define LB_CONN_MAC 32
@@ -68,9 +69,7 @@ struct lb_conn {
 static int64_t
 lb_conn_now_ms (void)
 {
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t) lb_now_ms ();
 }
 
 /* Milliseconds left before DEADLINE for poll: -1 if none, 0 if passed. */

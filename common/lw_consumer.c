@@ -17,6 +17,7 @@
 
 #include "lw_consumer.h"
 #include "lw_futex.h"
+#include "lb_time.h"
 
 struct lwc {
   int fd;
@@ -340,21 +341,13 @@ lwc_wait (struct lwc *c, int timeout_ms)
   lw_futex_wait (&c->h->wake_futex, f, timeout_ms);
 }
 
-static uint64_t
-lwc_now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
              uint64_t *ack_seq)
 {
   struct lw_header *h = c->h;
   uint64_t id = atomic_load (&h->req_id) + 1;
-  uint64_t deadline = lwc_now_ms () + timeout_ms;
+  uint64_t deadline = lb_now_ms () + timeout_ms;
 
   assert (!(c->flags & LWC_OBSERVE));
   atomic_store (&h->req_type, req);
@@ -375,7 +368,7 @@ lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
       errno = ESRCH;
       return -1;
     }
-    now = lwc_now_ms ();
+    now = lb_now_ms ();
     if (now >= deadline) {
       errno = ETIMEDOUT;
       return -1;

@@ -478,29 +478,18 @@ main (int argc, char **argv)
     default: lb_usage (stderr); return 2;
     }
   }
-  if (status) {
-    if (argc - optind != 1) {
-      lb_usage (stderr);
-      return 2;
-    }
-    o.unit = strtoul (argv[optind], &end, 10);
-    if (*end || o.unit > LW_MAX_UNIT) {
-      fprintf (stderr, "lb: UNIT=%s: a number from 0 to %u\n", argv[optind],
-               LW_MAX_UNIT);
-      return 2;
-    }
-    return lb_status (o.dir, o.unit, json);
-  }
-  if (argc - optind != 5) {
+  if (argc - optind != (status ? 1 : 5)) {
     lb_usage (stderr);
     return 2;
   }
   o.unit = strtoul (argv[optind], &end, 10);
-  if (*end || o.unit > LW_MAX_UNIT) {
+  if (*end || end == argv[optind] || o.unit > LW_MAX_UNIT) {
     fprintf (stderr, "lb: UNIT=%s: a number from 0 to %u\n", argv[optind],
              LW_MAX_UNIT);
     return 2;
   }
+  if (status)
+    return lb_status (o.dir, o.unit, json);
   o.device = argv[optind + 1];
   o.host = argv[optind + 2];
   o.port = argv[optind + 3];
