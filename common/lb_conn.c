@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,11 +29,26 @@
 #define LB_CONN_MAC 32
 /* TLS 1.3 never carries more plaintext than this in one record. */
 #define LB_CONN_RECORD 16384
+/* TLS read-ahead and write-combining buffers: a stream of records then
+ * costs about one syscall per this many bytes instead of two recvs and
+ * one send per 16 KiB record (strace, 512 MiB: 105k syscalls -> 7.6k).
+ * The CPU time hardly changed on the 2-core test machine, where AES-GCM
+ * dominates (~1.1 s/GiB for both ends, against ~0.3 s/GiB in plain
+ * mode); fewer wakeups still matter to a server with many clients.
+ */
+#define LB_CONN_IOBUF (256 * 1024)
 
 static const char lb_conn_magic[8] = "LBPLAIN1";
 static const char lb_conn_kdf_label[] = "livebackup plain-mode key v1";
 static const char lb_conn_client_label[] = "livebackup plain v1 client";
 static const char lb_conn_server_label[] = "livebackup plain v1 server";
+
+/* The connection this thread is sending on, if inside lb_conn_sendv:
+ * its pushes gather in wbuf.  Thread-local, so that a push from another
+ * thread (GnuTLS does not push while receiving, but if it ever did) goes
+ * straight out instead of racing on wbuf.
+ */
+static __thread struct lb_conn *lb_conn_batching;
 
 struct lb_conn {
   int fd;
@@ -49,14 +65,30 @@ struct lb_conn {
   bool pull_dontwait, push_dontwait;
   int64_t deadline;             /* ms, monotonic; 0 = none */
 
+  /* TLS: bytes read ahead from the socket, not yet taken by GnuTLS
+   * (receiving thread only).
+   */
+  uint8_t *rbuf;
+  size_t rpos, rlen;
+  /* TLS: records gathered while the sending thread is inside a send of
+   * ours (see lb_conn_batching), written out when full and at its end.
+   */
+  uint8_t *wbuf;
+  size_t wlen;
+
+  /* Client handshake: what lb_conn_client_cb hands GnuTLS. */
+  const char *cidentity;
+  const struct lb_key *ckey;
+
   /* Server handshake, filled by the PSK callback. */
   lb_conn_lookup lookup;
   void *opaque;
   void *client;
   char identity[LB_CONN_IDENTITY_MAX + 1];
   bool refused;                 /* the callback refused: alert chosen */
+  bool key_given;               /* the callback gave a key */
   gnutls_alert_description_t refusal_alert;
-  char refusal[200];
+  char refusal[LB_CONN_IDENTITY_MAX + 200];
 
   char desc[128];
   char recv_err[200], send_err[200];
@@ -155,6 +187,9 @@ lb_conn_identity_bytes_ok (const uint8_t *p, size_t n)
   return true;
 }
 
+static void lb_conn_seterr (char *err, size_t errlen, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
 static void
 lb_conn_seterr (char *err, size_t errlen, const char *fmt, ...)
 {
@@ -168,6 +203,10 @@ lb_conn_seterr (char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* Record why a send (SEND) or receive failed, for lb_conn_error. */
+static void lb_conn_ioerr (struct lb_conn *c, bool send, int e,
+                           const char *fmt, ...)
+  __attribute__ ((format (printf, 4, 5)));
+
 static void
 lb_conn_ioerr (struct lb_conn *c, bool send, int e, const char *fmt, ...)
 {
@@ -202,11 +241,13 @@ lb_conn_free (struct lb_conn *c)
     return;
   if (c->session)
     gnutls_deinit (c->session);
-  /* GnuTLS zeroes the key held in credentials when freeing them. */
+  /* The credentials hold no key: it went through the callbacks. */
   if (c->ccred)
     gnutls_psk_free_client_credentials (c->ccred);
   if (c->scred)
     gnutls_psk_free_server_credentials (c->scred);
+  free (c->rbuf);
+  free (c->wbuf);
   gnutls_memset (c, 0, sizeof *c);
   free (c);
 }
@@ -219,12 +260,51 @@ lb_conn_pull (gnutls_transport_ptr_t ptr, void *buf, size_t len)
   struct lb_conn *c = ptr;
   ssize_t r;
 
-  do
-    r = recv (c->fd, buf, len, c->pull_dontwait ? MSG_DONTWAIT : 0);
-  while (r == -1 && errno == EINTR && !c->pull_dontwait);
-  if (r == -1)
-    gnutls_transport_set_errno (c->session, errno);
-  return r;
+  if (c->rpos == c->rlen) {
+    do
+      r = recv (c->fd, c->rbuf, LB_CONN_IOBUF,
+                c->pull_dontwait ? MSG_DONTWAIT : 0);
+    while (r == -1 && errno == EINTR && !c->pull_dontwait);
+    if (r <= 0) {
+      if (r == -1)
+        gnutls_transport_set_errno (c->session, errno);
+      return r;
+    }
+    c->rpos = 0;
+    c->rlen = r;
+  }
+  if (len > c->rlen - c->rpos)
+    len = c->rlen - c->rpos;
+  memcpy (buf, c->rbuf + c->rpos, len);
+  c->rpos += len;
+  return len;
+}
+
+/* Write out the gathered records, waiting for room as needed.  0, or
+ * -1 with errno.
+ */
+static int
+lb_conn_flush (struct lb_conn *c)
+{
+  size_t done = 0;
+  ssize_t r;
+
+  while (done < c->wlen) {
+    r = send (c->fd, c->wbuf + done, c->wlen - done,
+              MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r > 0) {
+      done += r;
+      continue;
+    }
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return -1;
+    if (lb_conn_wait (c->fd, POLLOUT, 0) == -1)
+      return -1;
+  }
+  c->wlen = 0;
+  return 0;
 }
 
 static ssize_t
@@ -234,7 +314,30 @@ lb_conn_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
   struct msghdr msg = {
     .msg_iov = (struct iovec *) iov, .msg_iovlen = iovcnt,
   };
+  size_t total = 0;
   ssize_t r;
+  int i;
+
+  /* Inside a send of ours, gather: the caller flushes at its end. */
+  if (lb_conn_batching == c) {
+    for (i = 0; i < iovcnt; i++)
+      total += iov[i].iov_len;
+    if (total <= LB_CONN_IOBUF) {
+      if (c->wlen + total > LB_CONN_IOBUF && lb_conn_flush (c) == -1) {
+        gnutls_transport_set_errno (c->session, errno);
+        return -1;
+      }
+      for (i = 0; i < iovcnt; i++) {
+        memcpy (c->wbuf + c->wlen, iov[i].iov_base, iov[i].iov_len);
+        c->wlen += iov[i].iov_len;
+      }
+      return total;
+    }
+    if (lb_conn_flush (c) == -1) {
+      gnutls_transport_set_errno (c->session, errno);
+      return -1;
+    }
+  }
 
   do
     r = sendmsg (c->fd, &msg,
@@ -258,6 +361,8 @@ lb_conn_pull_timeout (gnutls_transport_ptr_t ptr, unsigned ms)
     : ms > INT32_MAX ? INT32_MAX : (int) ms;
   int r;
 
+  if (c->rpos < c->rlen)
+    return 1;
   if (left >= 0 && (wait < 0 || left < wait))
     wait = left;
   r = poll (&p, 1, wait);
@@ -273,6 +378,13 @@ lb_conn_tls_setup (struct lb_conn *c, unsigned flags, char *err,
   const char *where;
   int r;
 
+  c->rbuf = malloc (LB_CONN_IOBUF);
+  c->wbuf = malloc (LB_CONN_IOBUF);
+  if (c->rbuf == NULL || c->wbuf == NULL) {
+    lb_conn_seterr (err, errlen, "out of memory");
+    errno = ENOMEM;
+    return -1;
+  }
   r = gnutls_init (&c->session, flags | GNUTLS_NO_TICKETS
                    | GNUTLS_NO_SIGNAL);
   if (r < 0) {
@@ -316,6 +428,9 @@ lb_conn_tls_handshake (struct lb_conn *c)
       break;
     }
     if (r == GNUTLS_E_AGAIN) {
+      /* Bytes in our read-ahead are invisible to poll. */
+      if (c->rpos < c->rlen)
+        continue;
       w = lb_conn_wait (c->fd, gnutls_record_get_direction (c->session)
                         ? POLLOUT : POLLIN, c->deadline);
       if (w == 0) {
@@ -393,6 +508,9 @@ lb_conn_tls_client_err (struct lb_conn *c, int r, const char *identity,
                       "the server expects plain mode for this client");
       return;
     case GNUTLS_A_DECRYPT_ERROR:
+      /* Only probably: a server may answer an unknown name so too, that
+       * a peer without a key cannot tell which names exist (lbd does).
+       */
     case GNUTLS_A_BAD_RECORD_MAC:
     case GNUTLS_A_ILLEGAL_PARAMETER:
       lb_conn_seterr (err, errlen, "TLS handshake failed: "
@@ -693,8 +811,17 @@ lb_conn_plain_server (struct lb_conn *c, int timeout_ms, char *err,
     errno = EPROTO;
     return NULL;
   }
-  if (lb_conn_read_full (fd, &idlen, 1, c->deadline) == -1
-      || lb_conn_read_full (fd, c->identity, idlen, c->deadline) == -1
+  if (lb_conn_read_full (fd, &idlen, 1, c->deadline) == -1) {
+    lb_conn_plain_ioerr ("", "the hello", timeout_ms, err, errlen);
+    return NULL;
+  }
+  if (idlen == 0) {
+    lb_conn_plain_refuse (fd, c->deadline, "invalid client name");
+    lb_conn_seterr (err, errlen, "invalid client name from peer (empty)");
+    errno = EPROTO;
+    return NULL;
+  }
+  if (lb_conn_read_full (fd, c->identity, idlen, c->deadline) == -1
       || lb_conn_read_full (fd, cnonce, sizeof cnonce, c->deadline) == -1) {
     lb_conn_plain_ioerr ("", "the hello", timeout_ms, err, errlen);
     c->identity[0] = '\0';
@@ -713,6 +840,7 @@ lb_conn_plain_server (struct lb_conn *c, int timeout_ms, char *err,
 
   if (c->lookup (c->opaque, c->identity, &key, &encrypt, &c->client) == -1) {
     gnutls_memset (&key, 0, sizeof key);
+    c->client = NULL;
     lb_conn_plain_refuse (fd, c->deadline, "unknown client name");
     lb_conn_seterr (err, errlen, "unknown client name '%s'", c->identity);
     errno = EACCES;
@@ -783,12 +911,39 @@ lb_conn_plain_server (struct lb_conn *c, int timeout_ms, char *err,
 
 /* ---- handshakes --------------------------------------------------------- */
 
+/* GnuTLS asks the client for its identity and key (both gnutls_malloc'd,
+ * GnuTLS frees them).
+ */
+static int
+lb_conn_client_cb (gnutls_session_t session, gnutls_datum_t *username,
+                   gnutls_datum_t *key)
+{
+  struct lb_conn *c = gnutls_session_get_ptr (session);
+  size_t n;
+
+  if (c->ckey == NULL)
+    return -1;
+  n = strlen (c->cidentity);
+  username->data = gnutls_malloc (n + 1);
+  key->data = gnutls_malloc (sizeof c->ckey->psk);
+  if (username->data == NULL || key->data == NULL) {
+    gnutls_free (username->data);
+    gnutls_free (key->data);
+    username->data = key->data = NULL;
+    return -1;
+  }
+  memcpy (username->data, c->cidentity, n + 1);
+  username->size = n;
+  memcpy (key->data, c->ckey->psk, sizeof c->ckey->psk);
+  key->size = sizeof c->ckey->psk;
+  return 0;
+}
+
 struct lb_conn *
 lb_conn_client (int fd, const char *identity, const struct lb_key *key,
                 bool encrypt, int timeout_ms, char *err, size_t errlen)
 {
   struct lb_conn *c;
-  gnutls_datum_t user, psk;
   const char *why;
   int r;
 
@@ -818,14 +973,14 @@ lb_conn_client (int fd, const char *identity, const struct lb_key *key,
     errno = ENOMEM;
     goto fail;
   }
-  user.data = (unsigned char *) identity;
-  user.size = strlen (identity);
-  psk.data = (unsigned char *) key->psk;
-  psk.size = sizeof key->psk;
-  r = gnutls_psk_set_client_credentials2 (c->ccred, &user, &psk,
-                                          GNUTLS_PSK_KEY_RAW);
-  if (r >= 0)
-    r = gnutls_credentials_set (c->session, GNUTLS_CRD_PSK, c->ccred);
+  /* Not gnutls_psk_set_client_credentials: GnuTLS 3.7 frees the key
+   * kept there without wiping it.  A key handed over by the callback is
+   * wiped after use.
+   */
+  c->cidentity = identity;
+  c->ckey = key;
+  gnutls_psk_set_client_credentials_function2 (c->ccred, lb_conn_client_cb);
+  r = gnutls_credentials_set (c->session, GNUTLS_CRD_PSK, c->ccred);
   if (r < 0) {
     lb_conn_seterr (err, errlen, "TLS setup failed: %s", gnutls_strerror (r));
     errno = ENOMEM;
@@ -833,6 +988,8 @@ lb_conn_client (int fd, const char *identity, const struct lb_key *key,
   }
 
   r = lb_conn_tls_handshake (c);
+  c->cidentity = NULL;
+  c->ckey = NULL;
   if (r < 0) {
     lb_conn_tls_client_err (c, r, identity, timeout_ms, err, errlen);
     goto fail;
@@ -868,6 +1025,7 @@ lb_conn_psk_cb (gnutls_session_t session, const gnutls_datum_t *username,
 
   c->identity[0] = '\0';
   c->client = NULL;
+  c->key_given = false;
   if (!lb_conn_identity_bytes_ok (username->data, username->size)) {
     c->refused = true;
     c->refusal_alert = GNUTLS_A_UNKNOWN_PSK_IDENTITY;
@@ -880,6 +1038,7 @@ lb_conn_psk_cb (gnutls_session_t session, const gnutls_datum_t *username,
 
   if (c->lookup (c->opaque, c->identity, &k, &encrypt, &c->client) == -1) {
     gnutls_memset (&k, 0, sizeof k);
+    c->client = NULL;
     c->refused = true;
     c->refusal_alert = GNUTLS_A_UNKNOWN_PSK_IDENTITY;
     snprintf (c->refusal, sizeof c->refusal, "unknown client name '%s'",
@@ -895,7 +1054,7 @@ lb_conn_psk_cb (gnutls_session_t session, const gnutls_datum_t *username,
               c->identity);
     return -1;
   }
-  /* GnuTLS frees (and wipes) the key with gnutls_free. */
+  /* GnuTLS wipes and frees it after use. */
   key->data = gnutls_malloc (sizeof k.psk);
   if (key->data == NULL) {
     gnutls_memset (&k, 0, sizeof k);
@@ -905,6 +1064,7 @@ lb_conn_psk_cb (gnutls_session_t session, const gnutls_datum_t *username,
   key->size = sizeof k.psk;
   gnutls_memset (&k, 0, sizeof k);
   c->refused = false;
+  c->key_given = true;
   return 0;
 }
 
@@ -954,6 +1114,17 @@ lb_conn_tls_server (struct lb_conn *c, int timeout_ms, char *err,
                       "the connection (%s)", who, gnutls_strerror (r));
       errno = ECONNRESET;
     }
+    else if (c->key_given && (r == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER
+                              || r == GNUTLS_E_DECRYPTION_FAILED)) {
+      /* We had the client's key and its PSK binder did not verify
+       * (GnuTLS 3.7 says "illegal parameter").  RFC 8446's alert for
+       * that is decrypt_error.
+       */
+      lb_conn_tls_alert (c, GNUTLS_A_DECRYPT_ERROR);
+      lb_conn_seterr (err, errlen, "%swrong key (its TLS PSK binder did not "
+                      "verify)", who);
+      errno = EACCES;
+    }
     else {
       if (r != GNUTLS_E_FATAL_ALERT_RECEIVED)
         lb_conn_tls_alert (c, gnutls_error_to_alert (r, NULL));
@@ -963,8 +1134,13 @@ lb_conn_tls_server (struct lb_conn *c, int timeout_ms, char *err,
                       r == GNUTLS_E_FATAL_ALERT_RECEIVED
                       ? gnutls_alert_get_name (gnutls_alert_get (c->session))
                       : "",
-                      r == GNUTLS_E_DECRYPTION_FAILED ? " (wrong key?)" : "");
-      errno = r == GNUTLS_E_DECRYPTION_FAILED ? EACCES : EPROTO;
+                      /* What GnuTLS says when the client offers no PSK
+                       * mode we take, e.g. psk_ke alone.
+                       */
+                      r == GNUTLS_E_INSUFFICIENT_CREDENTIALS
+                      || r == GNUTLS_E_NO_CIPHER_SUITES
+                      ? " (the client offered no PSK with (EC)DHE)" : "");
+      errno = EPROTO;
     }
     return NULL;
   }
@@ -986,11 +1162,14 @@ lb_conn_server (int fd, lb_conn_lookup lookup, void *opaque, int timeout_ms,
   struct lb_conn *c, *ok;
   uint8_t first[8];
   char hex[3 * sizeof first + 1];
+  size_t pos = 0;
   ssize_t n;
   int e, w, i;
 
   if (identity && idlen)
     identity[0] = '\0';
+  if (client)
+    *client = NULL;
   c = lb_conn_new (fd, false);
   if (c == NULL) {
     lb_conn_seterr (err, errlen, "out of memory");
@@ -1038,7 +1217,8 @@ lb_conn_server (int fd, lb_conn_lookup lookup, void *opaque, int timeout_ms,
   else {
     /* Hex, so nothing the peer sends reaches a log as it is. */
     for (i = 0; i < n; i++)
-      snprintf (hex + 3 * i, 4, "%s%02x", i ? " " : "", first[i]);
+      pos += snprintf (hex + pos, sizeof hex - pos, "%s%02x", i ? " " : "",
+                       first[i]);
     lb_conn_seterr (err, errlen, "garbage from peer (first bytes %s): "
                     "neither TLS nor plain mode", hex);
     errno = EPROTO;
@@ -1095,11 +1275,12 @@ lb_conn_tls_send (struct lb_conn *c, const uint8_t *buf, size_t len)
   return 0;
 }
 
+static int lb_conn_tls_sendv (struct lb_conn *c, const struct iovec *iov,
+                              int iovcnt);
+
 int
 lb_conn_sendv (struct lb_conn *c, const struct iovec *iov, int iovcnt)
 {
-  size_t fill = 0, n, k, rec;
-  const uint8_t *p;
   int i;
 
   if (!c->tls) {
@@ -1150,11 +1331,20 @@ lb_conn_sendv (struct lb_conn *c, const struct iovec *iov, int iovcnt)
     }
     return 0;
   }
+  return lb_conn_tls_sendv (c, iov, iovcnt);
+}
 
-  /* TLS: records as full as possible.  Pieces are gathered in the stage
-   * until it holds a full record; whole records' worth of a piece goes
-   * straight from the caller's buffer, sparing a copy of the payload.
-   */
+/* TLS: records as full as possible.  Pieces are gathered in the stage
+ * until it holds a full record; whole records' worth of a piece goes
+ * straight from the caller's buffer, sparing a copy of the payload.
+ */
+static int
+lb_conn_tls_records (struct lb_conn *c, const struct iovec *iov, int iovcnt)
+{
+  size_t fill = 0, n, k, rec;
+  const uint8_t *p;
+  int i;
+
   rec = gnutls_record_get_max_size (c->session);
   if (rec == 0 || rec > sizeof c->stage)
     rec = sizeof c->stage;
@@ -1186,13 +1376,34 @@ lb_conn_sendv (struct lb_conn *c, const struct iovec *iov, int iovcnt)
   return 0;
 }
 
+/* The records of one call gather in wbuf (see lb_conn_push) and go out
+ * in a few large writes.
+ */
+static int
+lb_conn_tls_sendv (struct lb_conn *c, const struct iovec *iov, int iovcnt)
+{
+  int r;
+
+  lb_conn_batching = c;
+  r = lb_conn_tls_records (c, iov, iovcnt);
+  lb_conn_batching = NULL;
+  if (r == -1) {
+    c->wlen = 0;
+    return -1;
+  }
+  if (lb_conn_flush (c) == -1) {
+    c->wlen = 0;
+    lb_conn_ioerr (c, true, errno, "send: %s", strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
 int
 lb_conn_send (struct lb_conn *c, const void *buf, size_t len)
 {
   struct iovec v = { .iov_base = (void *) buf, .iov_len = len };
 
-  if (c->tls)
-    return lb_conn_tls_send (c, buf, len);
   return lb_conn_sendv (c, &v, 1);
 }
 
@@ -1220,8 +1431,17 @@ lb_conn_recv (struct lb_conn *c, void *buf, size_t len)
     r = gnutls_record_recv (c->session, buf, len);
     if (r >= 0)
       return r;
-    if (r == GNUTLS_E_AGAIN)
+    if (r == GNUTLS_E_AGAIN) {
+      /* GnuTLS also says AGAIN after a post-handshake message (a session
+       * ticket from a server that is not ours), whatever the fd's mode:
+       * go on while our read-ahead holds bytes, or the fd blocks.
+       */
+      if (c->rpos < c->rlen)
+        continue;
+      if (!c->pull_dontwait && !(fcntl (c->fd, F_GETFL) & O_NONBLOCK))
+        continue;
       return -2;
+    }
     if (r == GNUTLS_E_INTERRUPTED)
       continue;
     if (r == GNUTLS_E_PREMATURE_TERMINATION) {
@@ -1284,7 +1504,8 @@ lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len, int timeout_ms)
 bool
 lb_conn_pending (struct lb_conn *c)
 {
-  return c->tls && gnutls_record_check_pending (c->session) > 0;
+  return c->tls && (gnutls_record_check_pending (c->session) > 0
+                    || c->rpos < c->rlen);
 }
 
 int

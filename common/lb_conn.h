@@ -15,7 +15,12 @@
  * The server refuses with standard alerts, which the client reports:
  *   unknown_psk_identity   no client of that name;
  *   access_denied          the client line says plain mode (encrypt=no);
- *   decrypt_error/bad mac  the binder did not verify: wrong key.
+ *   decrypt_error          the client's PSK binder did not verify: wrong
+ *                          key (or, if the lookup hides unknown names
+ *                          behind a random key, an unknown name).
+ * Records are full (16 KiB); a read-ahead and a write-combining buffer
+ * (256 KiB each, per TLS connection) let a stream of records cost about
+ * a syscall per 256 KiB rather than three per record.
  *
  * Plain (for trusted networks): no encryption and no integrity after
  * the handshake, which is a mutual challenge–response, both sides
@@ -23,7 +28,10 @@
  * "livebackup plain-mode key v1") keeps plain mode's MACs apart from any
  * use TLS makes of the PSK.  The client proves first, so a server
  * (which anyone can reach) gives nothing to a peer without the key but
- * a refusal; then the server proves, then the client confirms.
+ * a refusal; then the server proves, then the client confirms.  As in
+ * TLS 1.3, where the client's binder comes first, a false server learns
+ * the client's MAC: worth nothing against a key file with real entropy,
+ * an offline guessing target against a guessable one.
  *
  *   C->S  hello    "LBPLAIN1" | idlen:u8 (1..255) | identity | cnonce[32]
  *   S->C  answer   0x00 | snonce[32]                 (go on)
@@ -41,7 +49,10 @@
  * 0x16 (a TLS handshake record) or 'L' (the plain magic); anything else
  * is refused as garbage.  Whether a client must use TLS or plain mode
  * is the server's configuration (the lookup's *ENCRYPT); a mismatch
- * fails on both ends with "mode mismatch".
+ * fails on both ends with "mode mismatch".  Refusals for an unknown
+ * name or a mode mismatch come before any proof of the key: they tell
+ * a peer without the key only whether a name is configured, and for
+ * which mode (names are no secret: TLS sends them in clear).
  *
  * Untrusted peers: every length from the peer is checked, nothing is
  * allocated by a size the peer chose, identities are 1..255 printable
@@ -51,7 +62,11 @@
  *
  * Ownership: lb_conn_client/lb_conn_server take over FD only when they
  * succeed (lb_conn_close closes it); on failure the caller still owns
- * and closes it.  Key material copied in is wiped at lb_conn_close.
+ * and closes it.  Keys are used only during the handshake: the
+ * client's KEY may be wiped as soon as lb_conn_client returns, the
+ * lookup's copy is wiped by us, and no copy outlives the handshake
+ * (GnuTLS 3.7 frees the key of PSK client credentials without wiping
+ * it, so keys reach GnuTLS through callbacks, whose copies it wipes).
  * The functions do not change FD's flags: after the handshake a
  * blocking FD gives blocking sends and receives; a caller who sets
  * O_NONBLOCK gets -2 from lb_conn_recv when nothing is ready.
@@ -74,13 +89,15 @@
 
 #include "lb_key.h"
 
-/* Our TLS priorities: TLS 1.3 only, PSK with (EC)DHE only.  AES-GCM
- * comes first because it runs at several GB/s with AES-NI, where this
- * GnuTLS's ChaCha20 does not; which AES wins is GnuTLS's default order.
+/* Our TLS priorities: TLS 1.3 only, PSK with (EC)DHE only (no +PSK).
+ * Ciphers: GnuTLS 3.7 binds an external PSK to SHA-256, so only the
+ * SHA-256 suites can be used (TLS_AES_256_GCM_SHA384 never is, whatever
+ * the order); AES-128-GCM first, and the server's order wins, because
+ * with AES-NI it runs several times faster than ChaCha20-Poly1305.
  */
 #define LB_CONN_PRIORITY \
   "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK" \
-  ":-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305"
+  ":-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
 
 #define LB_CONN_IDENTITY_MAX 255
 
@@ -96,7 +113,7 @@ extern bool lb_conn_identity_ok (const char *name);
  * bound).  Returns NULL, errno set and a one-line reason in ERR, e.g.
  *   "TLS handshake failed: server sent alert 'Decrypt error' (wrong key?)"
  *   "server refused: mode mismatch: this client must use TLS"
- *   "handshake timed out after 10000 ms"
+ *   "TLS handshake timed out after 10000 ms"
  * errno: EACCES refused or failed authentication; ETIMEDOUT; ECONNRESET
  * the server closed; EPROTO the server spoke something else; EINVAL a
  * bad IDENTITY; ENOMEM.
@@ -142,7 +159,7 @@ extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len);
  * concatenation.  For a small header before a large payload: in TLS the
  * header and the payload's start share a record (one copy of at most a
  * record), the rest goes straight from the caller's buffer; in plain
- * mode it is one sendmsg.
+ * mode the pieces go to sendmsg as they are.
  */
 extern int lb_conn_sendv (struct lb_conn *c, const struct iovec *iov,
                           int iovcnt);
@@ -162,16 +179,18 @@ extern ssize_t lb_conn_recv (struct lb_conn *c, void *buf, size_t len);
 extern int lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len,
                              int timeout_ms);
 
-/* Are bytes already received and decrypted, waiting in GnuTLS's buffer?
- * A poll loop must call lb_conn_recv before sleeping if so: poll on the
- * FD does not see them.  Always false in plain mode.
+/* Are bytes already received, waiting in GnuTLS's buffer (decrypted)
+ * or in our read-ahead (not yet)?  A poll loop must call lb_conn_recv
+ * before sleeping if so: poll on the FD does not see them.  (-2 from
+ * lb_conn_recv means the read-ahead is empty: poll is then right.)
+ * Always false in plain mode.
  */
 extern bool lb_conn_pending (struct lb_conn *c);
 
 extern int lb_conn_fd (const struct lb_conn *c);
 extern bool lb_conn_encrypted (const struct lb_conn *c);
 
-/* What was negotiated, for logs: "TLS1.3 ECDHE-PSK X25519 AES-256-GCM"
+/* What was negotiated, for logs: "TLS1.3 ECDHE-PSK SECP256R1 AES-128-GCM"
  * or "plain (authenticated, not encrypted)".
  */
 extern const char *lb_conn_describe (const struct lb_conn *c);
@@ -180,7 +199,8 @@ extern const char *lb_conn_describe (const struct lb_conn *c);
 extern const char *lb_conn_error (const struct lb_conn *c);
 
 /* Say goodbye (TLS close_notify, without waiting on a stuck peer),
- * close FD, wipe keys, free.  NULL is allowed.
+ * close FD, free everything (GnuTLS wipes the session's secrets; we wipe
+ * our buffers of plaintext).  NULL is allowed.
  */
 extern void lb_conn_close (struct lb_conn *c);
 

@@ -138,8 +138,10 @@ struct lw_header {
                                  * and ack: the consumer sleeps on it */
   _Atomic uint32_t consumer_sleeping; /* C sets before sleeping, P wakes */
 
-  /* --- P: counters, for status display and tests --- */
-  _Atomic uint64_t n_writes;        /* writes (pwrite/zero/trim) completed */
+  /* --- P: counters, for status display and tests.  On their own cache
+   * line: every write bumps one, and the line above is what writers read
+   * and the consumer polls. --- */
+  _Alignas (LW_CACHELINE) _Atomic uint64_t n_writes; /* pwrite/zero/trim */
   _Atomic uint64_t n_records;       /* records appended */
   _Atomic uint64_t n_bytes_queued;  /* data bytes appended */
   _Atomic uint64_t n_degrade;       /* transitions to degraded */
