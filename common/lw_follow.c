@@ -49,12 +49,17 @@ lwf_default_options (const struct lwc *c, struct lwf_options *o)
 
   o->batch_bytes = h->ring_size / 4;
   o->scan_batch_bytes = 256u << 20;
+  /* Scattered small copies with a small ring would otherwise sync after
+   * every block or two, and a steady writer would keep the unit degraded.
+   */
+  o->copy_batch_bytes = o->batch_bytes > (16u << 20) ? o->batch_bytes
+                                                     : 16u << 20;
   /* Resume once a pass found at most a quarter ring's worth of blocks:
    * the ring filled to degrade, so we come back with room to spare.
    */
   o->low_water = h->ring_size / 4 / h->block_size;
-  if (o->low_water == 0)
-    o->low_water = 1;
+  if (o->low_water < 8)
+    o->low_water = 8;
   o->idle_ms = 100;
   o->request_ms = 5000;
 }
@@ -150,7 +155,8 @@ lwf_pass (struct lwf *f, bool scan)
       return -1;
     total += count;
     f->unsynced += len;
-    if (f->unsynced >= (scan ? f->o->scan_batch_bytes : f->o->batch_bytes)
+    if (f->unsynced >= (scan ? f->o->scan_batch_bytes
+                                : f->o->copy_batch_bytes)
         && lwf_commit (f) == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))

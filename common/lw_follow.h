@@ -51,6 +51,8 @@ struct lwf_options {
   uint64_t batch_bytes;     /* sync at least this often (bytes applied) */
   uint64_t scan_batch_bytes; /* the same in a scan's first pass, where a
                              * sink may pipeline comparisons */
+  uint64_t copy_batch_bytes; /* the same in catch-up passes (copies take
+                             * no ring space: sync less often) */
   uint64_t low_water;       /* ask for normal mode below this many dirty
                              * blocks in a pass (hysteresis) */
   int idle_ms;              /* sleep when idle, at most */

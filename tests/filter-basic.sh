@@ -71,7 +71,8 @@ for i in range(50):
     h.pwrite(os.urandom(4096), i * 1048576 + 123)
 h.flush()
 '
-check "filter degraded once its consumer was gone" wait_for 5 test "$(stat_of mode)" = degraded
+mode_is () { [ "$(stat_of mode)" = "$1" ]; }
+check "filter degraded once its consumer was gone" wait_for 5 mode_is degraded
 check "filter counted the lost consumer" test "$(stat_of consumer_lost)" -ge 1
 start_mirror "$T/disk" "$T/img"
 check "restarted mirror converges" wait_converged 30
