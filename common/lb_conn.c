@@ -1560,7 +1560,11 @@ lb_conn_set_keepalive (int fd)
                      sizeof intvl) == -1
       || setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) == -1
       || setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
-                     sizeof user_timeout) == -1)
+                     sizeof user_timeout) == -1
+      /* Small requests (SYNC, HASH_REQ) follow large messages and wait
+       * for a reply: Nagle would hold each one for a delayed ACK.
+       */
+      || setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == -1)
     return -1;
   return 0;
 }

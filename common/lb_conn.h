@@ -206,7 +206,8 @@ extern void lb_conn_close (struct lb_conn *c);
 
 /* TCP keepalive so that a dead peer is noticed within about 30 s even on
  * an idle connection (10 s idle, then 4 probes 5 s apart), and
- * TCP_USER_TIMEOUT 30 s so that unacknowledged sends fail as soon.
+ * TCP_USER_TIMEOUT 30 s so that unacknowledged sends fail as soon; and
+ * TCP_NODELAY, since every small request waits for its reply.
  * 0, or -1 with errno.
  */
 extern int lb_conn_set_keepalive (int fd);

@@ -68,7 +68,8 @@ lb_sink_send (struct lb_sink *s, const struct lbp_msg *m, const void *payload,
     return -1;
   if (lbw_send (s->conn, m, payload, len) == -1)
     return lb_sink_fail (s, "", "connection lost while sending");
-  atomic_fetch_add_explicit (&s->bytes_sent, LBP_HDR_SIZE + len,
+  atomic_fetch_add_explicit (&s->bytes_sent,
+                             LBP_HDR_SIZE + lbp_fixed_size (m->type) + len,
                              memory_order_relaxed);
   return 0;
 }
