@@ -19,6 +19,7 @@
 #include "image.h"
 #include "lb_log.h"
 #include "lb_proto.h"
+#include "snapshot.h"
 
 int
 image_state_load (const char *state_path, struct image_state *st)
@@ -103,9 +104,16 @@ image_close (struct image *im)
 int
 image_resize (struct image *im, uint64_t size)
 {
+  int r;
+
   if (size == im->size)
     return 0;
-  if (ftruncate (im->fd, size) == -1)
+  /* A truncation changes what lies past the new end. */
+  snapset_write_begin (im->snaps, im->fd, im->size, size,
+                       size < im->size ? im->size - size : 0);
+  r = ftruncate (im->fd, size);
+  snapset_write_end (im->snaps);
+  if (r == -1)
     return -1;
   lb_info ("%s: image size changed from %" PRIu64 " to %" PRIu64 " bytes",
            im->path, im->size, size);
@@ -119,15 +127,11 @@ image_range_ok (const struct image *im, uint64_t off, uint64_t len)
   return off <= im->size && len <= im->size - off;
 }
 
-int
-image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
+static int
+image_pwrite (struct image *im, uint64_t off, const void *buf, uint64_t len)
 {
   const char *p = buf;
 
-  if (!image_range_ok (im, off, len)) {
-    errno = ERANGE;
-    return -1;
-  }
   while (len > 0) {
     ssize_t r = pwrite (im->fd, p, len, off);
     if (r == -1) {
@@ -137,6 +141,23 @@ image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
     p += r; off += r; len -= r;
   }
   return 0;
+}
+
+int
+image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
+{
+  int r, e;
+
+  if (!image_range_ok (im, off, len)) {
+    errno = ERANGE;
+    return -1;
+  }
+  snapset_write_begin (im->snaps, im->fd, im->size, off, len);
+  r = image_pwrite (im, off, buf, len);
+  e = errno;
+  snapset_write_end (im->snaps);
+  errno = e;
+  return r;
 }
 
 int
@@ -167,6 +188,7 @@ int
 image_zero (struct image *im, uint64_t off, uint64_t len)
 {
   static const char zeroes[65536];
+  int e;
 
   if (!image_range_ok (im, off, len)) {
     errno = ERANGE;
@@ -174,17 +196,21 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
   }
   if (len == 0)
     return 0;
+  snapset_write_begin (im->snaps, im->fd, im->size, off, len);
   /* A hole reads as zeroes and keeps the image sparse. */
   if (fallocate (im->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                  off, len) == 0)
-    return 0;
+    len = 0;
   while (len > 0) {
     uint64_t n = len < sizeof zeroes ? len : sizeof zeroes;
-    if (image_write (im, off, zeroes, n) == -1)
-      return -1;
+    if (image_pwrite (im, off, zeroes, n) == -1)
+      break;
     off += n; len -= n;
   }
-  return 0;
+  e = errno;
+  snapset_write_end (im->snaps);
+  errno = e;
+  return len == 0 ? 0 : -1;
 }
 
 int

@@ -29,12 +29,19 @@ struct image_state {
   uint64_t size;
 };
 
+struct snapset;
+
 struct image {
   char *path;
   char *state_path;
   int fd;
   uint64_t size;
   struct image_state st;
+  /* If set, the snapshots every change must preserve (snapshot.h):
+   * image_write, image_zero and image_resize save the blocks they are
+   * about to change into them first, under the set's lock.
+   */
+  struct snapset *snaps;
 };
 
 /* Open (creating, empty and sparse, if missing) PATH and read its state.

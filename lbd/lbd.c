@@ -3,9 +3,10 @@
  *   lbd [OPTIONS] CONFIG
  *
  * Reads CONFIG (lbd.conf(5)), loads every client's key, binds every
- * listen address, then serves: one poll loop in the main thread accepts
- * connections (and status requests on a local control socket); each
- * connection gets its own thread (session.c).  Signal handlers only set a
+ * listen address (clients' and exports'), then serves: one poll loop in
+ * the main thread accepts connections (and status requests on a local
+ * control socket); each connection gets its own thread (session.c for
+ * lb's, export.c for restores over NBD).  Signal handlers only set a
  * flag and write to a pipe the loop polls.
  */
 
@@ -28,6 +29,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <gnutls/gnutls.h>
+
+#include "export.h"
 #include "image.h"
 #include "lb_config.h"
 #include "lb_conn.h"
@@ -37,6 +41,7 @@
 #include "lb_priv.h"
 #include "lb_proto.h"
 #include "session.h"
+#include "snapshot.h"
 
 static volatile sig_atomic_t lbd_quit;
 static int lbd_sigpipe[2] = { -1, -1 };
@@ -45,6 +50,7 @@ static struct lb_config lbd_cfg;
 static struct client *lbd_clients;
 static struct listener *lbd_listeners;
 static size_t lbd_nlisteners;
+static struct export_listener *lbd_exports;
 
 static void
 lbd_on_signal (int sig)
@@ -66,11 +72,15 @@ lbd_usage (FILE *fp)
 "usage: lbd [OPTIONS] CONFIG\n"
 "       lbd --status [--json] [--control=PATH] CONFIG\n"
 "       lbd -n CONFIG\n"
+"       lbd --psk-line CONFIG NAME\n"
 "\n"
 "The livebackup server: keeps one image per client line of CONFIG.\n"
 "\n"
 "  -n, --check            check CONFIG and the key files, print\n"
 "                         \"configuration OK\" or the first error, exit\n"
+"      --psk-line         print client NAME's line for a PSK file\n"
+"                         (NAME:HEXKEY, as nbdcopy's tls-psk-file= and\n"
+"                         qemu read it) for restores, and exit\n"
 "  -d, --daemon           detach and log to syslog (default: foreground,\n"
 "                         log to stderr)\n"
 "  -u, --user=NAME        drop to user NAME after binding the ports\n"
@@ -147,6 +157,12 @@ lbd_load (const char *config, bool allow_open_key, char *err, size_t errlen)
         cl->epoch = st.epoch;
         cl->seq = st.seq;
       }
+      /* Snapshots are kept only where someone may read them. */
+      if (snapset_init (&cl->snaps, cc->file, cl->consistent,
+                        lbd_cfg.nexports > 0) == -1) {
+        snprintf (err, errlen, "out of memory");
+        return -1;
+      }
     }
     for (j = 0; j < lbd_nlisteners; j++)
       if (lb_listen_equal (&lbd_listeners[j].addr, &cc->listen))
@@ -163,7 +179,50 @@ lbd_load (const char *config, bool allow_open_key, char *err, size_t errlen)
     }
     l->clients[l->nclients++] = cl;
   }
+  if (lbd_cfg.nexports) {
+    lbd_exports = calloc (lbd_cfg.nexports, sizeof *lbd_exports);
+    if (lbd_exports == NULL) {
+      snprintf (err, errlen, "out of memory");
+      return -1;
+    }
+    for (i = 0; i < lbd_cfg.nexports; i++) {
+      lbd_exports[i].conf = &lbd_cfg.exports[i];
+      lbd_exports[i].fd = -1;
+    }
+  }
   return 0;
+}
+
+/* A listening socket on ADDR (of the statement on LINE), or -1. */
+static int
+lbd_bind_one (const struct lb_listen *addr, int line, char *err,
+              size_t errlen)
+{
+  int one = 1, fd;
+
+  fd = socket (addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1) {
+    snprintf (err, errlen, "listen=%s: socket: %s", addr->text,
+              strerror (errno));
+    return -1;
+  }
+  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (addr->family == AF_INET6) {
+    /* "*" is the IPv6 any address serving IPv4 too (dual stack); a
+     * specific IPv6 address serves only itself.
+     */
+    int v6only = addr->text[0] != '*';
+    setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  if (bind (fd, (struct sockaddr *) &addr->addr, addr->addrlen) == -1
+      || listen (fd, 128) == -1) {
+    snprintf (err, errlen, "%s:%d: listen=%s: %s", lbd_cfg.path, line,
+              addr->text, strerror (errno));
+    close (fd);
+    return -1;
+  }
+  fcntl (fd, F_SETFL, O_NONBLOCK);
+  return fd;
 }
 
 static int
@@ -173,29 +232,15 @@ lbd_bind (char *err, size_t errlen)
 
   for (i = 0; i < lbd_nlisteners; i++) {
     struct listener *l = &lbd_listeners[i];
-    int one = 1;
-
-    l->fd = socket (l->addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l->fd == -1) {
-      snprintf (err, errlen, "listen=%s: socket: %s", l->addr.text,
-                strerror (errno));
+    l->fd = lbd_bind_one (&l->addr, l->clients[0]->conf->line, err, errlen);
+    if (l->fd == -1)
       return -1;
-    }
-    setsockopt (l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (l->addr.family == AF_INET6) {
-      /* "*" is the IPv6 any address serving IPv4 too (dual stack); a
-       * specific IPv6 address serves only itself.
-       */
-      int v6only = l->addr.text[0] != '*';
-      setsockopt (l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
-    }
-    if (bind (l->fd, (struct sockaddr *) &l->addr.addr, l->addr.addrlen) == -1
-        || listen (l->fd, 128) == -1) {
-      snprintf (err, errlen, "%s:%d: listen=%s: %s", lbd_cfg.path,
-                l->clients[0]->conf->line, l->addr.text, strerror (errno));
+  }
+  for (i = 0; i < lbd_cfg.nexports; i++) {
+    struct export_listener *e = &lbd_exports[i];
+    e->fd = lbd_bind_one (&e->conf->listen, e->conf->line, err, errlen);
+    if (e->fd == -1)
       return -1;
-    }
-    fcntl (l->fd, F_SETFL, O_NONBLOCK);
   }
   return 0;
 }
@@ -244,6 +289,70 @@ lbd_time (uint64_t t, char *out, size_t len)
   strftime (out, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* What CL's export would serve, and its snapshots. */
+static void
+lbd_status_export (FILE *fp, bool json, struct client *cl, unsigned open,
+                   uint64_t served, uint64_t refused)
+{
+  struct snapset *ss = &cl->snaps;
+  struct snapshot *s;
+  char when[64];
+  const char *serves;
+  time_t since = 0;
+  bool first = true;
+
+  pthread_rwlock_rdlock (&ss->lock);
+  if (ss->consistent)
+    serves = "live";
+  else if (ss->lastc && !ss->lastc->broken) {
+    serves = "last-consistent";
+    since = ss->lastc_time;
+  }
+  else
+    serves = "none";
+  if (json)
+    fprintf (fp, ",\"export\":{\"serves\":\"%s\",\"since\":%" PRIu64
+             ",\"open\":%u,\"served\":%" PRIu64 ",\"refused\":%" PRIu64
+             ",\"snapshots\":[", serves, (uint64_t) since, open, served,
+             refused);
+  else {
+    lbd_time (since, when, sizeof when);
+    if (since)
+      fprintf (fp, "  export: serves its last consistent state, of %s\n",
+               when);
+    else if (ss->consistent)
+      fprintf (fp, "  export: serves the live image, frozen when a "
+               "connection opens it\n");
+    else
+      fprintf (fp, "  export: serves nothing: no consistent state (the "
+               "image is inconsistent and lbd kept none)\n");
+    fprintf (fp, "  export connections: %u open, %" PRIu64 " served, %" PRIu64
+             " refused\n", open, served, refused);
+  }
+  for (s = ss->list; s; s = s->next) {
+    unsigned readers = s->refs - (s == ss->lastc);
+    lbd_time (s->taken, when, sizeof when);
+    if (json)
+      fprintf (fp, "%s{\"id\":%u,\"readers\":%u,\"taken\":%" PRIu64
+               ",\"size\":%" PRIu64 ",\"blocks_saved\":%" PRIu64
+               ",\"bytes_saved\":%" PRIu64 ",\"last_consistent\":%s"
+               ",\"broken\":%s}", first ? "" : ",", s->id, readers,
+               (uint64_t) s->taken, s->size, s->nsaved, s->bytes,
+               s == ss->lastc ? "true" : "false",
+               s->broken ? "true" : "false");
+    else
+      fprintf (fp, "  snapshot %u%s: taken %s, %u reader%s, %" PRIu64
+               " blocks saved (%" PRIu64 " bytes)%s%s\n", s->id,
+               s == ss->lastc ? " (last consistent state)" : "", when,
+               readers, readers == 1 ? "" : "s", s->nsaved, s->bytes,
+               s->broken ? ", broken: " : "", s->broken ? s->why : "");
+    first = false;
+  }
+  if (json)
+    fprintf (fp, "]}");
+  pthread_rwlock_unlock (&ss->lock);
+}
+
 /* Write every client's state to FP, as text or JSON. */
 static void
 lbd_status (FILE *fp, bool json)
@@ -281,13 +390,16 @@ lbd_status (FILE *fp, bool json)
       lb_json_str (fp, cl->connected ? cl->peer : "");
       fprintf (fp, ",\"phase\":\"%s\",\"consistent\":%s,"
                "\"last_consistent\":%" PRIu64 ",\"epoch\":\"%016" PRIx64 "\","
-               "\"seq\":%" PRIu64 ",\"bytes_received\":%" PRIu64 ","
+               "\"seq\":%" PRIu64 ",\"applied_seq\":%" PRIu64 ","
+               "\"bytes_received\":%" PRIu64 ","
                "\"rate\":%" PRIu64 ",\"connects\":%" PRIu64 ","
-               "\"replaced\":%" PRIu64 ",\"refused\":%" PRIu64 "}",
+               "\"replaced\":%" PRIu64 ",\"refused\":%" PRIu64,
                cl->connected ? lbp_phase_name (cl->phase) : "disconnected",
                cl->consistent ? "true" : "false", cl->last_consistent,
-               cl->epoch, cl->seq, cl->bytes_in, cl->rate, cl->connects,
-               cl->replaced, cl->refused);
+               cl->epoch, cl->seq,
+               cl->applied_epoch == cl->epoch && cl->applied_seq > cl->seq
+               ? cl->applied_seq : cl->seq, cl->bytes_in, cl->rate,
+               cl->connects, cl->replaced, cl->refused);
     }
     else
       fprintf (fp, "client %s: %s%s\n"
@@ -304,7 +416,15 @@ lbd_status (FILE *fp, bool json)
                                    : "disconnected",
                cl->epoch, cl->seq, cl->bytes_in, cl->rate,
                cl->connects, cl->replaced, cl->refused);
-    pthread_mutex_unlock (&cl->lock);
+    {
+      unsigned open = cl->exports;
+      uint64_t served = cl->exports_served, refused = cl->exports_refused;
+      pthread_mutex_unlock (&cl->lock);
+      if (lbd_cfg.nexports)
+        lbd_status_export (fp, json, cl, open, served, refused);
+    }
+    if (json)
+      fprintf (fp, "}");
   }
   if (json)
     fprintf (fp, "]}\n");
@@ -358,13 +478,85 @@ lbd_ask_status (const char *path, bool json)
   return 0;
 }
 
+/* lbd --psk-line CONFIG NAME: the line of a PSK file (psktool's format,
+ * which libnbd's tls-psk-file=, nbdkit's --tls-psk= and qemu's
+ * tls-creds-psk read) that opens NAME's export.
+ */
+static int
+lbd_psk_line (const char *config, const char *name, bool allow_open_key)
+{
+  char err[1024], hex[65];
+  size_t i;
+
+  lb_log_init ("lbd", false);
+  if (lbd_load (config, allow_open_key, err, sizeof err) == -1) {
+    fprintf (stderr, "lbd: %s\n", err);
+    return 1;
+  }
+  for (i = 0; i < lbd_cfg.nclients; i++)
+    if (strcmp (lbd_cfg.clients[i].name, name) == 0)
+      break;
+  if (i == lbd_cfg.nclients) {
+    fprintf (stderr, "lbd: %s: no client named '%s'\n", config, name);
+    return 1;
+  }
+  if (!lb_conn_identity_ok (name) || strchr (name, ':')) {
+    fprintf (stderr, "lbd: %s: the name '%s' cannot be a PSK identity in a "
+             "PSK file (1 to %d printable characters, no spaces, no ':'); "
+             "give the client a name=\n", config, name,
+             LB_CONN_IDENTITY_MAX);
+    return 1;
+  }
+  if (lbd_cfg.nexports == 0)
+    fprintf (stderr, "lbd: warning: %s has no export line: lbd serves no "
+             "restores\n", config);
+  lb_key_hex (&lbd_clients[i].key, hex);
+  printf ("%s:%s\n", name, hex);
+  gnutls_memset (hex, 0, sizeof hex);
+  for (i = 0; i < lbd_cfg.nclients; i++)
+    lb_key_wipe (&lbd_clients[i].key);
+  return fflush (stdout) == 0 ? 0 : 1;
+}
+
+static void
+lbd_peer_name (const struct sockaddr_storage *ss, char *peer, size_t len)
+{
+  char host[INET6_ADDRSTRLEN];
+
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) ss;
+    inet_ntop (AF_INET6, &s6->sin6_addr, host, sizeof host);
+    snprintf (peer, len, "[%s]:%u", host, ntohs (s6->sin6_port));
+  }
+  else {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *) ss;
+    inet_ntop (AF_INET, &s4->sin_addr, host, sizeof host);
+    snprintf (peer, len, "%s:%u", host, ntohs (s4->sin_port));
+  }
+}
+
+static void
+lbd_accept_export (struct export_listener *e)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char peer[80];
+  int fd = accept4 (e->fd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
+
+  if (fd == -1)
+    return;
+  lbd_peer_name (&ss, peer, sizeof peer);
+  lb_conn_set_keepalive (fd);
+  export_start (e, fd, peer);
+}
+
 static void
 lbd_accept (struct listener *l)
 {
   static time_t last_warn;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
-  char host[INET6_ADDRSTRLEN], peer[80];
+  char peer[80];
   int fd = accept4 (l->fd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
 
   if (fd == -1)
@@ -379,16 +571,7 @@ lbd_accept (struct listener *l)
     close (fd);
     return;
   }
-  if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-    inet_ntop (AF_INET6, &s6->sin6_addr, host, sizeof host);
-    snprintf (peer, sizeof peer, "[%s]:%u", host, ntohs (s6->sin6_port));
-  }
-  else {
-    struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-    inet_ntop (AF_INET, &s4->sin_addr, host, sizeof host);
-    snprintf (peer, sizeof peer, "%s:%u", host, ntohs (s4->sin_port));
-  }
+  lbd_peer_name (&ss, peer, sizeof peer);
   lb_conn_set_keepalive (fd);
   session_start (l, fd, peer);
 }
@@ -404,13 +587,14 @@ main (int argc, char **argv)
     { "json", no_argument, NULL, 'j' },
     { "control", required_argument, NULL, 'c' },
     { "allow-open-key", no_argument, NULL, 'K' },
+    { "psk-line", no_argument, NULL, 'P' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
   bool check = false, daemonize = false, status = false, json = false;
-  bool allow_open_key = false;
+  bool allow_open_key = false, psk_line = false;
   const char *user = NULL, *control = NULL, *config;
   char control_buf[4096], err[1024];
   struct sigaction sa = { .sa_handler = lbd_on_signal };
@@ -427,17 +611,20 @@ main (int argc, char **argv)
     case 'j': json = true; break;
     case 'c': control = optarg; break;
     case 'K': allow_open_key = true; break;
+    case 'P': psk_line = true; break;
     case 'v': lb_log_verbose = true; break;
     case 'h': lbd_usage (stdout); return 0;
     case 'V': printf ("lbd %s\n", PACKAGE_VERSION); return 0;
     default: lbd_usage (stderr); return 2;
     }
   }
-  if (argc - optind != 1) {
+  if (argc - optind != (psk_line ? 2 : 1)) {
     lbd_usage (stderr);
     return 2;
   }
   config = argv[optind];
+  if (psk_line)
+    return lbd_psk_line (config, argv[optind + 1], allow_open_key);
   if (control == NULL) {
     lbd_default_control (config, control_buf, sizeof control_buf);
     control = control_buf;
@@ -480,15 +667,29 @@ main (int argc, char **argv)
     }
     lb_log_init ("lbd", true);
   }
+  export_setup (lbd_clients, lbd_cfg.nclients);
+  for (i = 0; i < lbd_cfg.nclients; i++) {
+    size_t j;
+    snapset_remove_stale (lbd_cfg.clients[i].file);
+    for (j = 0; j < i && lbd_cfg.nexports; j++)
+      if (strcmp (lbd_cfg.clients[j].name, lbd_cfg.clients[i].name) == 0) {
+        lb_warn ("%s:%d: client %s has the name of the client on line %d: "
+                 "only that one is exported", lbd_cfg.path,
+                 lbd_cfg.clients[i].line, lbd_cfg.clients[i].name,
+                 lbd_cfg.clients[j].line);
+        break;
+      }
+  }
   for (i = 0; i < lbd_cfg.nexports; i++)
-    lb_warn ("%s:%d: export lines are accepted but not served yet",
-             lbd_cfg.path, lbd_cfg.exports[i].line);
+    lb_info ("exporting the images on %s (%s)", lbd_exports[i].conf->listen.text,
+             lbd_exports[i].conf->tls ? "NBD, TLS with each client's key"
+                                      : "NBD, no TLS");
   for (i = 0; i < lbd_nlisteners; i++)
     lb_info ("listening on %s for %zu client%s", lbd_listeners[i].addr.text,
              lbd_listeners[i].nclients,
              lbd_listeners[i].nclients == 1 ? "" : "s");
 
-  pfd = calloc (lbd_nlisteners + 2, sizeof *pfd);
+  pfd = calloc (lbd_nlisteners + lbd_cfg.nexports + 2, sizeof *pfd);
   if (pfd == NULL) {
     lb_err ("out of memory");
     return 1;
@@ -501,6 +702,9 @@ main (int argc, char **argv)
     for (i = 0; i < lbd_nlisteners; i++)
       pfd[n++] = (struct pollfd) { .fd = lbd_listeners[i].fd,
                                    .events = POLLIN };
+    for (i = 0; i < lbd_cfg.nexports; i++)
+      pfd[n++] = (struct pollfd) { .fd = lbd_exports[i].fd,
+                                   .events = POLLIN };
     if (poll (pfd, n, -1) == -1) {
       if (errno == EINTR)
         continue;
@@ -512,12 +716,21 @@ main (int argc, char **argv)
     for (i = 0; i < lbd_nlisteners; i++)
       if (pfd[2 + i].revents & POLLIN)
         lbd_accept (&lbd_listeners[i]);
+    for (i = 0; i < lbd_cfg.nexports; i++)
+      if (pfd[2 + lbd_nlisteners + i].revents & POLLIN)
+        lbd_accept_export (&lbd_exports[i]);
   }
 
   lb_info ("shutting down (signal %d)", (int) lbd_quit);
   for (i = 0; i < lbd_nlisteners; i++)
     close (lbd_listeners[i].fd);
+  for (i = 0; i < lbd_cfg.nexports; i++)
+    close (lbd_exports[i].fd);
+  export_shutdown_all ();
   session_shutdown_all ();
+  /* Snapshots do not outlive lbd: their overlays go now. */
+  for (i = 0; i < lbd_cfg.nclients; i++)
+    snapset_destroy (&lbd_clients[i].snaps);
   close (cfd);
   unlink (control);
   for (i = 0; i < lbd_cfg.nclients; i++)
@@ -525,6 +738,7 @@ main (int argc, char **argv)
   for (i = 0; i < lbd_nlisteners; i++)
     free (lbd_listeners[i].clients);
   free (lbd_listeners);
+  free (lbd_exports);
   free (lbd_clients);
   free (pfd);
   lb_config_free (&lbd_cfg);

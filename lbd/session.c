@@ -31,6 +31,8 @@ struct session {
   struct image im;
   bool have_image;
   uint64_t epoch;               /* from HELLO */
+  uint64_t replay_until;        /* records up to this seq may be replays */
+  bool replaying;               /* a replay runs: the image is mixed */
   uint8_t *buf;                 /* message bodies */
   size_t cap;
   uint8_t *data;                /* decompressed payloads, hash scratch */
@@ -171,6 +173,73 @@ session_grow (uint8_t **p, size_t *cap, size_t need)
   return 0;
 }
 
+/* Store ST durably.  When the image stops being consistent, its last
+ * consistent state is kept for restores first (a snapshot, before
+ * anything changes it); when it becomes consistent again, that snapshot
+ * is let go once the state is durable.  (Both are no-ops when the
+ * snapshots already agree.)
+ */
+static int
+session_commit (struct session *s, const struct image_state *st)
+{
+  if (!st->consistent) {
+    snapset_set_consistent (s->im.snaps, false, s->im.fd);
+    /* A scan or catch-up: it ends consistent by itself. */
+    s->replay_until = 0;
+    s->replaying = false;
+  }
+  if (image_commit (&s->im, st) == -1)
+    return -1;
+  if (st->consistent && !s->replaying)
+    snapset_set_consistent (s->im.snaps, true, s->im.fd);
+  return 0;
+}
+
+/* Replays.  lbd applies records before they are durable; a session that
+ * ends before its sync point leaves the image holding records beyond
+ * the seq its state file names, and the next session (same epoch) gets
+ * them again from there.  While those are applied a second time the
+ * image holds older versions of some blocks beside newer ones: not one
+ * moment.  The state file does not say so (it names what is durable),
+ * but restores must not read that: the image counts as inconsistent for
+ * them from the first such record until the newest one applied before
+ * (SEQ is the record about to be applied, or just applied).
+ */
+static void
+session_replay_begin (struct session *s, uint64_t seq)
+{
+  if (s->replay_until == 0 || seq > s->replay_until || s->replaying)
+    return;
+  s->replaying = true;
+  lb_info ("client %s: records up to seq %" PRIu64 " come again (the image "
+           "already holds them); restores read the state from before until "
+           "they are through", s->cl->conf->name, s->replay_until);
+  snapset_set_consistent (s->im.snaps, false, s->im.fd);
+}
+
+static void
+session_replay_end (struct session *s, uint64_t seq)
+{
+  struct client *cl = s->cl;
+
+  if (cl->applied_epoch != s->epoch || seq > cl->applied_seq) {
+    pthread_mutex_lock (&cl->lock);     /* for status */
+    cl->applied_epoch = s->epoch;
+    cl->applied_seq = seq;
+    pthread_mutex_unlock (&cl->lock);
+  }
+  if (s->replay_until == 0 || seq < s->replay_until)
+    return;
+  s->replay_until = 0;
+  if (s->replaying) {
+    s->replaying = false;
+    lb_info ("client %s: the records that came again are through (seq %"
+             PRIu64 ")", cl->conf->name, seq);
+    if (s->im.st.consistent)
+      snapset_set_consistent (s->im.snaps, true, s->im.fd);
+  }
+}
+
 /* The image is about to stop being consistent: say so durably first, so
  * that the state file never claims a mixed image is consistent.
  */
@@ -183,7 +252,7 @@ session_mark_inconsistent (struct session *s)
     return 0;
   st.consistent = false;
   st.phase = LBP_PHASE_CATCHING_UP;
-  return image_commit (&s->im, &st);
+  return session_commit (s, &st);
 }
 
 /* Apply a WRITE or BLOCK.  Returns 0, -1 (I/O, errno) or -2 (protocol). */
@@ -261,6 +330,8 @@ session_serve (struct session *s)
     return;
   }
   s->have_image = true;
+  /* Every change to the image now preserves the snapshots restores read. */
+  s->im.snaps = &s->cl->snaps;
 
   r = lbw_recv (s->conn, &m, &s->buf, &s->cap, 30000, &why);
   if (r != 1 || m.type != LBP_HELLO) {
@@ -286,6 +357,9 @@ session_serve (struct session *s)
     return;
   }
   s->epoch = m.epoch;
+  if (s->cl->applied_epoch == m.epoch && s->im.st.epoch == m.epoch
+      && s->cl->applied_seq > s->im.st.seq)
+    s->replay_until = s->cl->applied_seq;
   {
     struct lbp_msg w = {
       .type = LBP_WELCOME, .version = LBP_VERSION, .phase = s->im.st.phase,
@@ -317,14 +391,21 @@ session_serve (struct session *s)
     case LBP_BLOCK:
       if (m.type == LBP_BLOCK && session_mark_inconsistent (s) == -1)
         goto io;
+      if (m.type == LBP_WRITE)
+        session_replay_begin (s, m.seq);
       r = session_apply_data (s, &m, &why);
+      if (r == 0 && m.type == LBP_WRITE)
+        session_replay_end (s, m.seq);
       break;
     case LBP_ZERO:
       if (!image_range_ok (&s->im, m.offset, m.length)) {
         why = "zero outside the image";
         goto protocol;
       }
+      session_replay_begin (s, m.seq);
       r = image_zero (&s->im, m.offset, m.length);
+      if (r == 0)
+        session_replay_end (s, m.seq);
       break;
     case LBP_SYNC: {
       struct image_state st = s->im.st;
@@ -334,7 +415,7 @@ session_serve (struct session *s)
       st.consistent = m.phase == LBP_PHASE_LIVE;
       if (st.consistent)
         st.last_consistent = time (NULL);
-      if (image_commit (&s->im, &st) == -1)
+      if (session_commit (s, &st) == -1)
         goto io;
       lb_debug ("client %s: durable up to seq %" PRIu64 " (%s)", name, m.seq,
                 lbp_phase_name (m.phase));

@@ -17,6 +17,7 @@
 
 #include "lb_config.h"
 #include "lb_key.h"
+#include "snapshot.h"
 
 struct session;
 
@@ -27,6 +28,10 @@ struct client {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct session *owner;        /* session holding the image, or NULL */
+  /* The image's snapshots for restores (snapshot.h), with its own lock;
+   * lives as long as lbd.
+   */
+  struct snapset snaps;
 
   /* Status, under LOCK. */
   bool connected;
@@ -37,6 +42,15 @@ struct client {
   uint64_t epoch, seq;
   uint64_t bytes_in;            /* payload bytes received, all sessions */
   uint64_t connects, replaced, refused;
+  /* The newest record applied to the image since lbd started (written
+   * by the session owning the image, under LOCK): a later session in the
+   * same epoch that starts from an older durable seq gets records up to
+   * this one again (session.c, replays).
+   */
+  uint64_t applied_epoch, applied_seq;
+  unsigned exports;             /* export connections open */
+  uint64_t exports_served;      /* export connections opened, ever */
+  uint64_t exports_refused;     /* ... refused (handshake or no state) */
   uint64_t rate;                /* bytes/s over the last few seconds */
   uint64_t rate_bytes;
   uint64_t rate_time_ms;
