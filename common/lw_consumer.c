@@ -64,6 +64,24 @@ lwc_fail (struct lwc *c, int e, char *err, size_t errlen, const char *prefix,
   return NULL;
 }
 
+/* Blocks taken (pending) whose copy was never confirmed durable go back
+ * to the dirty map, to be copied again.
+ */
+static void
+lwc_pending_to_dirty (struct lwc *c)
+{
+  uint64_t w, nwords = (c->h->nblocks + 63) / 64;
+
+  for (w = 0; w < nwords; w++) {
+    _Atomic uint64_t *p = (_Atomic uint64_t *) c->pending + w;
+    uint64_t bits = atomic_load (p);
+    if (bits) {
+      atomic_fetch_or ((_Atomic uint64_t *) c->dirty + w, bits);
+      atomic_fetch_and (p, ~bits);
+    }
+  }
+}
+
 struct lwc *
 lwc_attach (const char *dir, unsigned unit, int flags, char *err,
             size_t errlen)
@@ -167,18 +185,10 @@ lwc_attach (const char *dir, unsigned unit, int flags, char *err,
   c->read_seq = atomic_load (&h->tail_seq);
 
   if (!observe) {
-    uint64_t w, nwords = (h->nblocks + 63) / 64;
     atomic_store (&h->consumer_pid, getpid ());
     atomic_fetch_add (&h->attach_count, 1);
     /* Bits a dead predecessor took but never saw made durable. */
-    for (w = 0; w < nwords; w++) {
-      _Atomic uint64_t *p = (_Atomic uint64_t *) c->pending + w;
-      uint64_t bits = atomic_load (p);
-      if (bits) {
-        atomic_fetch_or ((_Atomic uint64_t *) c->dirty + w, bits);
-        atomic_fetch_and (p, ~bits);
-      }
-    }
+    lwc_pending_to_dirty (c);
   }
   return c;
 }
@@ -293,6 +303,11 @@ lwc_rewind (struct lwc *c)
 {
   c->read_pos = atomic_load (&c->h->tail_pos);
   c->read_seq = atomic_load (&c->h->tail_seq);
+  /* The session that copied our pending blocks failed before they were
+   * durable: copy them again, from a fresh pass.
+   */
+  lwc_pending_to_dirty (c);
+  c->pass_block = 0;
 }
 
 uint64_t

@@ -70,7 +70,10 @@ extern int lwc_next (struct lwc *c, struct lwc_rec *rec);
  */
 extern void lwc_release (struct lwc *c, const struct lwc_rec *rec);
 
-/* Move the read cursor back to the oldest unreleased record. */
+/* Start over after a failed downstream session: the read cursor back to
+ * the oldest unreleased record, and the blocks taken but not confirmed
+ * durable (pending) back to dirty, with the pass cursor at 0.
+ */
 extern void lwc_rewind (struct lwc *c);
 
 /* Seq of the last released record, and of the last one read. */

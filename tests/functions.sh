@@ -72,6 +72,7 @@ stop_nbdkit () {
     pid=$(cat "$T/$name.pid" 2>/dev/null) || return 0
     kill "$pid" 2>/dev/null
     wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+    rm -f "$T/$name.pid"
 }
 uri () { echo "nbd+unix:///?socket=$T/$1.sock"; }
 
@@ -113,9 +114,12 @@ make_key () { head -c 64 /dev/urandom >"$1"; chmod 600 "$1"; }
 # pid in $T/NAME.lbdpid, log in $T/NAME.log, control socket $T/NAME.ctl.
 start_lbd () {
     local name=$1 conf=$2; shift 2
+    # A killed lbd leaves its control socket behind.
+    rm -f "$T/$name.ctl"
     "$LBD" --control="$T/$name.ctl" "$@" "$conf" 2>>"$T/$name.log" &
     echo $! >"$T/$name.lbdpid"
-    cleanup "kill -9 $! 2>/dev/null"
+    # By pid file: a restarted test must not kill a reused pid at exit.
+    cleanup "kill -9 \$(cat $T/$name.lbdpid 2>/dev/null) 2>/dev/null"
     wait_for 10 test -S "$T/$name.ctl" || { cat "$T/$name.log"; bail "lbd did not start"; }
 }
 lbd_pid () { cat "$T/$1.lbdpid"; }
@@ -123,10 +127,10 @@ lbd_pid () { cat "$T/$1.lbdpid"; }
 # start_lb NAME UNIT_DIR DISK PORT KEY [lb options]: lb in the background.
 start_lb () {
     local name=$1 dir=$2 disk=$3 port=$4 key=$5; shift 5
-    "$LB" --dir="$dir" --retry=1 "$@" 1 "$disk" 127.0.0.1 "$port" "$key" \
-        2>>"$T/$name.log" &
+    "$LB" --dir="$dir" --retry=1 "$@" 1 "$disk" "${LB_HOST:-127.0.0.1}" \
+        "$port" "$key" 2>>"$T/$name.log" &
     echo $! >"$T/$name.lbpid"
-    cleanup "kill -9 $! 2>/dev/null"
+    cleanup "kill -9 \$(cat $T/$name.lbpid 2>/dev/null) 2>/dev/null"
 }
 lb_pid () { cat "$T/$1.lbpid"; }
 # state_of IMAGE KEY: a value from lbd's state file beside IMAGE.
