@@ -123,4 +123,22 @@ check "lb logged catching-up, then live" \
                         END { exit !(c && l) }' "$T/lb.log"
 check "image state: consistent" test "$(state_of "$IMG" consistent)" = 1
 
+# --- a dead peer: the link goes silent while the session is idle -------------
+# No FIN, no RST: only TCP keepalive (10 s idle, 4 probes 5 s apart) and
+# TCP_USER_TIMEOUT tell either end.  Both must notice within about 30 s.
+nl_lb=$(wc -l <"$T/lb.log"); nl_lbd=$(wc -l <"$T/lbd.log")
+ip netns exec "$NS" ip link set "$VB" down
+t0=$(date +%s)
+lb_noticed () { tail -n +$((nl_lb + 1)) "$T/lb.log" | grep -q "connection to .* ended"; }
+lbd_noticed () { tail -n +$((nl_lbd + 1)) "$T/lbd.log" | grep -q "connection lost"; }
+check "lb notices the silent peer within 45 s" wait_for 45 lb_noticed
+diag "lb noticed after $(( $(date +%s) - t0 )) s"
+check "lbd notices the silent peer within 45 s" wait_for 45 lbd_noticed
+diag "lbd noticed after $(( $(date +%s) - t0 )) s"
+ip netns exec "$NS" ip link set "$VB" up
+nbdsh -u "$(uri nbd)" -c 'import os; h.pwrite(os.urandom(65536), 1 << 20); h.flush()'
+check "after the link comes back lb reconnects and converges" \
+    wait_lb_converged "$IMG" 90
+check "image equals the partition after the silent outage" same "$T/disk" "$IMG"
+
 done_testing
