@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "lb_log.h"
+#include "lb_time.h"
 
 bool lb_log_verbose;
 static const char *lb_log_prog = "livebackup";
@@ -65,4 +66,30 @@ lb_log_safe (char *out, size_t outlen, const char *text, size_t len)
     out[o++] = ch >= 0x20 && ch < 0x7f ? ch : '?';
   }
   out[o] = '\0';
+}
+
+bool
+lb_log_allow (struct lb_log_limit *l)
+{
+  uint64_t now = lb_now_ms ();
+  unsigned suppressed = 0;
+  bool ok;
+
+  pthread_mutex_lock (&l->lock);
+  if (l->window_ms == 0 || now - l->window_ms >= 10000) {
+    suppressed = l->suppressed;
+    l->window_ms = now;
+    l->count = 0;
+    l->suppressed = 0;
+  }
+  ok = l->count < l->max;
+  if (ok)
+    l->count++;
+  else
+    l->suppressed++;
+  pthread_mutex_unlock (&l->lock);
+  if (suppressed)
+    lb_warn ("%u more %s not logged (at most %u per 10 s)", suppressed,
+             l->what, l->max);
+  return ok;
 }

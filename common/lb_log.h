@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <syslog.h>
 
 extern void lb_log_init (const char *progname, bool use_syslog);
@@ -27,5 +28,21 @@ extern void lb_log_safe (char *out, size_t outlen, const char *text,
 #define lb_debug(...) lb_log (LOG_DEBUG, __VA_ARGS__)
 
 extern bool lb_log_verbose;
+
+/* A rate limit for lines a peer can cause before it is authenticated
+ * (one per refused connection): at most MAX lines per 10 s; then one line
+ * saying how many were not logged.
+ */
+#include <pthread.h>
+struct lb_log_limit {
+  pthread_mutex_t lock;
+  uint64_t window_ms;
+  unsigned count, suppressed, max;
+  const char *what;
+};
+#define LB_LOG_LIMIT_INIT(max, what) \
+  { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, (max), (what) }
+/* May one more line be logged now? */
+extern bool lb_log_allow (struct lb_log_limit *l);
 
 #endif

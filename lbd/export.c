@@ -594,10 +594,13 @@ x_starttls (struct xconn *x)
   }
   if (x->tls == NULL) {
     lb_log_safe (safe, sizeof safe, identity, strlen (identity));
-    lb_warn ("export %s: %s: TLS handshake failed%s%s%s: %s",
-             x->el->conf->listen.text, x->peer,
-             safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "",
-             x_unknown_name ? "unknown client name" : err);
+    static struct lb_log_limit limit =
+      LB_LOG_LIMIT_INIT (20, "refused export connections");
+    if (lb_log_allow (&limit))
+      lb_warn ("export %s: %s: TLS handshake failed%s%s%s: %s",
+               x->el->conf->listen.text, x->peer,
+               safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "",
+               x_unknown_name ? "unknown client name" : err);
     if (client) {
       struct client *cl = client;
       pthread_mutex_lock (&cl->lock);

@@ -506,9 +506,16 @@ session_main (void *arg)
   }
   if (s->conn == NULL) {
     lb_log_safe (safe, sizeof safe, identity, strlen (identity));
-    lb_warn ("%s: %s: handshake failed%s%s%s: %s", s->l->addr.text, s->peer,
-             safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "",
-             session_unknown_name ? "unknown client name" : err);
+    /* One line per refused connection, but a peer decides how many
+     * connections: bounded.
+     */
+    static struct lb_log_limit limit =
+      LB_LOG_LIMIT_INIT (20, "refused connections");
+    if (lb_log_allow (&limit))
+      lb_warn ("%s: %s: handshake failed%s%s%s: %s", s->l->addr.text,
+               s->peer, safe[0] ? " (identity '" : "", safe,
+               safe[0] ? "')" : "",
+               session_unknown_name ? "unknown client name" : err);
     if (client) {
       struct client *cl = client;
       pthread_mutex_lock (&cl->lock);

@@ -62,6 +62,8 @@ check "lbd logged the write past the end" grep -q "victim.*protocol error: write
 check "lbd logged the handshake time limit" grep -q "timed out" "$T/lbd.log"
 n=$(grep -c "too many connections in handshake" "$T/lbd.log")
 check "the flood was capped and logged at most a few times ($n)" test "$n" -ge 1 -a "$n" -le 3
+n=$(grep -c "handshake failed" "$T/lbd.log")
+check "refused connections are logged at most 20 per 10 s ($n lines)" test "$n" -le 45
 check "lb never lost its session to the attacks" test "$(grep -c 'full scan' "$T/lb.log")" = 1
 
 done_testing
