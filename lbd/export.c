@@ -23,6 +23,7 @@
 #include "export.h"
 #include "lb_conn.h"
 #include "lb_log.h"
+#include "lb_time.h"
 #include "nbd.h"
 #include "snapshot.h"
 
@@ -80,14 +81,6 @@ export_setup (struct client *clients, size_t nclients)
   x_nclients = nclients;
 }
 
-static int64_t
-x_now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left in the negotiation (at least 1; -1 after it). */
 static int
 x_left (const struct xconn *x)
@@ -96,14 +89,14 @@ x_left (const struct xconn *x)
 
   if (x->deadline == 0)
     return -1;
-  left = x->deadline - x_now_ms ();
+  left = x->deadline - (int64_t) lb_now_ms ();
   return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int) left;
 }
 
 static bool
 x_expired (const struct xconn *x)
 {
-  return x->deadline != 0 && x_now_ms () >= x->deadline;
+  return x->deadline != 0 && (int64_t) lb_now_ms () >= x->deadline;
 }
 
 /* The first client named NAME (LEN bytes), or NULL. */
@@ -1104,7 +1097,7 @@ x_main (void *arg)
   int r;
 
   atomic_fetch_add (&x_negotiating, 1);
-  x->deadline = x_now_ms () + LBD_HANDSHAKE_MS;
+  x->deadline = (int64_t) lb_now_ms () + LBD_HANDSHAKE_MS;
   x->opt = malloc (X_OPT_MAX + 1);
   r = x->opt ? x_negotiate (x) : -1;
   x->deadline = 0;

@@ -38,6 +38,7 @@
 #include "lb_json.h"
 #include "lb_key.h"
 #include "lb_log.h"
+#include "lb_time.h"
 #include "lb_priv.h"
 #include "lb_proto.h"
 #include "session.h"
@@ -368,10 +369,7 @@ lbd_status (FILE *fp, bool json)
     pthread_mutex_lock (&cl->lock);
     {
       /* The rate is sampled as data arrives; after it stops, age it here. */
-      struct timespec ts;
-      uint64_t now;
-      clock_gettime (CLOCK_MONOTONIC, &ts);
-      now = (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+      uint64_t now = lb_now_ms ();
       if (cl->rate_time_ms && now - cl->rate_time_ms >= 2000) {
         cl->rate = (cl->bytes_in - cl->rate_bytes) * 1000
                    / (now - cl->rate_time_ms);

@@ -18,6 +18,7 @@
 
 #include "image.h"
 #include "lb_log.h"
+#include "lb_time.h"
 #include "lb_wire.h"
 #include "session.h"
 
@@ -56,14 +57,6 @@ unsigned
 session_handshaking (void)
 {
   return atomic_load (&session_nhandshaking);
-}
-
-static uint64_t
-session_now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Map the identity the peer presented to a client on this address.  On
@@ -141,7 +134,7 @@ static void
 session_publish (struct session *s, uint64_t bytes)
 {
   struct client *cl = s->cl;
-  uint64_t now = session_now_ms ();
+  uint64_t now = lb_now_ms ();
 
   pthread_mutex_lock (&cl->lock);
   cl->bytes_in += bytes;
