@@ -317,6 +317,45 @@ lwc_released_seq (const struct lwc *c)
 }
 
 uint64_t
+lwc_gen_next (struct lwc *c)
+{
+  /* Published before the sync goes out: if we die before the mirror's
+   * answer, the number is still spent, and no other mirror can get it.
+   */
+  uint64_t g = atomic_load (&c->h->gen) + 1;
+
+  assert (!(c->flags & LWC_OBSERVE));
+  atomic_store (&c->h->gen, g);
+  return g;
+}
+
+void
+lwc_gen_ack (struct lwc *c, uint64_t gen)
+{
+  assert (!(c->flags & LWC_OBSERVE));
+  assert (gen <= atomic_load (&c->h->gen));
+  atomic_store (&c->h->gen_acked, gen);
+}
+
+bool
+lwc_gen_continues (const struct lwc *c, uint64_t image_gen)
+{
+  /* gen_acked: no bit was spent since that mirror's last copies were
+   * confirmed.  gen: that mirror confirmed the newest copies, whose bits
+   * are still pending (they go back to dirty and are copied again).
+   */
+  return image_gen == atomic_load (&c->h->gen_acked)
+         || image_gen == atomic_load (&c->h->gen);
+}
+
+void
+lwc_gen_get (const struct lwc *c, uint64_t *gen, uint64_t *acked)
+{
+  *gen = atomic_load (&c->h->gen);
+  *acked = atomic_load (&c->h->gen_acked);
+}
+
+uint64_t
 lwc_read_seq (const struct lwc *c)
 {
   return c->read_seq;
@@ -461,18 +500,24 @@ lwc_mark_range (struct lwc *c, uint64_t offset, uint64_t length)
                   (offset + length - 1) / h->block_size);
 }
 
-void
-lwc_mark_all (struct lwc *c)
+uint64_t
+lwc_take_range (struct lwc *c, uint64_t block, uint64_t count)
 {
-  const uint64_t nblocks = c->h->nblocks;
-  uint64_t w;
+  _Atomic uint64_t *dw = lw_bitmap_word (c->dirty, block);
+  uint64_t range, bits;
 
-  for (w = 0; w < nblocks / 64; w++)
-    atomic_store ((_Atomic uint64_t *) c->dirty + w, UINT64_MAX);
-  if (nblocks % 64)
-    atomic_fetch_or ((_Atomic uint64_t *) c->dirty + nblocks / 64,
-                     (UINT64_C(1) << (nblocks % 64)) - 1);
-  c->pass_block = 0;
+  assert (!(c->flags & LWC_OBSERVE));
+  assert (count > 0 && (block & 63) + count <= 64
+          && block + count <= c->h->nblocks);
+  range = (count == 64 ? UINT64_MAX : (UINT64_C(1) << count) - 1)
+          << (block & 63);
+  bits = atomic_load (dw) & range;
+  if (bits == 0)
+    return 0;
+  /* Pending first, then clear: the order of lwc_take_run. */
+  atomic_fetch_or (lw_bitmap_word (c->pending, block), bits);
+  atomic_fetch_and (dw, ~bits);
+  return __builtin_popcountll (bits);
 }
 
 void

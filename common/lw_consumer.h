@@ -80,6 +80,18 @@ extern void lwc_rewind (struct lwc *c);
 extern uint64_t lwc_released_seq (const struct lwc *c);
 extern uint64_t lwc_read_seq (const struct lwc *c);
 
+/* The copy generation (lw_shm.h).  lwc_gen_next takes and publishes a
+ * new number for a sync that carries block copies; lwc_gen_ack records
+ * that the mirror made it durable.  lwc_gen_continues says whether a
+ * mirror whose last such sync was IMAGE_GEN holds every block whose bit
+ * was ever spent (its seq must still be checked against the released
+ * seq for the records).
+ */
+extern uint64_t lwc_gen_next (struct lwc *c);
+extern void lwc_gen_ack (struct lwc *c, uint64_t gen);
+extern bool lwc_gen_continues (const struct lwc *c, uint64_t image_gen);
+extern void lwc_gen_get (const struct lwc *c, uint64_t *gen, uint64_t *acked);
+
 /* Sleep until the filter publishes something (record, ack, mode change)
  * or TIMEOUT_MS passes.  Returns at once if a record is waiting.
  */
@@ -110,8 +122,14 @@ extern void lwc_done_run (struct lwc *c, uint64_t block, uint64_t count);
  * mirror must copy them again.
  */
 extern void lwc_mark_range (struct lwc *c, uint64_t offset, uint64_t length);
-/* Mark every block dirty (a full scan). */
-extern void lwc_mark_all (struct lwc *c);
+/* For a scan's sweep over every block: move the dirty bits that are set
+ * among blocks [block, block+count) (within one bitmap word) to pending,
+ * as lwc_take_run does, and return how many were set.  Blocks without a
+ * bit are read too, but spend nothing: only the bits taken here need the
+ * clear-then-read rule and a lwc_done_run.
+ */
+extern uint64_t lwc_take_range (struct lwc *c, uint64_t block,
+                                uint64_t count);
 /* Count set bits in the dirty and pending maps. */
 extern void lwc_count_bits (const struct lwc *c, uint64_t *dirty,
                             uint64_t *pending);

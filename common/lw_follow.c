@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <poll.h>
 
+#include "lb_time.h"
 #include "lw_follow.h"
 
 /* Largest run handed to sink->copy, in blocks (one bitmap word). */
@@ -16,6 +18,7 @@ struct lwf {
   const struct lwf_sink *sink;
   const struct lwf_options *o;
   uint64_t skip_seq;
+  uint64_t gen;                 /* the mirror's copy generation */
   /* Applied but not yet synced and released. */
   bool have_last;
   struct lwc_rec last;
@@ -60,22 +63,35 @@ lwf_default_options (const struct lwc *c, struct lwf_options *o)
   o->low_water = h->ring_size / 4 / h->block_size;
   if (o->low_water < 8)
     o->low_water = 8;
+  o->defer_ms = 0;             /* lb sets its --defer */
+  o->quiet_ms = 200;            /* a burst is over after 200 ms with */
+  o->burst_writes = 32;         /* fewer than 32 writes */
   o->idle_ms = 100;
   o->request_ms = 5000;
 }
 
-/* Make everything applied durable, then release it. */
+/* Make everything applied durable, then release it.  A sync that carries
+ * block copies takes a new copy generation first (lw_shm.h): their bits
+ * are spent only after the mirror stored that number, so another mirror
+ * can tell it missed them.
+ */
 static int
 lwf_commit (struct lwf *f)
 {
+  uint64_t gen = f->gen;
   size_t i;
 
   if (!f->have_last && f->nruns == 0)
     return 0;
+  if (f->nruns > 0)
+    gen = lwc_gen_next (f->c);
   if (f->sink->sync (f->sink->opaque,
-                     f->have_last ? f->last.seq : lwc_released_seq (f->c))
-      == -1)
+                     f->have_last ? f->last.seq : lwc_released_seq (f->c),
+                     gen) == -1)
     return -1;
+  f->gen = gen;
+  if (f->nruns > 0)
+    lwc_gen_ack (f->c, gen);
   if (f->have_last)
     lwc_release (f->c, &f->last);
   for (i = 0; i < f->nruns; i++)
@@ -132,32 +148,39 @@ lwf_apply (struct lwf *f, uint64_t upto)
   return 0;
 }
 
+/* Remember a run taken, to clear its pending bits once synced. */
+static int
+lwf_add_run (struct lwf *f, uint64_t block, uint64_t count)
+{
+  if (f->nruns == f->runs_cap) {
+    size_t cap = f->runs_cap ? f->runs_cap * 2 : 256;
+    void *p = realloc (f->runs, cap * sizeof *f->runs);
+    if (p == NULL)
+      return -1;
+    f->runs = p;
+    f->runs_cap = cap;
+  }
+  f->runs[f->nruns].block = block;
+  f->runs[f->nruns].count = count;
+  f->nruns++;
+  return 0;
+}
+
 /* One pass over the dirty bitmap.  Returns blocks copied, or -1. */
 static int64_t
-lwf_pass (struct lwf *f, bool scan)
+lwf_pass (struct lwf *f)
 {
   uint64_t block, count, off, len, total = 0;
 
   while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count)) {
-    if (f->nruns == f->runs_cap) {
-      size_t cap = f->runs_cap ? f->runs_cap * 2 : 256;
-      void *p = realloc (f->runs, cap * sizeof *f->runs);
-      if (p == NULL)
-        return -1;
-      f->runs = p;
-      f->runs_cap = cap;
-    }
-    f->runs[f->nruns].block = block;
-    f->runs[f->nruns].count = count;
-    f->nruns++;
+    if (lwf_add_run (f, block, count) == -1)
+      return -1;
     lwc_run_bytes (f->c, block, count, &off, &len);
-    if (f->sink->copy (f->sink->opaque, off, len, scan) == -1)
+    if (f->sink->copy (f->sink->opaque, off, len, false) == -1)
       return -1;
     total += count;
     f->unsynced += len;
-    if (f->unsynced >= (scan ? f->o->scan_batch_bytes
-                                : f->o->copy_batch_bytes)
-        && lwf_commit (f) == -1)
+    if (f->unsynced >= f->o->copy_batch_bytes && lwf_commit (f) == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))
       break;
@@ -165,6 +188,37 @@ lwf_pass (struct lwf *f, bool scan)
   if (lwf_commit (f) == -1)
     return -1;
   return total;
+}
+
+/* A scan's first pass: every block, compared by the sink (SCAN true).
+ * Blocks whose dirty bit is set are taken as a pass takes them; the
+ * others are read without spending anything, so a scan moves the copy
+ * generation only for bits that writes set (an image that was current
+ * elsewhere stays current).  Returns blocks covered, or -1.
+ */
+static int64_t
+lwf_sweep (struct lwf *f)
+{
+  const uint64_t nblocks = lwc_header (f->c)->nblocks;
+  uint64_t block, n, off, len;
+
+  for (block = 0; block < nblocks; block += n) {
+    n = nblocks - block < LWF_MAX_RUN ? nblocks - block : LWF_MAX_RUN;
+    if (lwc_take_range (f->c, block, n) > 0
+        && lwf_add_run (f, block, n) == -1)
+      return -1;
+    lwc_run_bytes (f->c, block, n, &off, &len);
+    if (f->sink->copy (f->sink->opaque, off, len, true) == -1)
+      return -1;
+    f->unsynced += len;
+    if (f->unsynced >= f->o->scan_batch_bytes && lwf_commit (f) == -1)
+      return -1;
+    if (f->sink->stop (f->sink->opaque))
+      return 0;
+  }
+  if (lwf_commit (f) == -1)
+    return -1;
+  return nblocks;
 }
 
 /* Ask the filter for REQ.  Returns its result, or -2 if the filter is
@@ -190,7 +244,7 @@ lwf_finish (struct lwf *f)
   size_t i;
   int r;
 
-  if (lwf_pass (f, false) == -1)
+  if (lwf_pass (f) == -1)
     return -1;
   r = lwf_request (f, LW_REQ_BARRIER, &barrier);
   if (r == -2)
@@ -216,8 +270,30 @@ lwf_finish (struct lwf *f)
   }
   if (lwf_commit (f) == -1)
     return -1;
-  f->sink->phase (f->sink->opaque, LWF_LIVE, barrier);
+  f->sink->phase (f->sink->opaque, LWF_LIVE, barrier, f->gen);
   return 0;
+}
+
+/* Before a pass: wait while the writes go on (lwf_options.defer_ms). */
+static void
+lwf_defer (struct lwf *f)
+{
+  const struct lw_header *h = lwc_header (f->c);
+  uint64_t start, prev, cur;
+
+  if (f->o->defer_ms <= 0)
+    return;
+  start = lb_now_ms ();
+  prev = atomic_load (&h->n_writes);
+  for (;;) {
+    poll (NULL, 0, f->o->quiet_ms);
+    cur = atomic_load (&h->n_writes);
+    if (cur - prev < f->o->burst_writes
+        || lb_now_ms () - start >= (uint64_t) f->o->defer_ms
+        || f->sink->stop (f->sink->opaque) || !lwc_alive (f->c))
+      return;
+    prev = cur;
+  }
 }
 
 /* Degraded: drain, copy in passes until the burst is over, resume,
@@ -229,7 +305,8 @@ lwf_catch_up (struct lwf *f, bool scan)
   uint64_t drained;
   int r;
 
-  f->sink->phase (f->sink->opaque, scan ? LWF_SCANNING : LWF_CATCHING_UP, 0);
+  f->sink->phase (f->sink->opaque, scan ? LWF_SCANNING : LWF_CATCHING_UP, 0,
+                 f->gen);
   /* Degraded mode appends nothing more, so after a barrier the ring is
    * complete: apply it all before any block copy overtakes it.
    */
@@ -240,12 +317,23 @@ lwf_catch_up (struct lwf *f, bool scan)
     return -1;
 
   for (;;) {
-    int64_t n = lwf_pass (f, scan);
+    int64_t n;
+
+    lwf_defer (f);
+    n = scan ? lwf_sweep (f) : lwf_pass (f);
     if (n == -1)
       return -1;
-    scan = false;
     if (f->sink->stop (f->sink->opaque))
       return 0;
+    if (scan) {
+      /* Swept: from here on the image lacks only blocks whose bits are
+       * set, so a successor may continue it (a "scanning" image it may
+       * not: the sweep's progress is not recorded).
+       */
+      scan = false;
+      f->sink->phase (f->sink->opaque, LWF_CATCHING_UP, 0, f->gen);
+      continue;
+    }
     if ((uint64_t) n <= f->o->low_water) {
       r = lwf_request (f, LW_REQ_RESUME, NULL);
       if (r == -2)
@@ -259,23 +347,51 @@ lwf_catch_up (struct lwf *f, bool scan)
   return lwf_finish (f);
 }
 
+bool
+lwf_continues (struct lwc *c, uint64_t epoch, uint64_t seq, uint64_t gen,
+               bool scanning, const char **why)
+{
+  if (epoch != lwc_header (c)->epoch)
+    *why = "the image is from another capture epoch "
+           "(first contact, or nbdkit restarted)";
+  else if (scanning)
+    *why = "a scan of the image was interrupted";
+  else if (seq < lwc_released_seq (c))
+    *why = "records were released that the image does not have";
+  else if (!lwc_gen_continues (c, gen))
+    *why = "blocks were copied to another image since this one "
+           "was last synced (another server, or an older copy)";
+  else
+    return true;
+  return false;
+}
+
 int
 lwf_run (struct lwc *c, const struct lwf_sink *sink,
-         const struct lwf_options *opts, bool full_scan, uint64_t skip_seq)
+         const struct lwf_options *opts, bool full_scan, uint64_t skip_seq,
+         uint64_t gen)
 {
+  uint64_t cur_gen, acked;
   struct lwf f = {
     .c = c, .sink = sink, .o = opts,
-    .skip_seq = full_scan ? 0 : skip_seq,
+    .skip_seq = full_scan ? 0 : skip_seq, .gen = gen,
   };
   int r = 0;
 
+  /* A scanned mirror gets every block whose bit was spent before the
+   * scan from the sweep, and the others by the gens the scan takes: it
+   * starts from the newest confirmed one.  Until the sweep is through it
+   * says "scanning", which is never continued (lwf_continues).
+   */
   if (full_scan) {
+    lwc_gen_get (c, &cur_gen, &acked);
+    f.gen = acked;
+    /* Degraded, so that writes during the sweep only set bits. */
     if (lwc_mode (c) == LW_MODE_NORMAL
         && lwf_request (&f, LW_REQ_DEGRADE, NULL) == -2) {
       r = 1;
       goto out;
     }
-    lwc_mark_all (c);
     r = lwf_catch_up (&f, true);
   }
   else if (lwc_mode (c) == LW_MODE_NORMAL) {

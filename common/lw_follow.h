@@ -37,12 +37,17 @@ struct lwf_sink {
    * before it copies.
    */
   int (*copy) (void *opaque, uint64_t offset, uint64_t length, bool scan);
-  /* Make all applied so far durable; records up to SEQ are then released
-   * and copied blocks forgotten.
+  /* Make all applied so far durable, and record SEQ and GEN as the
+   * mirror's state; records up to SEQ are then released and copied
+   * blocks forgotten.  GEN is the copy generation (lw_shm.h): new when
+   * this sync carries block copies, else the mirror's current one.
    */
-  int (*sync) (void *opaque, uint64_t seq);
-  /* The phase changed.  SEQ: for LWF_LIVE, the barrier's seq. */
-  void (*phase) (void *opaque, enum lwf_phase phase, uint64_t seq);
+  int (*sync) (void *opaque, uint64_t seq, uint64_t gen);
+  /* The phase changed.  SEQ: for LWF_LIVE, the barrier's seq.  GEN: the
+   * mirror's copy generation, for a sink that records the phase at once.
+   */
+  void (*phase) (void *opaque, enum lwf_phase phase, uint64_t seq,
+                 uint64_t gen);
   /* Polled between steps: return true to stop following. */
   bool (*stop) (void *opaque);
 };
@@ -55,6 +60,15 @@ struct lwf_options {
                              * no ring space: sync less often) */
   uint64_t low_water;       /* ask for normal mode below this many dirty
                              * blocks in a pass (hysteresis) */
+  /* Copy after the burst (DESIGN.md): before each catch-up pass, while
+   * the filter counts at least burst_writes writes per quiet_ms, wait,
+   * up to defer_ms per pass (0: never wait).  A writer that never pauses
+   * then gets one pass per defer_ms, not a consumer competing with it
+   * for the CPU and the disk the whole time.
+   */
+  int defer_ms;
+  int quiet_ms;
+  uint64_t burst_writes;
   int idle_ms;              /* sleep when idle, at most */
   int request_ms;           /* how long to wait for the filter's answer */
 };
@@ -65,13 +79,22 @@ extern void lwf_default_options (const struct lwc *c, struct lwf_options *o);
 /* Follow the channel until SINK->stop or until continuity is lost.
  * FULL_SCAN: start by comparing the whole device (the mirror's state is
  * unknown).  Otherwise records up to SKIP_SEQ are already durable in the
- * mirror and are released unapplied; the caller must have checked that
- * SKIP_SEQ >= lwc_released_seq (else nothing guarantees the gap).
+ * mirror and are released unapplied, and GEN is the mirror's copy
+ * generation; the caller must have checked lwf_continues (else nothing
+ * guarantees the mirror has what was released or copied elsewhere).
  * Returns 0 when stopped, 1 when the channel went away (reattach and
  * scan), -1 when a sink callback failed (errno as it left it).
  */
 extern int lwf_run (struct lwc *c, const struct lwf_sink *sink,
                     const struct lwf_options *opts, bool full_scan,
-                    uint64_t skip_seq);
+                    uint64_t skip_seq, uint64_t gen);
+
+/* Can a mirror of this channel's EPOCH, durable up to record SEQ and
+ * copy generation GEN, continue without a full scan?  SCANNING: its last
+ * recorded phase was LWF_SCANNING (a sweep not known to be through).  If
+ * not, returns false with a static reason in *WHY, for the log.
+ */
+extern bool lwf_continues (struct lwc *c, uint64_t epoch, uint64_t seq,
+                           uint64_t gen, bool scanning, const char **why);
 
 #endif /* LIVEBACKUP_LW_FOLLOW_H */

@@ -32,7 +32,7 @@
 #include <assert.h>
 
 #define LW_MAGIC          UINT64_C(0x314843544157564c)   /* "LVWATCH1" LE */
-#define LW_LAYOUT_VERSION 1
+#define LW_LAYOUT_VERSION 2           /* 2: copy generation */
 #define LW_HEADER_SIZE    4096
 #define LW_REC_ALIGN      32           /* every record starts 32-aligned */
 #define LW_DEFAULT_DIR    "/dev/shm"
@@ -156,6 +156,18 @@ struct lw_header {
   _Atomic uint64_t tail_seq;    /* seq of the last released record */
   _Atomic uint64_t attach_count; /* bumped by every consumer that attaches */
   _Atomic int64_t  consumer_pid;
+  /* The copy generation.  Degraded writes carry no seq, so records alone
+   * cannot tell whether a mirror has every block whose dirty bit was
+   * spent.  Before each sync that makes block copies durable, the
+   * consumer takes gen + 1 (never reused within an epoch) and sends it
+   * with the sync; once the mirror confirms it, gen_acked = that number,
+   * and only then are the copies' pending bits cleared.  A mirror whose
+   * last such sync was gen_acked, or gen (confirmed by the mirror but not
+   * yet here), has every spent block; any other has missed some
+   * (lw_consumer.h: lwc_gen_continues).  0 in a new channel.
+   */
+  _Atomic uint64_t gen;
+  _Atomic uint64_t gen_acked;
 
   /* --- request channel: C writes req_*, P writes ack_* --- */
   _Alignas (LW_CACHELINE) _Atomic uint32_t req_futex; /* bumped by C; the filter sleeps on it */

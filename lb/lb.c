@@ -56,6 +56,7 @@ struct lb_opts {
   const char *name;
   const char *user;
   int retry;                    /* seconds; -1: random 60-120 */
+  int defer;                    /* seconds a pass waits for a burst's end */
   bool encrypt, daemonize, allow_open_key;
   int compress;
   uint32_t hash_block;
@@ -86,6 +87,9 @@ lb_usage (FILE *fp)
 "DEVICE is the partition nbdkit serves; KEYFILE holds the shared key.\n"
 "\n"
 "  -r, --retry=SECONDS    reconnect interval (default: random 60-120)\n"
+"      --defer=SECONDS    in a burst, wait up to SECONDS for the writes to\n"
+"                         pause before copying marked blocks (default 10;\n"
+"                         0: copy at once)\n"
 "  -N, --name=NAME        client name, sent as the PSK identity (default:\n"
 "                         this host's short name); needed where several\n"
 "                         clients share one lbd listen address\n"
@@ -298,23 +302,27 @@ lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
   atomic_store (&lb_pub.sink, sink);
 
   /* Continuity: can the image continue from where it stands? */
-  if (m.epoch != h->epoch)
-    lb_info ("full scan: the image is from another capture epoch "
-             "(first contact, or nbdkit restarted)");
-  else if (m.seq < lwc_released_seq (c))
-    lb_info ("full scan: records up to seq %" PRIu64 " were released "
-             "but the image has only up to %" PRIu64,
-             lwc_released_seq (c), m.seq);
-  else {
+  if (lwf_continues (c, m.epoch, m.seq, m.gen,
+                     m.phase == LBP_PHASE_SCANNING, &why)) {
     scan = false;
     lb_info ("continuing from seq %" PRIu64 " (no scan needed)", m.seq);
   }
+  else {
+    uint64_t gen, acked;
+    lwc_gen_get (c, &gen, &acked);
+    lb_info ("full scan: %s (image: epoch %016" PRIx64 " seq %" PRIu64
+             " gen %" PRIu64 "; unit: epoch %016" PRIx64 " released seq %"
+             PRIu64 " gen %" PRIu64 "/%" PRIu64 ")", why, m.epoch, m.seq,
+             m.gen, h->epoch, lwc_released_seq (c), acked, gen);
+  }
   sink->synced_seq = m.seq;
+  sink->gen = m.gen;
   sink->phase = m.phase;
   lwc_rewind (c);
   lwf_default_options (c, &fo);
+  fo.defer_ms = o->defer * 1000;
   lb_sink_ops (sink, &ops);
-  r = lwf_run (c, &ops, &fo, scan, m.seq);
+  r = lwf_run (c, &ops, &fo, scan, m.seq, m.gen);
   if (sink->failed)
     lb_warn ("connection to %s/%s ended: %s", o->host, o->port, sink->why);
   else if (r == 0) {
@@ -370,10 +378,11 @@ lb_status (const char *dir, unsigned unit, bool json)
       printf (",\"mode\":\"%s\",\"queue_used\":%" PRIu64 ",\"queue_size\":%"
               PRIu64 ",\"out_of_sync_bytes\":%" PRIu64 ",\"head_seq\":%"
               PRIu64 ",\"released_seq\":%" PRIu64 ",\"epoch\":\"%016" PRIx64
-              "\"", lwc_mode (c) == LW_MODE_NORMAL ? "normal" : "degraded",
+              "\",\"gen\":%" PRIu64, lwc_mode (c) == LW_MODE_NORMAL ? "normal"
+                                                             : "degraded",
               used, ring, (dirty + pending) * bs,
               atomic_load (&h->head_seq), atomic_load (&h->tail_seq),
-              h->epoch);
+              h->epoch, atomic_load (&h->gen_acked));
     printf (",\"lb_running\":%s", lb_alive ? "true" : "false");
     for (i = 0; i < nkv; i++) {
       bool num = strspn (kv[i][1], "0123456789") == strlen (kv[i][1])
@@ -414,6 +423,7 @@ main (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "retry", required_argument, NULL, 'r' },
+    { "defer", required_argument, NULL, 'W' },
     { "name", required_argument, NULL, 'N' },
     { "no-encrypt", no_argument, NULL, 'P' },
     { "compress", required_argument, NULL, 'z' },
@@ -429,7 +439,7 @@ main (int argc, char **argv)
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
-  struct lb_opts o = { .retry = -1, .encrypt = true,
+  struct lb_opts o = { .retry = -1, .defer = 10, .encrypt = true,
                        .hash_block = 64u << 10 };
   bool status = false, json = false;
   char hostname[256], err[1024], *end;
@@ -447,6 +457,13 @@ main (int argc, char **argv)
       o.retry = strtol (optarg, &end, 10);
       if (*end || o.retry < 1 || o.retry > 86400) {
         fprintf (stderr, "lb: --retry=%s: seconds from 1 to 86400\n", optarg);
+        return 2;
+      }
+      break;
+    case 'W':
+      o.defer = strtol (optarg, &end, 10);
+      if (*end || end == optarg || o.defer < 0 || o.defer > 3600) {
+        fprintf (stderr, "lb: --defer=%s: seconds from 0 to 3600\n", optarg);
         return 2;
       }
       break;

@@ -29,6 +29,7 @@ image_state_load (const char *state_path, struct image_state *st)
 
   memset (st, 0, sizeof *st);
   st->phase = LBP_PHASE_SCANNING;
+  st->gen = LBP_GEN_NONE;       /* a state file without one matches none */
   if (fp == NULL)
     return errno == ENOENT ? 0 : -1;
   while (fgets (line, sizeof line, fp)) {
@@ -38,6 +39,7 @@ image_state_load (const char *state_path, struct image_state *st)
       st->epoch = v;
     else if (sscanf (line, "%31[a-z_]=%" SCNu64, key, &v) == 2) {
       if (strcmp (key, "seq") == 0) st->seq = v;
+      else if (strcmp (key, "gen") == 0) st->gen = v;
       else if (strcmp (key, "consistent") == 0) st->consistent = v != 0;
       else if (strcmp (key, "last_consistent") == 0) st->last_consistent = v;
       else if (strcmp (key, "size") == 0) st->size = v;
@@ -251,10 +253,11 @@ image_commit (struct image *im, const struct image_state *st)
   fp = fopen (tmp, "w");
   if (fp == NULL)
     goto out;
-  fprintf (fp, "epoch=%016" PRIx64 "\nseq=%" PRIu64 "\nphase=%s\n"
-           "consistent=%d\nlast_consistent=%" PRIu64 "\nsize=%" PRIu64 "\n",
-           st->epoch, st->seq, lbp_phase_name (st->phase), st->consistent,
-           st->last_consistent, im->size);
+  fprintf (fp, "epoch=%016" PRIx64 "\nseq=%" PRIu64 "\ngen=%" PRIu64
+           "\nphase=%s\nconsistent=%d\nlast_consistent=%" PRIu64
+           "\nsize=%" PRIu64 "\n",
+           st->epoch, st->seq, st->gen, lbp_phase_name (st->phase),
+           st->consistent, st->last_consistent, im->size);
   if (fflush (fp) != 0 || fsync (fileno (fp)) != 0) {
     fclose (fp);
     goto out;

@@ -2,7 +2,8 @@
  *
  * The image is a plain raw file of the client's partition size (sparse
  * where never written).  Beside it, IMAGE.state records where the image
- * stands: the capture epoch and the last record seq made durable, the
+ * stands: the capture epoch, the last record seq and the copy generation
+ * made durable (lw_shm.h says why both are needed), the
  * phase (live = consistent, in order; scanning or catching-up =
  * inconsistent) and when it was last consistent.  The state file is
  * replaced atomically (write, fsync, rename, fsync folder), and only after
@@ -23,6 +24,7 @@
 struct image_state {
   uint64_t epoch;           /* 0: never synced */
   uint64_t seq;
+  uint64_t gen;             /* copy generation; LBP_GEN_NONE: unknown */
   uint32_t phase;           /* enum lbp_phase */
   bool consistent;
   uint64_t last_consistent; /* seconds since 1970, 0: never */

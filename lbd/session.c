@@ -358,6 +358,7 @@ session_serve (struct session *s)
       .type = LBP_WELCOME, .version = LBP_VERSION, .phase = s->im.st.phase,
       .epoch = s->im.st.epoch, .seq = s->im.st.seq,
       .image_size = s->im.size, .last_consistent = s->im.st.last_consistent,
+      .gen = s->im.st.gen,
     };
     if (!s->im.st.consistent && w.phase == LBP_PHASE_LIVE)
       w.phase = LBP_PHASE_CATCHING_UP;
@@ -365,8 +366,9 @@ session_serve (struct session *s)
       return;
   }
   lb_info ("client %s (%s): session started, image %s, epoch %016" PRIx64
-           " seq %" PRIu64 " %s", name, s->peer, s->im.path, s->im.st.epoch,
-           s->im.st.seq, s->im.st.consistent ? "consistent" : "inconsistent");
+           " seq %" PRIu64 " gen %" PRIu64 " %s", name, s->peer, s->im.path,
+           s->im.st.epoch, s->im.st.seq, s->im.st.gen,
+           s->im.st.consistent ? "consistent" : "inconsistent");
   session_publish (s, 0);
 
   for (;;) {
@@ -404,14 +406,15 @@ session_serve (struct session *s)
       struct image_state st = s->im.st;
       st.epoch = s->epoch;
       st.seq = m.seq;
+      st.gen = m.gen;
       st.phase = m.phase;
       st.consistent = m.phase == LBP_PHASE_LIVE;
       if (st.consistent)
         st.last_consistent = time (NULL);
       if (session_commit (s, &st) == -1)
         goto io;
-      lb_debug ("client %s: durable up to seq %" PRIu64 " (%s)", name, m.seq,
-                lbp_phase_name (m.phase));
+      lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
+                " (%s)", name, m.seq, m.gen, lbp_phase_name (m.phase));
       struct lbp_msg a = { .type = LBP_SYNCED, .id = m.id, .seq = m.seq };
       r = lbw_send (s->conn, &a, NULL, 0) == -1 ? -3 : 0;
       break;

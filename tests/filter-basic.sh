@@ -41,7 +41,7 @@ check "no consumer: nothing queued" test "$(stat_of records)" = 0
 start_mirror "$T/disk" "$T/img"
 check "mirror converges after its first scan" wait_converged 60
 check "mirror equals the disk" same "$T/disk" "$T/img"
-check "mirror log says why it scanned" grep -q "full scan: the image is from another epoch" "$T/mirror.log"
+check "mirror log says why it scanned" grep -q "full scan: no state for the image" "$T/mirror.log"
 
 # --- every kind of change, live --------------------------------------------
 r0=$(stat_of records)

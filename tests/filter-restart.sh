@@ -12,7 +12,8 @@ requires nbdkit; requires nbdsh; requires fio
 channel_says () { "$MIRROR" --stat --dir="$T" 1 2>&1 | grep -q "$1"; }
 inode () { stat -c %i "$T/livewatch-1"; }
 epoch () { stat_of epoch; }
-full_scans () { grep -c 'full scan: the image is from another epoch' "$T/mirror.log"; }
+# Every full scan: the first (no state yet), then one per new epoch.
+full_scans () { grep -c 'full scan: ' "$T/mirror.log"; }
 reattaches () { grep -c 'channel gone; reattaching' "$T/mirror.log"; }
 reattached () { [ "$(reattaches)" -ge "$1" ]; }  # reattached N: N times or more
 writes_above () { [ "$(stat_of writes)" -gt "$1" ]; }  # writes_above N

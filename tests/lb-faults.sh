@@ -43,8 +43,10 @@ cleanup 'kill $NBDKIT_PID 2>/dev/null'
 cleanup 'kill -9 $LB_PID $LBD_PID $RELAY_PID $WRITERS 2>/dev/null'
 
 # lb_up: start_lb lb "$T" "$T/disk" "$rport" "$T/key", pid in $LB_PID.
+# --defer=0: catch-up passes run while the writes go on (lb's default
+# waits for the burst to end), so that the faults hit them there.
 lb_up () {
-    "$LB" --dir="$T" --retry=1 1 "$T/disk" 127.0.0.1 "$rport" "$T/key" \
+    "$LB" --dir="$T" --retry=1 --defer=0 1 "$T/disk" 127.0.0.1 "$rport" "$T/key" \
         2>>"$T/lb.log" &
     LB_PID=$!
 }

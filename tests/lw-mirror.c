@@ -67,6 +67,8 @@ do_stat (const char *dir, unsigned unit)
           atomic_load (&h->n_bits_set));
   printf ("errors=%" PRIu64 "\nconsumer_lost=%" PRIu64 "\n",
           atomic_load (&h->n_errors), atomic_load (&h->n_consumer_lost));
+  printf ("gen=%" PRIu64 "\ngen_acked=%" PRIu64 "\n",
+          atomic_load (&h->gen), atomic_load (&h->gen_acked));
   printf ("attach_count=%" PRIu64 "\nconsumer=%d\n",
           atomic_load (&h->attach_count), lwc_consumer_attached (c));
   printf ("converged=%d\n", mode == LW_MODE_NORMAL && head == tail

@@ -126,7 +126,7 @@ mirror_record (void *opaque, const struct lwc_rec *rec)
 }
 
 static int
-mirror_save_state (struct mirror *m, uint64_t seq)
+mirror_save_state (struct mirror *m, uint64_t seq, uint64_t gen)
 {
   char tmp[4096];
   FILE *fp;
@@ -137,8 +137,8 @@ mirror_save_state (struct mirror *m, uint64_t seq)
   fp = fopen (tmp, "w");
   if (fp == NULL)
     return -1;
-  fprintf (fp, "%016" PRIx64 " %" PRIu64 " %s\n", m->epoch, seq,
-           lwf_phase_name (m->phase));
+  fprintf (fp, "%016" PRIx64 " %" PRIu64 " %" PRIu64 " %s\n", m->epoch, seq,
+           gen, lwf_phase_name (m->phase));
   if (fflush (fp) != 0 || fdatasync (fileno (fp)) != 0) {
     fclose (fp);
     return -1;
@@ -148,11 +148,11 @@ mirror_save_state (struct mirror *m, uint64_t seq)
 }
 
 static int
-mirror_sync (void *opaque, uint64_t seq)
+mirror_sync (void *opaque, uint64_t seq, uint64_t gen)
 {
   struct mirror *m = opaque;
 
-  if (fdatasync (m->img_fd) == -1 || mirror_save_state (m, seq) == -1) {
+  if (fdatasync (m->img_fd) == -1 || mirror_save_state (m, seq, gen) == -1) {
     mirror_log (m, "sync: %s", strerror (errno));
     return -1;
   }
@@ -160,7 +160,7 @@ mirror_sync (void *opaque, uint64_t seq)
 }
 
 static void
-mirror_phase (void *opaque, enum lwf_phase phase, uint64_t seq)
+mirror_phase (void *opaque, enum lwf_phase phase, uint64_t seq, uint64_t gen)
 {
   struct mirror *m = opaque;
 
@@ -181,20 +181,24 @@ mirror_stop (void *opaque)
   return *m->stop;
 }
 
-/* Where does the durable image stand?  Returns true and *SEQ if the
- * state file names this epoch.
+/* Where does the durable image stand?  Returns true with its *EPOCH,
+ * *SEQ and *GEN if there is a state file.
  */
 static bool
-mirror_load_state (struct mirror *m, uint64_t epoch, uint64_t *seq)
+mirror_load_state (struct mirror *m, uint64_t *epoch, uint64_t *seq,
+                   uint64_t *gen, bool *scanning)
 {
   FILE *fp;
-  uint64_t e;
+  char phase[32];
   bool ok = false;
 
   if (m->state_path == NULL || (fp = fopen (m->state_path, "r")) == NULL)
     return false;
-  if (fscanf (fp, "%" SCNx64 " %" SCNu64, &e, seq) == 2 && e == epoch)
+  if (fscanf (fp, "%" SCNx64 " %" SCNu64 " %" SCNu64 " %31s", epoch, seq,
+              gen, phase) == 4) {
     ok = true;
+    *scanning = strcmp (phase, lwf_phase_name (LWF_SCANNING)) == 0;
+  }
   fclose (fp);
   return ok;
 }
@@ -208,8 +212,9 @@ mirror_follow (struct mirror *m, struct lwc *c)
     .sync = mirror_sync, .phase = mirror_phase, .stop = mirror_stop,
   };
   struct lwf_options o;
-  uint64_t seq = 0;
-  bool scan;
+  uint64_t epoch = 0, seq = 0, gen = 0;
+  const char *why;
+  bool scan, scanning = true;
   int r;
 
   if (m->buf == NULL) {
@@ -223,19 +228,17 @@ mirror_follow (struct mirror *m, struct lwc *c)
     return -1;
   }
   scan = true;
-  if (!mirror_load_state (m, h->epoch, &seq))
-    mirror_log (m, "full scan: the image is from another epoch");
-  else if (seq < lwc_released_seq (c))
-    mirror_log (m, "full scan: records %" PRIu64 "..%" PRIu64
-                " were released but are not in the image",
-                seq + 1, lwc_released_seq (c));
+  if (!mirror_load_state (m, &epoch, &seq, &gen, &scanning))
+    mirror_log (m, "full scan: no state for the image");
+  else if (!lwf_continues (c, epoch, seq, gen, scanning, &why))
+    mirror_log (m, "full scan: %s", why);
   else {
     scan = false;
-    mirror_log (m, "continuing from seq %" PRIu64, seq);
+    mirror_log (m, "continuing from seq %" PRIu64 " gen %" PRIu64, seq, gen);
   }
   m->epoch = h->epoch;
   lwf_default_options (c, &o);
-  r = lwf_run (c, &sink, &o, scan, seq);
+  r = lwf_run (c, &sink, &o, scan, seq, gen);
   return r;
 }
 

@@ -7,11 +7,17 @@
  *    a record R4 appended after the resume; applying R4 after the copy
  *    would leave the mirror with W4's data for good unless the protocol
  *    marks that block again.  (Found by test-stress under load.)
+ * 2. The copy generation (lw_shm.h).  Degraded writes take no seq, so an
+ *    image that did not get a catch-up's block copies must be told apart
+ *    by its gen: after a catch-up into one image, another image at the
+ *    old gen must not continue; a sync lost in flight must neither make
+ *    the image it was for rescan nor let its number be used again.
  */
 
 #include <config.h>
 
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,12 +72,18 @@ sink_copy (void *o, uint64_t off, uint64_t len, bool scan)
   char *buf = malloc (len);
   int r = 0;
 
-  /* A degraded write behind the scan pass, so that the final pass has
-   * something to copy before block 200.
-   */
+  /* A degraded write behind the scan's sweep ... */
   if (step == 1 && scan && !seeded) {
     seeded = 1;
     write_block (10, 'z');
+  }
+  /* The pass after the sweep copies block 10; one more degraded write
+   * behind its cursor leaves the final pass something to copy.
+   */
+  if (step == 1 && !scan && seeded == 1
+      && atomic_load (&channel_hdr->mode) == LW_MODE_DEGRADED) {
+    seeded = 2;
+    write_block (5, 'y');
   }
   /* Scenario 1: at the first copy of the final pass (the filter is
    * normal again), a normal write R4 to block 200, then a degrade, then a
@@ -94,10 +106,29 @@ sink_copy (void *o, uint64_t off, uint64_t len, bool scan)
   return r;
 }
 
-static int sink_sync (void *o, uint64_t seq) { return 0; }
+/* The "image's" durable state, as lbd would store it. */
+static uint64_t img_seq, img_gen, n_gen_syncs;
+static volatile int fail_copy_sync;
+
+static int
+sink_sync (void *o, uint64_t seq, uint64_t gen)
+{
+  /* Scenario 2: the connection dies on the way to a sync carrying block
+   * copies (a new gen): the image never stores it.
+   */
+  if (fail_copy_sync && gen != img_gen) {
+    stop = 1;
+    return -1;
+  }
+  if (gen != img_gen)
+    n_gen_syncs++;
+  img_seq = seq;
+  img_gen = gen;
+  return 0;
+}
 
 static void
-sink_phase (void *o, enum lwf_phase p, uint64_t seq)
+sink_phase (void *o, enum lwf_phase p, uint64_t seq, uint64_t gen)
 {
   if (p == LWF_LIVE)
     phase_live++;
@@ -109,7 +140,12 @@ sink_stop (void *o)
   return stop;
 }
 
-struct run { struct lwc *c; int result; };
+struct run {
+  struct lwc *c;
+  bool scan;
+  uint64_t seq, gen;            /* where the image stands, if !scan */
+  int result;
+};
 
 static void *
 follower (void *arg)
@@ -123,7 +159,7 @@ follower (void *arg)
 
   lwf_default_options (run->c, &o);
   o.low_water = 1000000;        /* resume after the first pass */
-  run->result = lwf_run (run->c, &sink, &o, true, 0);
+  run->result = lwf_run (run->c, &sink, &o, run->scan, run->seq, run->gen);
   return NULL;
 }
 
@@ -143,7 +179,7 @@ main (void)
   char dir[] = "/tmp/lw-test-follow-XXXXXX";
   struct channel_config cfg = { .unit = 5, .queue = 64 << 10, .block = BLOCK };
   char err[256], *a, *b;
-  struct run run = { .result = -9 };
+  struct run run = { .result = -9, .scan = true };
   pthread_t t;
   int i;
 
@@ -179,6 +215,93 @@ main (void)
   stop = 1;
   pthread_join (t, NULL);
   tap_ok (run.result == 0, "follower stopped cleanly");
+
+  /* Scenario 2.  Image A stands where scenario 1 left it. */
+  {
+    const struct lw_header *h = lwc_header (run.c);
+    uint64_t a_seq = img_seq, a_gen = img_gen, b_gen, g, acked, d, p;
+    const char *why = NULL;
+
+    lwc_gen_get (run.c, &g, &acked);
+    tap_ok (a_gen > 0 && a_gen == g && g == acked,
+            "the scan's copies took gens; image and unit agree (%" PRIu64
+            " %" PRIu64 " %" PRIu64 ")", a_gen, g, acked);
+    tap_ok (lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why),
+            "image A may continue");
+    tap_ok (!lwf_continues (run.c, h->epoch ^ 1, a_seq, a_gen, false, &why),
+            "another epoch may not");
+
+    /* Writes while no one follows: bits only, no seq. */
+    pthread_rwlock_wrlock (&livewatch_lock);
+    channel_degrade ("test");
+    pthread_rwlock_unlock (&livewatch_lock);
+    for (i = 40; i < 48; i++)
+      write_block (i, 'q');
+    tap_ok (lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why),
+            "A may still continue: nothing was copied anywhere");
+
+    /* Image B, a copy of A, continues and gets the catch-up. */
+    step = 2;
+    stop = 0;
+    run = (struct run) { .c = run.c, .seq = a_seq, .gen = a_gen,
+                         .result = -9 };
+    n_gen_syncs = 0;
+    pthread_create (&t, NULL, follower, &run);
+    for (i = 0; i < 500 && !settled (run.c); i++)
+      usleep (10000);
+    stop = 1;
+    pthread_join (t, NULL);
+    b_gen = img_gen;
+    tap_ok (run.result == 0 && settled (run.c) && n_gen_syncs > 0
+            && b_gen > a_gen, "B caught up under a new gen (%" PRIu64 ")",
+            b_gen);
+    tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
+    tap_ok (!lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why)
+            && strstr (why, "copied") != NULL,
+            "A, which missed those copies, must scan: %s", why);
+    tap_ok (lwf_continues (run.c, h->epoch, img_seq, b_gen, false, &why),
+            "B may continue");
+
+    /* The sync carrying the next copies is lost in flight. */
+    pthread_rwlock_wrlock (&livewatch_lock);
+    channel_degrade ("test");
+    pthread_rwlock_unlock (&livewatch_lock);
+    for (i = 60; i < 64; i++)
+      write_block (i, 'r');
+    stop = 0;
+    fail_copy_sync = 1;
+    run = (struct run) { .c = run.c, .seq = img_seq, .gen = b_gen,
+                         .result = -9 };
+    follower (&run);
+    fail_copy_sync = 0;
+    lwc_gen_get (run.c, &g, &acked);
+    tap_ok (run.result == -1 && g == b_gen + 1 && acked == b_gen,
+            "lost sync: gen %" PRIu64 " spent, %" PRIu64 " still acked",
+            g, acked);
+    tap_ok (lwf_continues (run.c, h->epoch, img_seq, b_gen, false, &why),
+            "B, which never stored it, may continue");
+    tap_ok (lwf_continues (run.c, h->epoch, img_seq, b_gen + 1, false, &why),
+            "so could B had it stored it (its bits are still pending)");
+    tap_ok (!lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why),
+            "A still may not");
+    lwc_rewind (run.c);
+    lwc_count_bits (run.c, &d, &p);
+    tap_ok (d >= 4 && p == 0, "the lost copies are dirty again (%" PRIu64
+            " blocks)", d);
+
+    /* B continues; its copies must not reuse the lost number. */
+    stop = 0;
+    run = (struct run) { .c = run.c, .seq = img_seq, .gen = b_gen,
+                         .result = -9 };
+    pthread_create (&t, NULL, follower, &run);
+    for (i = 0; i < 500 && !settled (run.c); i++)
+      usleep (10000);
+    stop = 1;
+    pthread_join (t, NULL);
+    tap_ok (run.result == 0 && img_gen == b_gen + 2,
+            "B caught up under gen %" PRIu64 ", not the lost one", img_gen);
+    tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
+  }
 
   lwc_detach (run.c);
   service_stop ();

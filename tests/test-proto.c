@@ -81,9 +81,21 @@ main (void)
           "HASHES whose count does not match its payload refused");
 
   m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
-                         .phase = LBP_PHASE_LIVE };
+                         .phase = LBP_PHASE_LIVE,
+                         .gen = UINT64_C(0x0102030405060708) };
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL
-          && d.phase == LBP_PHASE_LIVE && d.seq == 99, "SYNC round trip");
+          && d.phase == LBP_PHASE_LIVE && d.seq == 99 && d.gen == m.gen,
+          "SYNC round trip, gen included");
+  m = (struct lbp_msg) { .type = LBP_WELCOME, .version = LBP_VERSION,
+                         .phase = LBP_PHASE_CATCHING_UP, .epoch = 5,
+                         .seq = 6, .image_size = 7, .last_consistent = 8,
+                         .gen = LBP_GEN_NONE };
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.epoch == 5
+          && d.seq == 6 && d.image_size == 7 && d.last_consistent == 8
+          && d.gen == LBP_GEN_NONE && d.phase == LBP_PHASE_CATCHING_UP,
+          "WELCOME round trip, gen included");
+  m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
+                         .phase = LBP_PHASE_LIVE };
   m.phase = 7;
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL, "unknown phase refused");
 
