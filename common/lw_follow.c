@@ -285,6 +285,12 @@ lwf_defer (struct lwf *f)
     return;
   start = lb_now_ms ();
   prev = atomic_load (&h->n_writes);
+  /* A first, short look: no write at all in 20 ms is no burst (and a
+   * catch-up after writes long over should not wait a whole window).
+   */
+  poll (NULL, 0, 20);
+  if (atomic_load (&h->n_writes) == prev)
+    return;
   for (;;) {
     poll (NULL, 0, f->o->quiet_ms);
     cur = atomic_load (&h->n_writes);
