@@ -539,10 +539,7 @@ lb_conn_tls_client_err (struct lb_conn *c, int r, const char *identity,
 
 /* ---- plain mode: handshake I/O on the raw fd ------------------------- */
 
-/* Read exactly N bytes before DEADLINE.  0, or -1 with errno (ECONNRESET
- * for end of stream, ETIMEDOUT).
- */
-static int
+int
 lb_conn_read_full (int fd, void *buf, size_t n, int64_t deadline)
 {
   uint8_t *p = buf;

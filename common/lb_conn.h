@@ -212,4 +212,11 @@ extern void lb_conn_close (struct lb_conn *c);
  */
 extern int lb_conn_set_keepalive (int fd);
 
+/* Read exactly N bytes from the raw socket FD (no TLS) before DEADLINE
+ * (monotonic ms as lb_now_ms gives; 0: none).  0, or -1 with errno
+ * (ECONNRESET for end of stream, ETIMEDOUT).  For the plain handshakes
+ * here and lbd's NBD negotiation before STARTTLS.
+ */
+extern int lb_conn_read_full (int fd, void *buf, size_t n, int64_t deadline);
+
 #endif /* LIVEBACKUP_LB_CONN_H */

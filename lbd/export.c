@@ -137,27 +137,9 @@ x_wait (struct xconn *x, short events)
 static int
 x_recv (struct xconn *x, void *buf, size_t len)
 {
-  uint8_t *p = buf;
-
   if (x->tls)
     return lb_conn_recv_all (x->tls, buf, len, x_left (x));
-  while (len > 0) {
-    ssize_t r = recv (x->fd, p, len, x->deadline ? MSG_DONTWAIT : 0);
-    if (r > 0) {
-      p += r;
-      len -= r;
-      continue;
-    }
-    if (r == 0) {
-      errno = ECONNRESET;
-      return -1;
-    }
-    if (errno == EINTR)
-      continue;
-    if ((errno != EAGAIN && errno != EWOULDBLOCK) || x_wait (x, POLLIN) == -1)
-      return -1;
-  }
-  return 0;
+  return lb_conn_read_full (x->fd, buf, len, x->deadline);
 }
 
 static int
