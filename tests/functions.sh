@@ -110,6 +110,20 @@ free_port () {
 # make_key FILE: a random key file, mode 0600.
 make_key () { head -c 64 /dev/urandom >"$1"; chmod 600 "$1"; }
 
+# one_client [ADDR]: the usual server side: a key $T/key and an lbd
+# config $T/srv/lbd.conf with one client (file client1/disk.img, its key
+# beside it) listening on ADDR (default 127.0.0.1) and $port, which is
+# picked here unless set.  Sets port and IMG (the image's path).
+one_client () {
+    : "${port:=$(free_port)}"
+    mkdir -p "$T/srv/client1"
+    make_key "$T/key"
+    cp "$T/key" "$T/srv/client1/key"
+    echo "client file=client1/disk.img key=client1/key listen=${1:-127.0.0.1}/$port type=simple" \
+        >"$T/srv/lbd.conf"
+    IMG=$T/srv/client1/disk.img
+}
+
 # start_lbd NAME CONFIG [lbd options]: lbd in the foreground, backgrounded;
 # pid in $T/NAME.lbdpid, log in $T/NAME.log, control socket $T/NAME.ctl.
 start_lbd () {

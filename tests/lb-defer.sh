@@ -8,14 +8,7 @@
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires fio
 
-port=$(free_port)
-mkdir -p "$T/srv/client1"
-make_key "$T/key"
-cp "$T/key" "$T/srv/client1/key"
-cat >"$T/srv/lbd.conf" <<CONF
-client file=client1/disk.img key=client1/key listen=127.0.0.1/$port type=simple
-CONF
-IMG=$T/srv/client1/disk.img
+one_client
 
 truncate -s 256M "$T/disk"
 # A small queue: any burst overflows it and the filter degrades.

@@ -11,14 +11,8 @@ requires fusermount; requires_root
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 losetup -f >/dev/null 2>&1 || skip "no free loop device"
 
-port=$(free_port)
-mkdir -p "$T/srv/client1" "$T/fuse" "$T/mnt" "$T/chk"
-make_key "$T/key"
-cp "$T/key" "$T/srv/client1/key"; chmod 600 "$T/srv/client1/key"
-cat >"$T/srv/lbd.conf" <<CONF
-client file=client1/disk.img key=client1/key listen=127.0.0.1/$port
-CONF
-IMG=$T/srv/client1/disk.img
+mkdir -p "$T/fuse" "$T/mnt" "$T/chk"
+one_client
 
 # unmount_all: the cleanup for mount_fs, run at exit whatever happened:
 # the loop mounts (a few tries: a killed writer's child may still hold

@@ -25,14 +25,7 @@ RELAY_RATE=20000000
 port=$(free_port)
 rport=$(free_port)
 while [ "$rport" = "$port" ]; do rport=$(free_port); done
-mkdir -p "$T/srv/client1"
-make_key "$T/key"
-cp "$T/key" "$T/srv/client1/key"; chmod 600 "$T/srv/client1/key"
-cat >"$T/srv/lbd.conf" <<CONF
-client file=client1/disk.img key=client1/key \\
-       listen=127.0.0.1/$port type=simple
-CONF
-IMG=$T/srv/client1/disk.img
+one_client
 
 # What runs now, killed at exit.  Only what runs: lb and lbd are started
 # several times, and start_lb/start_lbd register "kill -9 PID" for every

@@ -69,15 +69,7 @@ burst () {
     echo $(( (t1 - t0) / 1000000 ))
 }
 
-port=$(free_port)
-mkdir -p "$T/srv/client1"
-make_key "$T/key"
-cp "$T/key" "$T/srv/client1/key"; chmod 600 "$T/srv/client1/key"
-cat >"$T/srv/lbd.conf" <<CONF
-client file=client1/disk.img key=client1/key \\
-       listen=$ADDR_B/$port type=simple
-CONF
-IMG=$T/srv/client1/disk.img
+one_client "$ADDR_B"
 
 # The partition, watched, replicated over the slow link.
 truncate -s 64M "$T/disk"
