@@ -2,6 +2,8 @@
 
 #include <config.h>
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lb_proto.h"
@@ -263,6 +265,15 @@ lbp_type_name (uint16_t type)
   case LBP_ERROR: return "ERROR";
   }
   return "unknown";
+}
+
+const char *
+lbp_gen_name (uint64_t gen, char buf[24])
+{
+  if (gen == LBP_GEN_NONE)
+    return "none";
+  snprintf (buf, 24, "%" PRIu64, gen);
+  return buf;
 }
 
 const char *

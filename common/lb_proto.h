@@ -115,6 +115,8 @@ extern size_t lbp_encode (const struct lbp_msg *m, size_t payload_len,
                           uint8_t *out);
 
 extern const char *lbp_type_name (uint16_t type);
+/* GEN for a log line: its number in BUF, or "none". */
+extern const char *lbp_gen_name (uint64_t gen, char buf[24]);
 extern const char *lbp_phase_name (uint32_t phase);
 
 /* Little-endian access, for the encoders and for tests. */

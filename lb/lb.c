@@ -309,11 +309,13 @@ lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
   }
   else {
     uint64_t gen, acked;
+    char g[24];
     lwc_gen_get (c, &gen, &acked);
     lb_info ("full scan: %s (image: epoch %016" PRIx64 " seq %" PRIu64
-             " gen %" PRIu64 "; unit: epoch %016" PRIx64 " released seq %"
-             PRIu64 " gen %" PRIu64 "/%" PRIu64 ")", why, m.epoch, m.seq,
-             m.gen, h->epoch, lwc_released_seq (c), acked, gen);
+             " gen %s; unit: epoch %016" PRIx64 " released seq %" PRIu64
+             " gen %" PRIu64 "/%" PRIu64 ")", why, m.epoch, m.seq,
+             lbp_gen_name (m.gen, g), h->epoch, lwc_released_seq (c), acked,
+             gen);
   }
   sink->synced_seq = m.seq;
   sink->gen = m.gen;

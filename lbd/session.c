@@ -365,10 +365,13 @@ session_serve (struct session *s)
     if (lbw_send (s->conn, &w, NULL, 0) == -1)
       return;
   }
-  lb_info ("client %s (%s): session started, image %s, epoch %016" PRIx64
-           " seq %" PRIu64 " gen %" PRIu64 " %s", name, s->peer, s->im.path,
-           s->im.st.epoch, s->im.st.seq, s->im.st.gen,
-           s->im.st.consistent ? "consistent" : "inconsistent");
+  {
+    char g[24];
+    lb_info ("client %s (%s): session started, image %s, epoch %016" PRIx64
+             " seq %" PRIu64 " gen %s %s", name, s->peer, s->im.path,
+             s->im.st.epoch, s->im.st.seq, lbp_gen_name (s->im.st.gen, g),
+             s->im.st.consistent ? "consistent" : "inconsistent");
+  }
   session_publish (s, 0);
 
   for (;;) {
