@@ -11,8 +11,8 @@ rc=$?
 grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR):|^# (TOTAL|PASS|SKIP|FAIL|ERROR)' check.log | \
     grep -v '^PASS:' | tail -40
 passed=0 failed=0 skipped=0
-for f in tests/*.trs; do
-    [ -e "$f" ] || continue
+# Every test's .trs, wherever its program lives (tests/, lbd/).
+for f in $(find . -name '*.trs' -not -path './.git/*'); do
     p=$(grep -cE '^:test-result: (PASS|XFAIL)' "$f")
     x=$(grep -cE '^:test-result: (FAIL|XPASS|ERROR)' "$f")
     s=$(grep -c '^:test-result: SKIP' "$f")
