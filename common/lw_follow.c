@@ -291,15 +291,19 @@ lwf_defer (struct lwf *f)
   poll (NULL, 0, 20);
   if (atomic_load (&h->n_writes) == prev)
     return;
+  if (f->sink->deferring)
+    f->sink->deferring (f->sink->opaque, true);
   for (;;) {
     poll (NULL, 0, f->o->quiet_ms);
     cur = atomic_load (&h->n_writes);
     if (cur - prev < f->o->burst_writes
         || lb_now_ms () - start >= (uint64_t) f->o->defer_ms
         || f->sink->stop (f->sink->opaque) || !lwc_alive (f->c))
-      return;
+      break;
     prev = cur;
   }
+  if (f->sink->deferring)
+    f->sink->deferring (f->sink->opaque, false);
 }
 
 /* Degraded: drain, copy in passes until the burst is over, resume,

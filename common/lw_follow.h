@@ -50,6 +50,10 @@ struct lwf_sink {
                  uint64_t gen);
   /* Polled between steps: return true to stop following. */
   bool (*stop) (void *opaque);
+  /* Optional: a catch-up started (ON) or stopped waiting for a burst of
+   * writes to end (lwf_options.defer_ms), for status displays.
+   */
+  void (*deferring) (void *opaque, bool on);
 };
 
 struct lwf_options {

@@ -210,13 +210,15 @@ lb_publish (void)
   if (fp == NULL)
     return;
   fprintf (fp, "pid=%ld\nserver=%s/%s\nconnected=%d\nsince=%" PRIu64 "\n"
-           "phase=%s\nbytes_sent=%" PRIu64 "\nrate=%" PRIu64 "\n"
+           "phase=%s\ndeferring=%d\nbytes_sent=%" PRIu64 "\nrate=%" PRIu64 "\n"
            "bytes_scanned=%" PRIu64 "\nbytes_same=%" PRIu64 "\n"
            "last_consistent=%" PRIu64 "\nupdated=%" PRIu64 "\n",
            (long) getpid (), lb_pub.o->host, lb_pub.o->port,
            atomic_load (&lb_pub.connected), atomic_load (&lb_pub.since),
            s && atomic_load (&lb_pub.connected)
            ? lbp_phase_name (atomic_load (&s->pub_phase)) : "connecting",
+           s && atomic_load (&lb_pub.connected)
+           ? atomic_load (&s->pub_deferring) : 0,
            bytes, lb_pub.rate,
            s ? atomic_load (&s->bytes_scanned) : 0,
            s ? atomic_load (&s->bytes_same) : 0,

@@ -332,6 +332,17 @@ lb_sink_phase (void *opaque, enum lwf_phase phase, uint64_t seq,
   lb_sink_sync_phase (s, phase == LWF_LIVE ? seq : s->synced_seq, gen, p);
 }
 
+static void
+lb_sink_deferring (void *opaque, bool on)
+{
+  struct lb_sink *s = opaque;
+
+  atomic_store (&s->pub_deferring, on);
+  lb_debug ("%s", on ? "writes go on: waiting for them to pause before "
+                       "copying marked blocks"
+                     : "copying marked blocks");
+}
+
 /* Polled between steps: stop on a signal, a failure, or anything the
  * server sends unasked (an ERROR, or the end of the connection).
  */
@@ -363,5 +374,6 @@ lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
   *ops = (struct lwf_sink) {
     .opaque = s, .record = lb_sink_record, .copy = lb_sink_copy,
     .sync = lb_sink_sync, .phase = lb_sink_phase, .stop = lb_sink_stop,
+    .deferring = lb_sink_deferring,
   };
 }

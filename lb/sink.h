@@ -48,6 +48,7 @@ struct lb_sink {
   /* Counters, read by the status thread. */
   _Atomic uint64_t bytes_sent, bytes_scanned, bytes_same;
   _Atomic uint32_t pub_phase;
+  _Atomic int pub_deferring;    /* waiting for a burst to end */
   _Atomic uint64_t last_consistent;
 };
 

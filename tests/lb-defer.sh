@@ -38,12 +38,17 @@ check "4 s into the burst: blocks are marked" test "$(stat_of dirty)" -gt 0
 check "4 s into the burst: lb copied nothing yet (gen $(gen) = $gen0)" \
     test "$(gen)" = "$gen0"
 check "and lb is waiting, not copying" test "$(stat_of pending)" = 0
+check "lb --status says it is waiting for the writes to pause" \
+    sh -c "'$LB' --status --dir='$T' 1 | grep -q 'deferring: 1'"
 wait "$BURST"
 check "the burst ran to its end" test $? = 0
 check "after the burst, lb catches up and is live" wait_lb_converged "$IMG" 60
 check "image equals the partition" same "$T/disk" "$IMG"
 check "the catch-up came after the burst (gen moved on)" \
     test "$(gen)" -gt "$gen0"
+# (lb rewrites its status file once a second.)
+check "lb --status: no longer deferring" \
+    wait_for 5 sh -c "'$LB' --status --dir='$T' 1 | grep -q 'deferring: 0'"
 
 # --- --defer=1: a writer that never pauses still gets copies -------------
 kill "$(lb_pid lb)"; wait "$(lb_pid lb)" 2>/dev/null
