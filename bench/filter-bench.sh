@@ -39,6 +39,10 @@
 #                  "A N B C" adds the nofilter control
 #   BENCH_WORKLOADS workloads to run [rand4k seq1m]
 #   BENCH_THREADS  nbdkit --threads [nbdkit's default, 16]
+#   BENCH_LATENCY  e.g. 1ms: every configuration gets nbdkit's delay filter
+#                  (delay-write=BENCH_LATENCY) next to the plugin, a disk
+#                  with that write latency: shows whether the filter
+#                  keeps the writes' parallelism (queue depth) [none]
 #   BENCH_CONVERGE seconds to wait for C's mirror to converge [120]
 
 set -u
@@ -62,6 +66,7 @@ DISK_DIR=${BENCH_DIR:-/dev/shm}
 CONFIGS=${BENCH_CONFIGS:-A B C}
 WORKLOADS=${BENCH_WORKLOADS:-rand4k seq1m}
 THREADS=${BENCH_THREADS:-}
+LATENCY=${BENCH_LATENCY:-}
 CONVERGE=${BENCH_CONVERGE:-120}
 
 die () { echo "filter-bench: $*" >&2; exit 1; }
@@ -150,13 +155,19 @@ converged () { [ "$(stat_of converged)" = 1 ]; }
 
 start_nbdkit () {             # start_nbdkit CONFIG
     local args=(-f -U "$SOCK" -P "$RUN/nbdkit.pid" --exit-with-parent)
+    local inner=() lat=()
     [ -n "$THREADS" ] && args+=(--threads="$THREADS")
+    # The delay filter goes last: next to the plugin, under livewatch.
+    [ -n "$LATENCY" ] && inner=(--filter=delay) lat=(delay-write="$LATENCY")
     rm -f "$SOCK" "$RUN/nbdkit.pid"
     case $1 in
-    A)  nbdkit "${args[@]}" file "$DISK" 2>>"$RUN/nbdkit.log" & ;;
-    N)  nbdkit "${args[@]}" --filter=nofilter file "$DISK" 2>>"$RUN/nbdkit.log" & ;;
-    *)  nbdkit "${args[@]}" --filter="$FILTER" file "$DISK" \
-            livewatch-unit=1 livewatch-dir="$RUN" 2>>"$RUN/nbdkit.log" & ;;
+    A)  nbdkit "${args[@]}" "${inner[@]}" file "$DISK" "${lat[@]}" \
+            2>>"$RUN/nbdkit.log" & ;;
+    N)  nbdkit "${args[@]}" --filter=nofilter "${inner[@]}" file "$DISK" \
+            "${lat[@]}" 2>>"$RUN/nbdkit.log" & ;;
+    *)  nbdkit "${args[@]}" --filter="$FILTER" "${inner[@]}" file "$DISK" \
+            "${lat[@]}" livewatch-unit=1 livewatch-dir="$RUN" \
+            2>>"$RUN/nbdkit.log" & ;;
     esac
     NBDKIT_PID=$!
     wait_for 20 test -s "$RUN/nbdkit.pid" \
@@ -247,6 +258,7 @@ RESULTS=$RUN/results.tsv
 say "filter-bench: builddir $builddir"
 say "filter-bench: $(nproc) CPUs, kernel $(uname -r), $(nbdkit --version), $(fio --version)"
 say "filter-bench: disk $SIZE in $DISK_DIR, ${SECONDS_PER_RUN}s runs (+${RAMP}s ramp), $REPS reps, configs: $CONFIGS, workloads: $WORKLOADS"
+[ -n "$LATENCY" ] && say "filter-bench: every configuration writes through nbdkit's delay filter, delay-write=$LATENCY"
 say "filter-bench: load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say
 

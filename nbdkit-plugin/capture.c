@@ -12,6 +12,7 @@
 
 #include "capture.h"
 #include "channel.h"
+#include "rangelock.h"
 #include "service.h"
 
 /* nbdkit -D livewatch.verbose=1 logs every record. */
@@ -24,8 +25,15 @@ capture_degraded (void)
          == LW_MODE_DEGRADED;
 }
 
-/* Queue one completed change, or fall back to the bitmap.  Exclusive
- * lock held, normal mode.
+/* Serializes the ring's producer side among writers: appends, and the
+ * degrades a writer causes (ring full, failed write).  Held with
+ * livewatch_lock held shared; the service thread changes the mode only
+ * with livewatch_lock held exclusively, when no writer is inside.
+ */
+static pthread_mutex_t capture_append_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Queue one completed change, or fall back to the bitmap.  Append lock
+ * held, normal mode.
  */
 static void
 capture_record (uint32_t type, uint64_t offset, uint32_t count,
@@ -58,29 +66,33 @@ capture_write (void *ctx, capture_op op, uint32_t type, const void *buf,
                uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
   bool fua = flags & NBDKIT_FLAG_FUA;
+  struct rangelock_node range;
   int r;
 
   atomic_fetch_add_explicit (&channel_hdr->n_writes, 1, memory_order_relaxed);
+  pthread_rwlock_rdlock (&livewatch_lock);
+  /* Only the service thread returns to normal mode, and it needs the
+   * lock exclusively: degraded stays degraded while we hold it.
+   */
   if (capture_degraded ()) {
-    pthread_rwlock_rdlock (&livewatch_lock);
-    /* Mode changes take the lock exclusively: stable while we hold it. */
-    if (capture_degraded ()) {
-      r = op (ctx, buf, count, offset, flags, err);
-      /* Marked after the plugin completed, so that a consumer that clears
-       * the bit and then reads the device sees this write.
-       */
-      if (!capture_no_effect (r, *err, flags))
-        channel_mark (offset, count);
-      pthread_rwlock_unlock (&livewatch_lock);
-      return r;
-    }
+    r = op (ctx, buf, count, offset, flags, err);
+    /* Marked after the plugin completed, so that a consumer that clears
+     * the bit and then reads the device sees this write.
+     */
+    if (!capture_no_effect (r, *err, flags))
+      channel_mark (offset, count);
     pthread_rwlock_unlock (&livewatch_lock);
+    return r;
   }
 
-  pthread_rwlock_wrlock (&livewatch_lock);
+  /* Normal: overlapping writes one after another, each recorded before
+   * the next one starts; the others in parallel.
+   */
+  rangelock_lock (&range, offset, count);
   r = op (ctx, buf, count, offset, flags, err);
+  pthread_mutex_lock (&capture_append_lock);
   if (capture_degraded ()) {
-    /* Another writer degraded while we waited for the lock. */
+    /* Another writer degraded meanwhile (ring full): bits from now on. */
     if (!capture_no_effect (r, *err, flags))
       channel_mark (offset, count);
   }
@@ -92,6 +104,8 @@ capture_write (void *ctx, capture_op op, uint32_t type, const void *buf,
     channel_degrade ("plugin write failed");
     channel_mark (offset, count);
   }
+  pthread_mutex_unlock (&capture_append_lock);
+  rangelock_unlock (&range);
   pthread_rwlock_unlock (&livewatch_lock);
   channel_wake_consumer ();
   return r;
@@ -104,9 +118,14 @@ capture_flush (void *ctx, capture_op op, uint32_t flags, int *err)
     return -1;
   if (capture_degraded ())
     return 0;
-  pthread_rwlock_wrlock (&livewatch_lock);
+  /* Every write answered before this flush was issued is in the ring
+   * already: records are appended before the reply.
+   */
+  pthread_rwlock_rdlock (&livewatch_lock);
+  pthread_mutex_lock (&capture_append_lock);
   if (!capture_degraded () && !channel_append (LW_REC_FLUSH, 0, 0, NULL))
     channel_degrade ("ring full");
+  pthread_mutex_unlock (&capture_append_lock);
   pthread_rwlock_unlock (&livewatch_lock);
   channel_wake_consumer ();
   return 0;

@@ -1,10 +1,13 @@
 /* livewatch filter: the capture rule for every change to the device.
  *
- * A write in normal mode holds livewatch_lock exclusively across the
- * plugin call and the append, so the ring's order is the order in which
- * the plugin applied writes, and each record precedes the write's reply.
- * In degraded mode writes only set bits, whose order does not matter, so
- * they share the lock and run in parallel.  Nothing is recorded for a
+ * Every write holds livewatch_lock shared, so the service thread's mode
+ * changes and barriers (exclusive) see no write in flight.  In normal
+ * mode a write also holds a byte-range lock (rangelock.h) across the
+ * plugin call and the append: overlapping writes run one after another,
+ * so for every byte the ring's order is the order in which the plugin
+ * changed it; writes that do not overlap run in parallel.  Each record
+ * precedes the write's reply.  In degraded mode writes only set bits,
+ * whose order does not matter.  Nothing is recorded for a
  * plugin call that failed without effect; a failure of unknown effect
  * marks its blocks dirty.
  *

@@ -2,9 +2,11 @@
  *
  * Contract: channel_create runs once in get_ready (errors reach the
  * terminal); channel_size once in after_fork, when the export size is
- * known.  All channel_append_* and channel_mark_* calls are made with the
- * filter's write lock held (see livewatch.c); the lock is what makes the
- * order of records the order in which the plugin completed the writes.
+ * known.  "Lock held" below means: livewatch_lock held exclusively (the
+ * service thread), or held shared together with capture.c's append lock
+ * (writers); either way one producer at a time, and capture.c's range
+ * locks make the order of records for each byte the order in which the
+ * plugin changed it.
  */
 
 #ifndef LIVEWATCH_CHANNEL_H

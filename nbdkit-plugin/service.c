@@ -14,8 +14,8 @@
 #include "lw_futex.h"
 #include "service.h"
 
-/* Writer-preferring: under a storm of degraded-mode writes (readers of
- * this lock) a mode change or barrier must not starve.
+/* Writer-preferring: under a storm of writes (readers of this lock) a
+ * mode change or barrier must not starve.
  */
 pthread_rwlock_t livewatch_lock =
   PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;

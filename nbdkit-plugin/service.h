@@ -12,8 +12,9 @@
 
 #include <pthread.h>
 
-/* The filter's write lock: writes in normal mode and every mode change
- * take it exclusively; writes in degraded mode take it shared.
+/* The filter's lock: every write holds it shared until it has recorded
+ * itself (capture.h); the service thread takes it exclusively for
+ * barriers and the mode changes the consumer asks for.
  */
 extern pthread_rwlock_t livewatch_lock;
 

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include <nbdkit-filter.h>
@@ -132,6 +134,137 @@ test_ring (void)
             && atomic_load (&h->head_seq) == seq,
             "failed write degrades and marks its block");
   }
+  lwc_detach (c);
+}
+
+/* Normal mode's range locks: a plugin call that stays inside until the
+ * test lets it go, against a "device" in memory.
+ */
+static pthread_mutex_t par_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t par_cond = PTHREAD_COND_INITIALIZER;
+static int par_inside, par_release;
+static char par_dev[2 * 4096];
+
+static int
+par_quick (void *ctx, const void *buf, uint32_t count, uint64_t offset,
+           uint32_t flags, int *err)
+{
+  memcpy (par_dev + offset, buf, count);
+  return 0;
+}
+
+static int
+par_slow (void *ctx, const void *buf, uint32_t count, uint64_t offset,
+          uint32_t flags, int *err)
+{
+  struct timespec until;
+
+  memcpy (par_dev + offset, buf, count);
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_sec += 10;           /* never hang the suite */
+  pthread_mutex_lock (&par_lock);
+  par_inside = 1;
+  pthread_cond_broadcast (&par_cond);
+  while (!par_release
+         && pthread_cond_timedwait (&par_cond, &par_lock, &until) == 0)
+    ;
+  pthread_mutex_unlock (&par_lock);
+  return 0;
+}
+
+struct par_writer {
+  pthread_t t;
+  capture_op op;
+  uint64_t offset;
+  char fill;
+  int done;
+};
+
+static void *
+par_write (void *arg)
+{
+  struct par_writer *w = arg;
+  char buf[4096];
+  int e = 0;
+
+  memset (buf, w->fill, sizeof buf);
+  capture_write (NULL, w->op, LW_REC_WRITE, buf, sizeof buf, w->offset, 0,
+                 &e);
+  pthread_mutex_lock (&par_lock);
+  w->done = 1;
+  pthread_cond_broadcast (&par_cond);
+  pthread_mutex_unlock (&par_lock);
+  return NULL;
+}
+
+/* Wait up to MS for *FLAG; returns it. */
+static int
+par_wait (int *flag, int ms)
+{
+  struct timespec until;
+  int r;
+
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_nsec += (long) ms * 1000000;
+  until.tv_sec += until.tv_nsec / 1000000000;
+  until.tv_nsec %= 1000000000;
+  pthread_mutex_lock (&par_lock);
+  while (!*flag
+         && pthread_cond_timedwait (&par_cond, &par_lock, &until) == 0)
+    ;
+  r = *flag;
+  pthread_mutex_unlock (&par_lock);
+  return r;
+}
+
+static void
+test_parallel (void)
+{
+  struct par_writer a = { .op = par_slow, .offset = 0, .fill = 'A' };
+  struct par_writer b = { .op = par_quick, .offset = 0, .fill = 'B' };
+  struct par_writer c2 = { .op = par_quick, .offset = 4096, .fill = 'C' };
+  struct lwc_rec rec;
+  char err[256];
+  struct lwc *c;
+  uint64_t a_seq = 0, b_seq = 0, c_seq = 0;
+
+  c = lwc_attach (dir, unit, 0, err, sizeof err);
+  tap_ok (c != NULL, "consumer attaches again (%s)", c ? "ok" : err);
+  if (!c) return;
+  while (lwc_next (c, &rec) == 1)
+    lwc_release (c, &rec);
+  tap_ok (lwc_request (c, LW_REQ_RESUME, 2000, NULL) == LW_RES_OK
+          && lwc_mode (c) == LW_MODE_NORMAL, "normal mode for the range locks");
+
+  pthread_create (&a.t, NULL, par_write, &a);
+  tap_ok (par_wait (&par_inside, 5000), "write A is inside the plugin");
+  pthread_create (&c2.t, NULL, par_write, &c2);
+  tap_ok (par_wait (&c2.done, 5000) && !a.done,
+          "a write elsewhere (C) completes while A is still inside: "
+          "normal mode runs them in parallel");
+  pthread_create (&b.t, NULL, par_write, &b);
+  tap_ok (!par_wait (&b.done, 200),
+          "a write overlapping A (B) waits for A");
+  pthread_mutex_lock (&par_lock);
+  par_release = 1;
+  pthread_cond_broadcast (&par_cond);
+  pthread_mutex_unlock (&par_lock);
+  pthread_join (a.t, NULL);
+  pthread_join (b.t, NULL);
+  pthread_join (c2.t, NULL);
+
+  while (lwc_next (c, &rec) == 1) {
+    if (rec.type == LW_REC_WRITE && rec.offset == 0)
+      *(((const char *) rec.data)[0] == 'A' ? &a_seq : &b_seq) = rec.seq;
+    if (rec.type == LW_REC_WRITE && rec.offset == 4096)
+      c_seq = rec.seq;
+    lwc_release (c, &rec);
+  }
+  tap_ok (c_seq && a_seq && b_seq && c_seq < a_seq && a_seq < b_seq,
+          "records in the order each byte changed: C %lu, A %lu, B %lu",
+          (unsigned long) c_seq, (unsigned long) a_seq,
+          (unsigned long) b_seq);
+  tap_ok (par_dev[0] == 'B', "the device holds B, the last record's data");
   lwc_detach (c);
 }
 
@@ -284,6 +417,7 @@ main (void)
   }
 
   test_ring ();
+  test_parallel ();
   test_bitmap ();
   test_attach_rules ();
   test_header_check ();
