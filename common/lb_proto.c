@@ -16,10 +16,10 @@ lbp_fixed_size (uint16_t type)
   case LBP_WRITE:    return 24;
   case LBP_ZERO:     return 24;
   case LBP_BLOCK:    return 16;
-  case LBP_SYNC:     return 32;
+  case LBP_SYNC:     return 40;
   case LBP_HASH_REQ: return 24;
   case LBP_BYE:      return 0;
-  case LBP_WELCOME:  return 48;
+  case LBP_WELCOME:  return 56;
   case LBP_SYNCED:   return 16;
   case LBP_HASHES:   return 24;
   case LBP_ERROR:    return 8;
@@ -129,6 +129,7 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     m->seq = lbp_get64 (b + 8);
     m->phase = lbp_get32 (b + 16);
     m->gen = lbp_get64 (b + 24);
+    m->swept = lbp_get64 (b + 32);
     if (m->phase > LBP_PHASE_LIVE)
       return "unknown phase";
     break;
@@ -154,6 +155,7 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     m->image_size = lbp_get64 (b + 24);
     m->last_consistent = lbp_get64 (b + 32);
     m->gen = lbp_get64 (b + 40);
+    m->swept = lbp_get64 (b + 48);
     if (m->phase > LBP_PHASE_LIVE)
       return "unknown phase";
     break;
@@ -215,6 +217,7 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
     lbp_put64 (b + 8, m->seq);
     lbp_put32 (b + 16, m->phase);
     lbp_put64 (b + 24, m->gen);
+    lbp_put64 (b + 32, m->swept);
     break;
   case LBP_HASH_REQ:
     lbp_put64 (b, m->id);
@@ -230,6 +233,7 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
     lbp_put64 (b + 24, m->image_size);
     lbp_put64 (b + 32, m->last_consistent);
     lbp_put64 (b + 40, m->gen);
+    lbp_put64 (b + 48, m->swept);
     break;
   case LBP_SYNCED:
     lbp_put64 (b, m->id);

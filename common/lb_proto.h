@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LBP_VERSION       2   /* 2: SYNC and WELCOME carry the image gen */
+#define LBP_VERSION       2   /* 2: SYNC and WELCOME carry gen and swept */
 #define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
 #define LBP_HDR_SIZE      8
 #define LBP_MAX_DATA      (64u << 20)           /* one write or block */
@@ -38,12 +38,14 @@ enum lbp_type {
   LBP_WRITE    = 2,  /* u64 seq, u64 offset, u32 length, u32 enc; payload */
   LBP_ZERO     = 3,  /* u64 seq, u64 offset, u64 length */
   LBP_BLOCK    = 4,  /* u64 offset, u32 length, u32 enc; payload */
-  LBP_SYNC     = 5,  /* u64 id, u64 seq, u32 phase, u32 reserved, u64 gen */
+  LBP_SYNC     = 5,  /* u64 id, u64 seq, u32 phase, u32 reserved, u64 gen,
+                      * u64 swept */
   LBP_HASH_REQ = 6,  /* u64 id, u64 offset, u32 length, u32 hash_block */
   LBP_BYE      = 7,  /* empty */
   /* lbd -> lb */
   LBP_WELCOME  = 64, /* u32 version, u32 phase, u64 epoch, u64 seq,
-                      * u64 image_size, u64 last_consistent, u64 gen */
+                      * u64 image_size, u64 last_consistent, u64 gen,
+                      * u64 swept */
   LBP_SYNCED   = 65, /* u64 id, u64 seq */
   LBP_HASHES   = 66, /* u64 id, u64 offset, u32 count, u32 hash_block;
                       * count * LBP_HASH_SIZE bytes */
@@ -86,7 +88,7 @@ struct lbp_msg {
   uint16_t type;
   uint32_t magic, version, hash_block, phase, enc, count, code;
   uint64_t epoch, dev_size, seq, offset, length, id;
-  uint64_t image_size, last_consistent, gen;
+  uint64_t image_size, last_consistent, gen, swept;
   const uint8_t *payload;
   size_t payload_len;
 };

@@ -2,6 +2,7 @@
 
 #include <config.h>
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -18,7 +19,8 @@ struct lwf {
   const struct lwf_sink *sink;
   const struct lwf_options *o;
   uint64_t skip_seq;
-  uint64_t gen;                 /* the mirror's copy generation */
+  struct lwf_mark m;            /* where the mirror durably stands */
+  bool sweep_copied;            /* the sweep copied since the last sync */
   /* Applied but not yet synced and released. */
   bool have_last;
   struct lwc_rec last;
@@ -78,20 +80,21 @@ lwf_default_options (const struct lwc *c, struct lwf_options *o)
 static int
 lwf_commit (struct lwf *f)
 {
-  uint64_t gen = f->gen;
+  struct lwf_mark m = f->m;
   size_t i;
 
-  if (!f->have_last && f->nruns == 0)
+  if (!f->have_last && f->nruns == 0 && !f->sweep_copied)
     return 0;
   if (f->nruns > 0)
-    gen = lwc_gen_next (f->c);
-  if (f->sink->sync (f->sink->opaque,
-                     f->have_last ? f->last.seq : lwc_released_seq (f->c),
-                     gen) == -1)
+    m.gen = lwc_gen_next (f->c);
+  if (f->have_last)
+    m.seq = f->last.seq;
+  if (f->sink->sync (f->sink->opaque, &m) == -1)
     return -1;
-  f->gen = gen;
+  f->m = m;
+  f->sweep_copied = false;
   if (f->nruns > 0)
-    lwc_gen_ack (f->c, gen);
+    lwc_gen_ack (f->c, m.gen);
   if (f->have_last)
     lwc_release (f->c, &f->last);
   for (i = 0; i < f->nruns; i++)
@@ -190,20 +193,23 @@ lwf_pass (struct lwf *f)
   return total;
 }
 
-/* A scan's first pass: every block, compared by the sink (SCAN true).
- * Blocks whose dirty bit is set are taken as a pass takes them; the
- * others are read without spending anything, so a scan moves the copy
- * generation only for bits that writes set (an image that was current
- * elsewhere stays current).  Returns blocks covered, or -1.
+/* A scan's first pass: every block from FROM on, compared by the sink
+ * (SCAN true).  Blocks whose dirty bit is set are taken as a pass takes
+ * them; the others are read without spending anything, so a scan moves
+ * the copy generation only for bits that writes set (an image that was
+ * current elsewhere stays current).  Each sync records how far the sweep
+ * got, so that a cut session resumes there.  Returns blocks covered, or
+ * -1.
  */
 static int64_t
-lwf_sweep (struct lwf *f)
+lwf_sweep (struct lwf *f, uint64_t from)
 {
-  const uint64_t nblocks = lwc_header (f->c)->nblocks;
+  const struct lw_header *h = lwc_header (f->c);
   uint64_t block, n, off, len;
 
-  for (block = 0; block < nblocks; block += n) {
-    n = nblocks - block < LWF_MAX_RUN ? nblocks - block : LWF_MAX_RUN;
+  assert (from % LWF_MAX_RUN == 0);
+  for (block = from; block < h->nblocks; block += n) {
+    n = h->nblocks - block < LWF_MAX_RUN ? h->nblocks - block : LWF_MAX_RUN;
     if (lwc_take_range (f->c, block, n) > 0
         && lwf_add_run (f, block, n) == -1)
       return -1;
@@ -211,6 +217,8 @@ lwf_sweep (struct lwf *f)
     if (f->sink->copy (f->sink->opaque, off, len, true) == -1)
       return -1;
     f->unsynced += len;
+    f->m.swept = off + len;
+    f->sweep_copied = true;
     if (f->unsynced >= f->o->scan_batch_bytes && lwf_commit (f) == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))
@@ -218,7 +226,7 @@ lwf_sweep (struct lwf *f)
   }
   if (lwf_commit (f) == -1)
     return -1;
-  return nblocks;
+  return h->nblocks - from;
 }
 
 /* Ask the filter for REQ.  Returns its result, or -2 if the filter is
@@ -270,7 +278,11 @@ lwf_finish (struct lwf *f)
   }
   if (lwf_commit (f) == -1)
     return -1;
-  f->sink->phase (f->sink->opaque, LWF_LIVE, barrier, f->gen);
+  {
+    struct lwf_mark live = f->m;
+    live.seq = barrier;
+    f->sink->phase (f->sink->opaque, LWF_LIVE, &live);
+  }
   return 0;
 }
 
@@ -307,16 +319,17 @@ lwf_defer (struct lwf *f)
 }
 
 /* Degraded: drain, copy in passes until the burst is over, resume,
- * finish.  Returns 0, 1 (channel gone) or -1.
+ * finish.  SCAN: start with a sweep from block SWEEP_FROM.  Returns 0,
+ * 1 (channel gone) or -1.
  */
 static int
-lwf_catch_up (struct lwf *f, bool scan)
+lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
 {
   uint64_t drained;
   int r;
 
-  f->sink->phase (f->sink->opaque, scan ? LWF_SCANNING : LWF_CATCHING_UP, 0,
-                 f->gen);
+  f->sink->phase (f->sink->opaque, scan ? LWF_SCANNING : LWF_CATCHING_UP,
+                  &f->m);
   /* Degraded mode appends nothing more, so after a barrier the ring is
    * complete: apply it all before any block copy overtakes it.
    */
@@ -330,7 +343,7 @@ lwf_catch_up (struct lwf *f, bool scan)
     int64_t n;
 
     lwf_defer (f);
-    n = scan ? lwf_sweep (f) : lwf_pass (f);
+    n = scan ? lwf_sweep (f, sweep_from) : lwf_pass (f);
     if (n == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))
@@ -341,7 +354,8 @@ lwf_catch_up (struct lwf *f, bool scan)
        * not: the sweep's progress is not recorded).
        */
       scan = false;
-      f->sink->phase (f->sink->opaque, LWF_CATCHING_UP, 0, f->gen);
+      f->m.swept = lwc_header (f->c)->dev_size;
+      f->sink->phase (f->sink->opaque, LWF_CATCHING_UP, &f->m);
       continue;
     }
     if ((uint64_t) n <= f->o->low_water) {
@@ -357,52 +371,73 @@ lwf_catch_up (struct lwf *f, bool scan)
   return lwf_finish (f);
 }
 
-bool
-lwf_continues (struct lwc *c, uint64_t epoch, uint64_t seq, uint64_t gen,
-               bool scanning, const char **why)
+enum lwf_start
+lwf_decide (struct lwc *c, uint64_t epoch, const struct lwf_mark *m,
+            bool scanning, const char **why)
 {
-  if (epoch != lwc_header (c)->epoch)
+  const struct lw_header *h = lwc_header (c);
+  const uint64_t unit = (uint64_t) h->block_size * LWF_MAX_RUN;
+
+  *why = NULL;
+  if (epoch != h->epoch)
     *why = "the image is from another capture epoch "
            "(first contact, or nbdkit restarted)";
-  else if (scanning)
-    *why = "a scan of the image was interrupted";
-  else if (seq < lwc_released_seq (c))
+  else if (m->seq < lwc_released_seq (c))
     *why = "records were released that the image does not have";
-  else if (!lwc_gen_continues (c, gen))
+  else if (!lwc_gen_continues (c, m->gen))
     *why = "blocks were copied to another image since this one "
            "was last synced (another server, or an older copy)";
+  else if (!scanning)
+    return LWF_CONTINUE;
+  /* A sweep records its progress with every sync, in whole sweep steps;
+   * anything else was not written by one.
+   */
+  else if (m->swept == 0 || m->swept > h->dev_size
+           || (m->swept % unit != 0 && m->swept != h->dev_size))
+    *why = "a scan of the image was cut before it recorded any progress";
   else
-    return true;
-  return false;
+    return LWF_RESUME_SCAN;
+  return LWF_FULL_SCAN;
 }
 
 int
 lwf_run (struct lwc *c, const struct lwf_sink *sink,
-         const struct lwf_options *opts, bool full_scan, uint64_t skip_seq,
-         uint64_t gen)
+         const struct lwf_options *opts, enum lwf_start start,
+         const struct lwf_mark *m)
 {
   uint64_t cur_gen, acked;
-  struct lwf f = {
-    .c = c, .sink = sink, .o = opts,
-    .skip_seq = full_scan ? 0 : skip_seq, .gen = gen,
-  };
+  struct lwf f = { .c = c, .sink = sink, .o = opts };
   int r = 0;
 
-  /* A scanned mirror gets every block whose bit was spent before the
-   * scan from the sweep, and the others by the gens the scan takes: it
-   * starts from the newest confirmed one.  Until the sweep is through it
-   * says "scanning", which is never continued (lwf_continues).
-   */
-  if (full_scan) {
+  if (start == LWF_FULL_SCAN) {
+    /* A scanned mirror gets every block whose bit was spent before the
+     * scan from the sweep, and the others by the gens the scan takes: it
+     * starts from the newest confirmed one, and the records its sweep
+     * covers are those released so far.  Until the sweep is through it
+     * says "scanning", which is continued only from where it got.
+     */
     lwc_gen_get (c, &cur_gen, &acked);
-    f.gen = acked;
+    f.m = (struct lwf_mark) { .seq = lwc_released_seq (c), .gen = acked };
+  }
+  else {
+    f.m = *m;
+    f.skip_seq = m->seq;
+    if (start == LWF_CONTINUE)
+      f.m.swept = lwc_header (c)->dev_size;
+  }
+  if (start != LWF_CONTINUE) {
+    const struct lw_header *h = lwc_header (c);
+    /* A sweep that got to the end resumes as a plain catch-up. */
+    uint64_t from = start == LWF_FULL_SCAN ? 0
+                    : f.m.swept >= h->dev_size ? h->nblocks
+                    : f.m.swept / h->block_size;
     /* Degraded, so that writes during the sweep only set bits. */
     if (lwc_mode (c) == LW_MODE_NORMAL
         && lwf_request (&f, LW_REQ_DEGRADE, NULL) == -2) {
       r = 1;
       goto out;
     }
-    r = lwf_catch_up (&f, true);
+    r = lwf_catch_up (&f, from < h->nblocks, from);
   }
   else if (lwc_mode (c) == LW_MODE_NORMAL) {
     /* Normal already: finish as a catch-up would.  A predecessor may have
@@ -421,7 +456,7 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
       break;
     }
     if (lwc_mode (c) == LW_MODE_DEGRADED) {
-      r = lwf_catch_up (&f, false);
+      r = lwf_catch_up (&f, false, 0);
       continue;
     }
     if (lwf_apply (&f, 0) == -1 || lwf_commit (&f) == -1) {

@@ -25,6 +25,14 @@ enum lwf_phase {
 
 extern const char *lwf_phase_name (enum lwf_phase phase);
 
+/* Where a mirror stands, as a sink records it with each sync. */
+struct lwf_mark {
+  uint64_t seq;         /* the last record it holds */
+  uint64_t gen;         /* its copy generation (lw_shm.h) */
+  uint64_t swept;       /* in a scan: device bytes [0, swept) compared;
+                         * otherwise the device's size */
+};
+
 struct lwf_sink {
   void *opaque;
   /* Apply one record (never PAD).  WRITE data is valid during the call
@@ -37,17 +45,16 @@ struct lwf_sink {
    * before it copies.
    */
   int (*copy) (void *opaque, uint64_t offset, uint64_t length, bool scan);
-  /* Make all applied so far durable, and record SEQ and GEN as the
-   * mirror's state; records up to SEQ are then released and copied
-   * blocks forgotten.  GEN is the copy generation (lw_shm.h): new when
-   * this sync carries block copies, else the mirror's current one.
+  /* Make all applied so far durable, and record M as the mirror's
+   * state; records up to M->seq are then released and copied blocks
+   * forgotten.  M->gen is new when this sync carries block copies.
    */
-  int (*sync) (void *opaque, uint64_t seq, uint64_t gen);
-  /* The phase changed.  SEQ: for LWF_LIVE, the barrier's seq.  GEN: the
-   * mirror's copy generation, for a sink that records the phase at once.
+  int (*sync) (void *opaque, const struct lwf_mark *m);
+  /* The phase changed.  M: where the mirror stands (for LWF_LIVE, its
+   * seq is the barrier's), for a sink that records the phase at once.
    */
-  void (*phase) (void *opaque, enum lwf_phase phase, uint64_t seq,
-                 uint64_t gen);
+  void (*phase) (void *opaque, enum lwf_phase phase,
+                 const struct lwf_mark *m);
   /* Polled between steps: return true to stop following. */
   bool (*stop) (void *opaque);
   /* Optional: a catch-up started (ON) or stopped waiting for a burst of
@@ -80,25 +87,30 @@ struct lwf_options {
 /* Defaults for OPTS given the channel's geometry. */
 extern void lwf_default_options (const struct lwc *c, struct lwf_options *o);
 
-/* Follow the channel until SINK->stop or until continuity is lost.
- * FULL_SCAN: start by comparing the whole device (the mirror's state is
- * unknown).  Otherwise records up to SKIP_SEQ are already durable in the
- * mirror and are released unapplied, and GEN is the mirror's copy
- * generation; the caller must have checked lwf_continues (else nothing
- * guarantees the mirror has what was released or copied elsewhere).
+/* How a session starts, given where the mirror stands. */
+enum lwf_start {
+  LWF_CONTINUE,         /* from its seq: nothing was missed */
+  LWF_RESUME_SCAN,      /* its scan was cut: sweep on from its swept */
+  LWF_FULL_SCAN,        /* its state is unknown or stale: compare all */
+};
+
+/* Decide how a mirror of EPOCH standing at M (SCANNING: its last
+ * recorded phase was LWF_SCANNING) can go on with this channel.  For
+ * LWF_FULL_SCAN, *WHY is a static reason for the log.
+ */
+extern enum lwf_start lwf_decide (struct lwc *c, uint64_t epoch,
+                                  const struct lwf_mark *m, bool scanning,
+                                  const char **why);
+
+/* Follow the channel until SINK->stop or until continuity is lost,
+ * starting as lwf_decide said for the mirror at M (M unused for a full
+ * scan).  Continuing, records up to M->seq are already durable in the
+ * mirror and are released unapplied.
  * Returns 0 when stopped, 1 when the channel went away (reattach and
  * scan), -1 when a sink callback failed (errno as it left it).
  */
 extern int lwf_run (struct lwc *c, const struct lwf_sink *sink,
-                    const struct lwf_options *opts, bool full_scan,
-                    uint64_t skip_seq, uint64_t gen);
-
-/* Can a mirror of this channel's EPOCH, durable up to record SEQ and
- * copy generation GEN, continue without a full scan?  SCANNING: its last
- * recorded phase was LWF_SCANNING (a sweep not known to be through).  If
- * not, returns false with a static reason in *WHY, for the log.
- */
-extern bool lwf_continues (struct lwc *c, uint64_t epoch, uint64_t seq,
-                           uint64_t gen, bool scanning, const char **why);
+                    const struct lwf_options *opts, enum lwf_start start,
+                    const struct lwf_mark *m);
 
 #endif /* LIVEBACKUP_LW_FOLLOW_H */

@@ -248,10 +248,11 @@ lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
   const struct lw_header *h = lwc_header (c);
   struct lwf_options fo;
   struct lwf_sink ops;
+  struct lwf_mark at;
+  enum lwf_start start;
   struct lbp_msg m;
   const char *why = NULL;
   char err[512];
-  bool scan = true;
   int fd, r;
 
   fd = lb_connect (o, err, sizeof err);
@@ -304,11 +305,13 @@ lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
   atomic_store (&lb_pub.sink, sink);
 
   /* Continuity: can the image continue from where it stands? */
-  if (lwf_continues (c, m.epoch, m.seq, m.gen,
-                     m.phase == LBP_PHASE_SCANNING, &why)) {
-    scan = false;
+  at = (struct lwf_mark) { .seq = m.seq, .gen = m.gen, .swept = m.swept };
+  start = lwf_decide (c, m.epoch, &at, m.phase == LBP_PHASE_SCANNING, &why);
+  if (start == LWF_CONTINUE)
     lb_info ("continuing from seq %" PRIu64 " (no scan needed)", m.seq);
-  }
+  else if (start == LWF_RESUME_SCAN)
+    lb_info ("resuming the cut scan at byte %" PRIu64 " of %" PRIu64
+             ", from seq %" PRIu64, m.swept, h->dev_size, m.seq);
   else {
     uint64_t gen, acked;
     char g[24];
@@ -319,14 +322,12 @@ lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
              lbp_gen_name (m.gen, g), h->epoch, lwc_released_seq (c), acked,
              gen);
   }
-  sink->synced_seq = m.seq;
-  sink->gen = m.gen;
   sink->phase = m.phase;
   lwc_rewind (c);
   lwf_default_options (c, &fo);
   fo.defer_ms = o->defer * 1000;
   lb_sink_ops (sink, &ops);
-  r = lwf_run (c, &ops, &fo, scan, m.seq, m.gen);
+  r = lwf_run (c, &ops, &fo, start, &at);
   if (sink->failed)
     lb_warn ("connection to %s/%s ended: %s", o->host, o->port, sink->why);
   else if (r == 0) {

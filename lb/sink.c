@@ -282,11 +282,11 @@ lb_sink_record (void *opaque, const struct lwc_rec *rec)
 }
 
 static int
-lb_sink_sync_phase (struct lb_sink *s, uint64_t seq, uint64_t gen,
+lb_sink_sync_phase (struct lb_sink *s, const struct lwf_mark *at,
                     uint32_t phase)
 {
-  struct lbp_msg m = { .type = LBP_SYNC, .seq = seq, .phase = phase,
-                       .gen = gen };
+  struct lbp_msg m = { .type = LBP_SYNC, .seq = at->seq, .phase = phase,
+                       .gen = at->gen, .swept = at->swept };
   struct lbp_msg a;
 
   if (lb_sink_scan_drain (s) == -1)
@@ -297,25 +297,26 @@ lb_sink_sync_phase (struct lb_sink *s, uint64_t seq, uint64_t gen,
     return -1;
   if (a.id != m.id)
     return lb_sink_fail (s, "", "SYNCED answers another request");
-  s->synced_seq = seq;
-  s->gen = gen;
-  lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (%s)", seq, gen,
-            lbp_phase_name (phase));
+  if (phase == LBP_PHASE_SCANNING)
+    lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (scanning, "
+              "%" PRIu64 " bytes swept)", at->seq, at->gen, at->swept);
+  else
+    lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (%s)", at->seq,
+              at->gen, lbp_phase_name (phase));
   if (phase == LBP_PHASE_LIVE)
     atomic_store (&s->last_consistent, (uint64_t) time (NULL));
   return 0;
 }
 
 static int
-lb_sink_sync (void *opaque, uint64_t seq, uint64_t gen)
+lb_sink_sync (void *opaque, const struct lwf_mark *at)
 {
   struct lb_sink *s = opaque;
-  return lb_sink_sync_phase (s, seq, gen, s->phase);
+  return lb_sink_sync_phase (s, at, s->phase);
 }
 
 static void
-lb_sink_phase (void *opaque, enum lwf_phase phase, uint64_t seq,
-               uint64_t gen)
+lb_sink_phase (void *opaque, enum lwf_phase phase, const struct lwf_mark *at)
 {
   struct lb_sink *s = opaque;
   uint32_t p = phase == LWF_LIVE ? LBP_PHASE_LIVE
@@ -329,7 +330,7 @@ lb_sink_phase (void *opaque, enum lwf_phase phase, uint64_t seq,
   /* Tell lbd now: an image about to receive block copies must be marked
    * inconsistent before the first one, and a live one as soon as it is.
    */
-  lb_sink_sync_phase (s, phase == LWF_LIVE ? seq : s->synced_seq, gen, p);
+  lb_sink_sync_phase (s, at, p);
 }
 
 static void

@@ -35,8 +35,6 @@ struct lb_sink {
   char why[256];
   uint32_t phase;
   uint64_t next_id;
-  uint64_t synced_seq;
-  uint64_t gen;                 /* copy generation last sent in a SYNC */
   struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
   unsigned scan_head, scan_n;
 

@@ -40,6 +40,7 @@ image_state_load (const char *state_path, struct image_state *st)
     else if (sscanf (line, "%31[a-z_]=%" SCNu64, key, &v) == 2) {
       if (strcmp (key, "seq") == 0) st->seq = v;
       else if (strcmp (key, "gen") == 0) st->gen = v;
+      else if (strcmp (key, "swept") == 0) st->swept = v;
       else if (strcmp (key, "consistent") == 0) st->consistent = v != 0;
       else if (strcmp (key, "last_consistent") == 0) st->last_consistent = v;
       else if (strcmp (key, "size") == 0) st->size = v;
@@ -254,10 +255,10 @@ image_commit (struct image *im, const struct image_state *st)
   if (fp == NULL)
     goto out;
   fprintf (fp, "epoch=%016" PRIx64 "\nseq=%" PRIu64 "\ngen=%" PRIu64
-           "\nphase=%s\nconsistent=%d\nlast_consistent=%" PRIu64
-           "\nsize=%" PRIu64 "\n",
+           "\nphase=%s\nswept=%" PRIu64 "\nconsistent=%d\nlast_consistent=%"
+           PRIu64 "\nsize=%" PRIu64 "\n",
            st->epoch, st->seq, st->gen, lbp_phase_name (st->phase),
-           st->consistent, st->last_consistent, im->size);
+           st->swept, st->consistent, st->last_consistent, im->size);
   if (fflush (fp) != 0 || fsync (fileno (fp)) != 0) {
     fclose (fp);
     goto out;

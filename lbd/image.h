@@ -25,6 +25,7 @@ struct image_state {
   uint64_t epoch;           /* 0: never synced */
   uint64_t seq;
   uint64_t gen;             /* copy generation; LBP_GEN_NONE: unknown */
+  uint64_t swept;           /* scanning: bytes [0, swept) compared */
   uint32_t phase;           /* enum lbp_phase */
   bool consistent;
   uint64_t last_consistent; /* seconds since 1970, 0: never */

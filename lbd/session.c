@@ -358,7 +358,7 @@ session_serve (struct session *s)
       .type = LBP_WELCOME, .version = LBP_VERSION, .phase = s->im.st.phase,
       .epoch = s->im.st.epoch, .seq = s->im.st.seq,
       .image_size = s->im.size, .last_consistent = s->im.st.last_consistent,
-      .gen = s->im.st.gen,
+      .gen = s->im.st.gen, .swept = s->im.st.swept,
     };
     if (!s->im.st.consistent && w.phase == LBP_PHASE_LIVE)
       w.phase = LBP_PHASE_CATCHING_UP;
@@ -410,6 +410,7 @@ session_serve (struct session *s)
       st.epoch = s->epoch;
       st.seq = m.seq;
       st.gen = m.gen;
+      st.swept = m.swept;
       st.phase = m.phase;
       st.consistent = m.phase == LBP_PHASE_LIVE;
       if (st.consistent)

@@ -126,7 +126,7 @@ mirror_record (void *opaque, const struct lwc_rec *rec)
 }
 
 static int
-mirror_save_state (struct mirror *m, uint64_t seq, uint64_t gen)
+mirror_save_state (struct mirror *m, const struct lwf_mark *at)
 {
   char tmp[4096];
   FILE *fp;
@@ -137,8 +137,8 @@ mirror_save_state (struct mirror *m, uint64_t seq, uint64_t gen)
   fp = fopen (tmp, "w");
   if (fp == NULL)
     return -1;
-  fprintf (fp, "%016" PRIx64 " %" PRIu64 " %" PRIu64 " %s\n", m->epoch, seq,
-           gen, lwf_phase_name (m->phase));
+  fprintf (fp, "%016" PRIx64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n",
+           m->epoch, at->seq, at->gen, at->swept, lwf_phase_name (m->phase));
   if (fflush (fp) != 0 || fdatasync (fileno (fp)) != 0) {
     fclose (fp);
     return -1;
@@ -148,11 +148,11 @@ mirror_save_state (struct mirror *m, uint64_t seq, uint64_t gen)
 }
 
 static int
-mirror_sync (void *opaque, uint64_t seq, uint64_t gen)
+mirror_sync (void *opaque, const struct lwf_mark *at)
 {
   struct mirror *m = opaque;
 
-  if (fdatasync (m->img_fd) == -1 || mirror_save_state (m, seq, gen) == -1) {
+  if (fdatasync (m->img_fd) == -1 || mirror_save_state (m, at) == -1) {
     mirror_log (m, "sync: %s", strerror (errno));
     return -1;
   }
@@ -160,8 +160,9 @@ mirror_sync (void *opaque, uint64_t seq, uint64_t gen)
 }
 
 static void
-mirror_phase (void *opaque, enum lwf_phase phase, uint64_t seq, uint64_t gen)
+mirror_phase (void *opaque, enum lwf_phase phase, const struct lwf_mark *at)
 {
+  uint64_t seq = at->seq;
   struct mirror *m = opaque;
 
   m->phase = phase;
@@ -185,8 +186,8 @@ mirror_stop (void *opaque)
  * *SEQ and *GEN if there is a state file.
  */
 static bool
-mirror_load_state (struct mirror *m, uint64_t *epoch, uint64_t *seq,
-                   uint64_t *gen, bool *scanning)
+mirror_load_state (struct mirror *m, uint64_t *epoch, struct lwf_mark *at,
+                   bool *scanning)
 {
   FILE *fp;
   char phase[32];
@@ -194,8 +195,8 @@ mirror_load_state (struct mirror *m, uint64_t *epoch, uint64_t *seq,
 
   if (m->state_path == NULL || (fp = fopen (m->state_path, "r")) == NULL)
     return false;
-  if (fscanf (fp, "%" SCNx64 " %" SCNu64 " %" SCNu64 " %31s", epoch, seq,
-              gen, phase) == 4) {
+  if (fscanf (fp, "%" SCNx64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %31s",
+              epoch, &at->seq, &at->gen, &at->swept, phase) == 5) {
     ok = true;
     *scanning = strcmp (phase, lwf_phase_name (LWF_SCANNING)) == 0;
   }
@@ -212,9 +213,11 @@ mirror_follow (struct mirror *m, struct lwc *c)
     .sync = mirror_sync, .phase = mirror_phase, .stop = mirror_stop,
   };
   struct lwf_options o;
-  uint64_t epoch = 0, seq = 0, gen = 0;
+  uint64_t epoch = 0;
+  struct lwf_mark at = { 0 };
+  enum lwf_start start = LWF_FULL_SCAN;
   const char *why;
-  bool scan, scanning = true;
+  bool scanning = true;
   int r;
 
   if (m->buf == NULL) {
@@ -227,18 +230,19 @@ mirror_follow (struct mirror *m, struct lwc *c)
     mirror_log (m, "image: %s", strerror (errno));
     return -1;
   }
-  scan = true;
-  if (!mirror_load_state (m, &epoch, &seq, &gen, &scanning))
+  if (!mirror_load_state (m, &epoch, &at, &scanning))
     mirror_log (m, "full scan: no state for the image");
-  else if (!lwf_continues (c, epoch, seq, gen, scanning, &why))
+  else if ((start = lwf_decide (c, epoch, &at, scanning, &why))
+           == LWF_FULL_SCAN)
     mirror_log (m, "full scan: %s", why);
-  else {
-    scan = false;
-    mirror_log (m, "continuing from seq %" PRIu64 " gen %" PRIu64, seq, gen);
-  }
+  else if (start == LWF_RESUME_SCAN)
+    mirror_log (m, "resuming the scan at byte %" PRIu64, at.swept);
+  else
+    mirror_log (m, "continuing from seq %" PRIu64 " gen %" PRIu64, at.seq,
+                at.gen);
   m->epoch = h->epoch;
   lwf_default_options (c, &o);
-  r = lwf_run (c, &sink, &o, scan, seq, gen);
+  r = lwf_run (c, &sink, &o, start, &at);
   return r;
 }
 

@@ -111,8 +111,10 @@ static uint64_t img_seq, img_gen, n_gen_syncs;
 static volatile int fail_copy_sync;
 
 static int
-sink_sync (void *o, uint64_t seq, uint64_t gen)
+sink_sync (void *o, const struct lwf_mark *m)
 {
+  uint64_t seq = m->seq, gen = m->gen;
+
   /* Scenario 2: the connection dies on the way to a sync carrying block
    * copies (a new gen): the image never stores it.
    */
@@ -128,7 +130,7 @@ sink_sync (void *o, uint64_t seq, uint64_t gen)
 }
 
 static void
-sink_phase (void *o, enum lwf_phase p, uint64_t seq, uint64_t gen)
+sink_phase (void *o, enum lwf_phase p, const struct lwf_mark *m)
 {
   if (p == LWF_LIVE)
     phase_live++;
@@ -138,6 +140,15 @@ static bool
 sink_stop (void *o)
 {
   return stop;
+}
+
+/* May a mirror of EPOCH at SEQ and GEN (not scanning) continue? */
+static bool
+continues (struct lwc *c, uint64_t epoch, uint64_t seq, uint64_t gen,
+           const char **why)
+{
+  struct lwf_mark m = { .seq = seq, .gen = gen };
+  return lwf_decide (c, epoch, &m, false, why) == LWF_CONTINUE;
 }
 
 struct run {
@@ -159,7 +170,9 @@ follower (void *arg)
 
   lwf_default_options (run->c, &o);
   o.low_water = 1000000;        /* resume after the first pass */
-  run->result = lwf_run (run->c, &sink, &o, run->scan, run->seq, run->gen);
+  struct lwf_mark at = { .seq = run->seq, .gen = run->gen };
+  run->result = lwf_run (run->c, &sink, &o,
+                         run->scan ? LWF_FULL_SCAN : LWF_CONTINUE, &at);
   return NULL;
 }
 
@@ -226,9 +239,9 @@ main (void)
     tap_ok (a_gen > 0 && a_gen == g && g == acked,
             "the scan's copies took gens; image and unit agree (%" PRIu64
             " %" PRIu64 " %" PRIu64 ")", a_gen, g, acked);
-    tap_ok (lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why),
+    tap_ok (continues (run.c, h->epoch, a_seq, a_gen, &why),
             "image A may continue");
-    tap_ok (!lwf_continues (run.c, h->epoch ^ 1, a_seq, a_gen, false, &why),
+    tap_ok (!continues (run.c, h->epoch ^ 1, a_seq, a_gen, &why),
             "another epoch may not");
 
     /* Writes while no one follows: bits only, no seq. */
@@ -237,7 +250,7 @@ main (void)
     pthread_rwlock_unlock (&livewatch_lock);
     for (i = 40; i < 48; i++)
       write_block (i, 'q');
-    tap_ok (lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why),
+    tap_ok (continues (run.c, h->epoch, a_seq, a_gen, &why),
             "A may still continue: nothing was copied anywhere");
 
     /* Image B, a copy of A, continues and gets the catch-up. */
@@ -256,10 +269,10 @@ main (void)
             && b_gen > a_gen, "B caught up under a new gen (%" PRIu64 ")",
             b_gen);
     tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
-    tap_ok (!lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why)
+    tap_ok (!continues (run.c, h->epoch, a_seq, a_gen, &why)
             && strstr (why, "copied") != NULL,
             "A, which missed those copies, must scan: %s", why);
-    tap_ok (lwf_continues (run.c, h->epoch, img_seq, b_gen, false, &why),
+    tap_ok (continues (run.c, h->epoch, img_seq, b_gen, &why),
             "B may continue");
 
     /* The sync carrying the next copies is lost in flight. */
@@ -278,11 +291,11 @@ main (void)
     tap_ok (run.result == -1 && g == b_gen + 1 && acked == b_gen,
             "lost sync: gen %" PRIu64 " spent, %" PRIu64 " still acked",
             g, acked);
-    tap_ok (lwf_continues (run.c, h->epoch, img_seq, b_gen, false, &why),
+    tap_ok (continues (run.c, h->epoch, img_seq, b_gen, &why),
             "B, which never stored it, may continue");
-    tap_ok (lwf_continues (run.c, h->epoch, img_seq, b_gen + 1, false, &why),
+    tap_ok (continues (run.c, h->epoch, img_seq, b_gen + 1, &why),
             "so could B had it stored it (its bits are still pending)");
-    tap_ok (!lwf_continues (run.c, h->epoch, a_seq, a_gen, false, &why),
+    tap_ok (!continues (run.c, h->epoch, a_seq, a_gen, &why),
             "A still may not");
     lwc_rewind (run.c);
     lwc_count_bits (run.c, &d, &p);

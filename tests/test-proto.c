@@ -82,18 +82,20 @@ main (void)
 
   m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
                          .phase = LBP_PHASE_LIVE,
-                         .gen = UINT64_C(0x0102030405060708) };
+                         .gen = UINT64_C(0x0102030405060708),
+                         .swept = UINT64_C(5) << 40 };
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL
-          && d.phase == LBP_PHASE_LIVE && d.seq == 99 && d.gen == m.gen,
-          "SYNC round trip, gen included");
+          && d.phase == LBP_PHASE_LIVE && d.seq == 99 && d.gen == m.gen
+          && d.swept == m.swept, "SYNC round trip, gen and swept included");
   m = (struct lbp_msg) { .type = LBP_WELCOME, .version = LBP_VERSION,
                          .phase = LBP_PHASE_CATCHING_UP, .epoch = 5,
                          .seq = 6, .image_size = 7, .last_consistent = 8,
-                         .gen = LBP_GEN_NONE };
+                         .gen = LBP_GEN_NONE, .swept = 9 };
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.epoch == 5
           && d.seq == 6 && d.image_size == 7 && d.last_consistent == 8
-          && d.gen == LBP_GEN_NONE && d.phase == LBP_PHASE_CATCHING_UP,
-          "WELCOME round trip, gen included");
+          && d.gen == LBP_GEN_NONE && d.swept == 9
+          && d.phase == LBP_PHASE_CATCHING_UP,
+          "WELCOME round trip, gen and swept included");
   m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
                          .phase = LBP_PHASE_LIVE };
   m.phase = 7;
