@@ -20,6 +20,7 @@ struct lwf {
   const struct lwf_options *o;
   uint64_t skip_seq;
   struct lwf_mark m;            /* where the mirror durably stands */
+  enum lwf_phase phase;         /* the phase the sink was last told */
   bool sweep_copied;            /* the sweep copied since the last sync */
   /* Applied but not yet synced and released. */
   bool have_last;
@@ -151,6 +152,14 @@ lwf_apply (struct lwf *f, uint64_t upto)
   return 0;
 }
 
+/* Tell the sink the phase changed (it records it at once). */
+static void
+lwf_set_phase (struct lwf *f, enum lwf_phase phase, const struct lwf_mark *m)
+{
+  f->phase = phase;
+  f->sink->phase (f->sink->opaque, phase, m);
+}
+
 /* Remember a run taken, to clear its pending bits once synced. */
 static int
 lwf_add_run (struct lwf *f, uint64_t block, uint64_t count)
@@ -176,6 +185,12 @@ lwf_pass (struct lwf *f)
   uint64_t block, count, off, len, total = 0;
 
   while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count)) {
+    /* A copy makes the mirror a mix of moments until the next barrier:
+     * it must not be recorded as live (a continued mirror starts live
+     * and may find bits a predecessor left).
+     */
+    if (f->phase == LWF_LIVE)
+      lwf_set_phase (f, LWF_CATCHING_UP, &f->m);
     if (lwf_add_run (f, block, count) == -1)
       return -1;
     lwc_run_bytes (f->c, block, count, &off, &len);
@@ -281,7 +296,7 @@ lwf_finish (struct lwf *f)
   {
     struct lwf_mark live = f->m;
     live.seq = barrier;
-    f->sink->phase (f->sink->opaque, LWF_LIVE, &live);
+    lwf_set_phase (f, LWF_LIVE, &live);
   }
   return 0;
 }
@@ -328,8 +343,7 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
   uint64_t drained;
   int r;
 
-  f->sink->phase (f->sink->opaque, scan ? LWF_SCANNING : LWF_CATCHING_UP,
-                  &f->m);
+  lwf_set_phase (f, scan ? LWF_SCANNING : LWF_CATCHING_UP, &f->m);
   /* Degraded mode appends nothing more, so after a barrier the ring is
    * complete: apply it all before any block copy overtakes it.
    */
@@ -355,7 +369,7 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
        */
       scan = false;
       f->m.swept = lwc_header (f->c)->dev_size;
-      f->sink->phase (f->sink->opaque, LWF_CATCHING_UP, &f->m);
+      lwf_set_phase (f, LWF_CATCHING_UP, &f->m);
       continue;
     }
     if ((uint64_t) n <= f->o->low_water) {
@@ -406,7 +420,8 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
          const struct lwf_mark *m)
 {
   uint64_t cur_gen, acked;
-  struct lwf f = { .c = c, .sink = sink, .o = opts };
+  /* A continued mirror may be live: assume so until told otherwise. */
+  struct lwf f = { .c = c, .sink = sink, .o = opts, .phase = LWF_LIVE };
   int r = 0;
 
   if (start == LWF_FULL_SCAN) {

@@ -187,7 +187,7 @@ mirror_stop (void *opaque)
  */
 static bool
 mirror_load_state (struct mirror *m, uint64_t *epoch, struct lwf_mark *at,
-                   bool *scanning)
+                   enum lwf_phase *phase_out)
 {
   FILE *fp;
   char phase[32];
@@ -198,7 +198,9 @@ mirror_load_state (struct mirror *m, uint64_t *epoch, struct lwf_mark *at,
   if (fscanf (fp, "%" SCNx64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %31s",
               epoch, &at->seq, &at->gen, &at->swept, phase) == 5) {
     ok = true;
-    *scanning = strcmp (phase, lwf_phase_name (LWF_SCANNING)) == 0;
+    *phase_out = strcmp (phase, lwf_phase_name (LWF_LIVE)) == 0 ? LWF_LIVE
+               : strcmp (phase, lwf_phase_name (LWF_CATCHING_UP)) == 0
+               ? LWF_CATCHING_UP : LWF_SCANNING;
   }
   fclose (fp);
   return ok;
@@ -217,7 +219,7 @@ mirror_follow (struct mirror *m, struct lwc *c)
   struct lwf_mark at = { 0 };
   enum lwf_start start = LWF_FULL_SCAN;
   const char *why;
-  bool scanning = true;
+  enum lwf_phase phase = LWF_SCANNING;
   int r;
 
   if (m->buf == NULL) {
@@ -230,9 +232,9 @@ mirror_follow (struct mirror *m, struct lwc *c)
     mirror_log (m, "image: %s", strerror (errno));
     return -1;
   }
-  if (!mirror_load_state (m, &epoch, &at, &scanning))
+  if (!mirror_load_state (m, &epoch, &at, &phase))
     mirror_log (m, "full scan: no state for the image");
-  else if ((start = lwf_decide (c, epoch, &at, scanning, &why))
+  else if ((start = lwf_decide (c, epoch, &at, phase == LWF_SCANNING, &why))
            == LWF_FULL_SCAN)
     mirror_log (m, "full scan: %s", why);
   else if (start == LWF_RESUME_SCAN)
@@ -241,6 +243,9 @@ mirror_follow (struct mirror *m, struct lwc *c)
     mirror_log (m, "continuing from seq %" PRIu64 " gen %" PRIu64, at.seq,
                 at.gen);
   m->epoch = h->epoch;
+  /* The phase its state records, until lw_follow changes it. */
+  if (start != LWF_FULL_SCAN)
+    m->phase = phase;
   lwf_default_options (c, &o);
   r = lwf_run (c, &sink, &o, start, &at);
   return r;
