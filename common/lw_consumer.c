@@ -351,8 +351,10 @@ lwc_gen_continues (const struct lwc *c, uint64_t image_gen)
 void
 lwc_gen_get (const struct lwc *c, uint64_t *gen, uint64_t *acked)
 {
-  *gen = atomic_load (&c->h->gen);
-  *acked = atomic_load (&c->h->gen_acked);
+  if (gen)
+    *gen = atomic_load (&c->h->gen);
+  if (acked)
+    *acked = atomic_load (&c->h->gen_acked);
 }
 
 uint64_t

@@ -90,6 +90,7 @@ extern uint64_t lwc_read_seq (const struct lwc *c);
 extern uint64_t lwc_gen_next (struct lwc *c);
 extern void lwc_gen_ack (struct lwc *c, uint64_t gen);
 extern bool lwc_gen_continues (const struct lwc *c, uint64_t image_gen);
+/* Either pointer may be NULL. */
 extern void lwc_gen_get (const struct lwc *c, uint64_t *gen, uint64_t *acked);
 
 /* Sleep until the filter publishes something (record, ack, mode change)

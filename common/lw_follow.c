@@ -21,7 +21,6 @@ struct lwf {
   uint64_t skip_seq;
   struct lwf_mark m;            /* where the mirror durably stands */
   enum lwf_phase phase;         /* the phase the sink was last told */
-  bool sweep_copied;            /* the sweep copied since the last sync */
   /* Applied but not yet synced and released. */
   bool have_last;
   struct lwc_rec last;
@@ -84,7 +83,8 @@ lwf_commit (struct lwf *f)
   struct lwf_mark m = f->m;
   size_t i;
 
-  if (!f->have_last && f->nruns == 0 && !f->sweep_copied)
+  /* Nothing applied, taken or swept since the last sync. */
+  if (!f->have_last && f->nruns == 0 && f->unsynced == 0)
     return 0;
   if (f->nruns > 0)
     m.gen = lwc_gen_next (f->c);
@@ -93,7 +93,6 @@ lwf_commit (struct lwf *f)
   if (f->sink->sync (f->sink->opaque, &m) == -1)
     return -1;
   f->m = m;
-  f->sweep_copied = false;
   if (f->nruns > 0)
     lwc_gen_ack (f->c, m.gen);
   if (f->have_last)
@@ -106,17 +105,30 @@ lwf_commit (struct lwf *f)
   return 0;
 }
 
+/* Room for one more element of SIZE bytes in *ARRAY (*N used, *CAP). */
+static int
+lwf_grow (void *array, size_t n, size_t *cap, size_t size)
+{
+  void **a = array, *p;
+  size_t c;
+
+  if (n < *cap)
+    return 0;
+  c = *cap ? *cap * 2 : 64;
+  p = realloc (*a, c * size);
+  if (p == NULL)
+    return -1;
+  *a = p;
+  *cap = c;
+  return 0;
+}
+
 static int
 lwf_touch (struct lwf *f, const struct lwc_rec *rec)
 {
-  if (f->ntouched == f->touched_cap) {
-    size_t cap = f->touched_cap ? f->touched_cap * 2 : 64;
-    void *p = realloc (f->touched, cap * sizeof *f->touched);
-    if (p == NULL)
-      return -1;
-    f->touched = p;
-    f->touched_cap = cap;
-  }
+  if (lwf_grow (&f->touched, f->ntouched, &f->touched_cap,
+                sizeof *f->touched) == -1)
+    return -1;
   f->touched[f->ntouched].offset = rec->offset;
   f->touched[f->ntouched].length = rec->length;
   f->ntouched++;
@@ -164,14 +176,8 @@ lwf_set_phase (struct lwf *f, enum lwf_phase phase, const struct lwf_mark *m)
 static int
 lwf_add_run (struct lwf *f, uint64_t block, uint64_t count)
 {
-  if (f->nruns == f->runs_cap) {
-    size_t cap = f->runs_cap ? f->runs_cap * 2 : 256;
-    void *p = realloc (f->runs, cap * sizeof *f->runs);
-    if (p == NULL)
-      return -1;
-    f->runs = p;
-    f->runs_cap = cap;
-  }
+  if (lwf_grow (&f->runs, f->nruns, &f->runs_cap, sizeof *f->runs) == -1)
+    return -1;
   f->runs[f->nruns].block = block;
   f->runs[f->nruns].count = count;
   f->nruns++;
@@ -233,7 +239,6 @@ lwf_sweep (struct lwf *f, uint64_t from)
       return -1;
     f->unsynced += len;
     f->m.swept = off + len;
-    f->sweep_copied = true;
     if (f->unsynced >= f->o->scan_batch_bytes && lwf_commit (f) == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))
@@ -419,7 +424,7 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
          const struct lwf_options *opts, enum lwf_start start,
          const struct lwf_mark *m)
 {
-  uint64_t cur_gen, acked;
+  uint64_t acked;
   /* A continued mirror may be live: assume so until told otherwise. */
   struct lwf f = { .c = c, .sink = sink, .o = opts, .phase = LWF_LIVE };
   int r = 0;
@@ -431,7 +436,7 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
      * covers are those released so far.  Until the sweep is through it
      * says "scanning", which is continued only from where it got.
      */
-    lwc_gen_get (c, &cur_gen, &acked);
+    lwc_gen_get (c, NULL, &acked);
     f.m = (struct lwf_mark) { .seq = lwc_released_seq (c), .gen = acked };
   }
   else {

@@ -10,8 +10,10 @@
 
 static pthread_mutex_t rangelock_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rangelock_cond = PTHREAD_COND_INITIALIZER;
-/* Every range held or waiting, oldest first. */
-static struct rangelock_node *rangelock_head, *rangelock_tail;
+/* Every range held or waiting, oldest first: the newest, and each one's
+ * prev.
+ */
+static struct rangelock_node *rangelock_tail;
 
 static bool
 rangelock_overlap (const struct rangelock_node *a,
@@ -43,8 +45,6 @@ rangelock_lock (struct rangelock_node *n, uint64_t offset, uint64_t count)
   n->prev = rangelock_tail;
   if (rangelock_tail)
     rangelock_tail->next = n;
-  else
-    rangelock_head = n;
   rangelock_tail = n;
   while (rangelock_blocked (n))
     pthread_cond_wait (&rangelock_cond, &rangelock_mutex);
@@ -58,8 +58,6 @@ rangelock_unlock (struct rangelock_node *n)
   assert (!rangelock_blocked (n));
   if (n->prev)
     n->prev->next = n->next;
-  else
-    rangelock_head = n->next;
   if (n->next)
     n->next->prev = n->prev;
   else

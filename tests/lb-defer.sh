@@ -25,12 +25,15 @@ burst () {
     BURST=$!
 }
 gen () { stat_of gen_acked; }
+# above KEY N: the channel's KEY is more than N.
+above () { [ "$(stat_of "$1")" -gt "$2" ]; }
+lb_says () { "$LB" --status --dir="$T" 1 | grep -q "$1"; }
 degrades0=$(stat_of degrades)
 gen0=$(gen)
 
 # --- lb with --defer=60: nothing is copied while the writes go on -------
 burst 8
-wait_for 10 sh -c "[ \$('$MIRROR' --stat --dir='$T' 1 | sed -n 's/^degrades=//p') -gt $degrades0 ]"
+wait_for 10 above degrades "$degrades0"
 check "the burst overflowed the queue: the filter degraded" \
     test "$(stat_of degrades)" -gt "$degrades0"
 sleep 4
@@ -39,7 +42,7 @@ check "4 s into the burst: lb copied nothing yet (gen $(gen) = $gen0)" \
     test "$(gen)" = "$gen0"
 check "and lb is waiting, not copying" test "$(stat_of pending)" = 0
 check "lb --status says it is waiting for the writes to pause" \
-    sh -c "'$LB' --status --dir='$T' 1 | grep -q 'deferring: 1'"
+    lb_says "deferring: 1"
 wait "$BURST"
 check "the burst ran to its end" test $? = 0
 check "after the burst, lb catches up and is live" wait_lb_converged "$IMG" 60
@@ -48,7 +51,7 @@ check "the catch-up came after the burst (gen moved on)" \
     test "$(gen)" -gt "$gen0"
 # (lb rewrites its status file once a second.)
 check "lb --status: no longer deferring" \
-    wait_for 5 sh -c "'$LB' --status --dir='$T' 1 | grep -q 'deferring: 0'"
+    wait_for 5 lb_says "deferring: 0"
 
 # --- --defer=1: a writer that never pauses still gets copies -------------
 kill "$(lb_pid lb)"; wait "$(lb_pid lb)" 2>/dev/null
@@ -57,7 +60,7 @@ check "lb restarted with --defer=1 converges" \
     wait_for 60 grep -q "live (image consistent)" "$T/lb2.log"
 gen1=$(gen)
 burst 12
-wait_for 30 sh -c "[ \$('$MIRROR' --stat --dir='$T' 1 | sed -n 's/^gen_acked=//p') -gt $gen1 ]"
+wait_for 30 above gen_acked "$gen1"
 running=$(kill -0 "$BURST" 2>/dev/null && echo yes || echo no)
 check "copies were made while the writer was still writing (gen $(gen) > $gen1)" \
     test "$(gen)" -gt "$gen1" -a "$running" = yes
