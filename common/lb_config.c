@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <sys/stat.h>
 
+#include "lb_array.h"
 #include "lb_config.h"
 
 enum lb_config_key {
@@ -105,7 +106,7 @@ struct lb_config_parser {
   const char *path, *dir;
   struct lb_config *cfg;
   char **canon;                 /* per client: image path, links resolved */
-  size_t ccap, ecap;            /* room in cfg->clients (and canon), exports */
+  size_t clcap, ccap, ecap;     /* room in cfg->clients, canon, exports */
   struct lb_config_index images;        /* clients by canon */
   struct lb_config_index names;         /* clients by listen and name */
   struct lb_config_addr *addrs;         /* in order of first use */
@@ -595,26 +596,6 @@ lb_config_canon (const char *path)
   return lb_config_lexical (path);
 }
 
-/* ARR (of *CAP elements of SIZE bytes), grown if need be to hold one
- * more than N; NULL if out of memory (ARR is then untouched).  Each
- * element stands for a statement of at least a dozen bytes of the text,
- * so the array never outgrows the input.
- */
-static void *
-lb_config_grow (void *arr, size_t *cap, size_t n, size_t size)
-{
-  size_t ncap;
-  void *a;
-
-  if (n < *cap)
-    return arr;
-  ncap = *cap ? *cap * 2 : 8;
-  a = reallocarray (arr, ncap, size);
-  if (a != NULL)
-    *cap = ncap;
-  return a;
-}
-
 /* FNV-1a: the keys come from the config's author, who has no reason to
  * make them collide, so a fast unkeyed hash does.
  */
@@ -739,10 +720,9 @@ lb_config_use_listen (struct lb_config_parser *p, const struct lb_listen *l,
                              ? "" : "; give both the same address");
   }
   if (a == NULL) {
-    a = lb_config_grow (p->addrs, &p->acap, p->naddrs, sizeof *p->addrs);
-    if (a == NULL)
+    if (lb_array_grow (&p->addrs, &p->acap, p->naddrs + 1,
+                       sizeof *p->addrs) == -1)
       return lb_config_fail (p, line, "out of memory");
-    p->addrs = a;
     a = &p->addrs[p->naddrs++];
     memset (a, 0, sizeof *a);
     a->listen = *l;
@@ -823,22 +803,14 @@ lb_config_add_client (struct lb_config_parser *p, int line,
       goto fail;
     }
 
-  if (cfg->nclients == p->ccap) {
-    /* canon runs beside clients, with the same capacity. */
-    size_t ccap = p->ccap, ncap = p->ccap;
-    struct lb_client_conf *nc;
-    char **cn;
-
-    nc = lb_config_grow (cfg->clients, &ncap, cfg->nclients, sizeof *nc);
-    if (nc == NULL)
-      goto oom;
-    cfg->clients = nc;
-    cn = lb_config_grow (p->canon, &ccap, cfg->nclients, sizeof *cn);
-    if (cn == NULL)
-      goto oom;
-    p->canon = cn;
-    p->ccap = ncap;
-  }
+  /* Each element stands for a statement of at least a dozen bytes of
+   * the text, so the arrays never outgrow the input.
+   */
+  if (lb_array_grow (&cfg->clients, &p->clcap, cfg->nclients + 1,
+                     sizeof *cfg->clients) == -1
+      || lb_array_grow (&p->canon, &p->ccap, cfg->nclients + 1,
+                        sizeof *p->canon) == -1)
+    goto oom;
   if (lb_config_index_add (&p->images, image_hash, cfg->nclients) == -1
       || lb_config_index_add (&p->names, name_hash, cfg->nclients) == -1)
     goto oom;
@@ -863,7 +835,6 @@ lb_config_add_export (struct lb_config_parser *p, int line,
 {
   struct lb_config *cfg = p->cfg;
   struct lb_export_conf e = { .listen = *l, .tls = true, .line = line };
-  struct lb_export_conf *ne;
 
   if (vals[LBK_TLS].set)
     e.tls = vals[LBK_TLS].v[0] == 'p';
@@ -876,10 +847,9 @@ lb_config_add_export (struct lb_config_parser *p, int line,
                            "not listen=%s", l->text);
   if (lb_config_use_listen (p, l, true, line, &vals[LBK_LISTEN]) == -1)
     return -1;
-  ne = lb_config_grow (cfg->exports, &p->ecap, cfg->nexports, sizeof *ne);
-  if (ne == NULL)
+  if (lb_array_grow (&cfg->exports, &p->ecap, cfg->nexports + 1,
+                     sizeof *cfg->exports) == -1)
     return lb_config_fail (p, line, "out of memory");
-  cfg->exports = ne;
   cfg->exports[cfg->nexports++] = e;
   return 0;
 }

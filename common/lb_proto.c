@@ -52,7 +52,7 @@ lbp_check_header (const uint8_t hdr[LBP_HDR_SIZE], uint16_t *type,
 {
   uint16_t t = hdr[0] | hdr[1] << 8;
   uint16_t flags = hdr[2] | hdr[3] << 8;
-  uint32_t len = lbp_get32 (hdr + 4);
+  uint32_t len = lb_get_le32 (hdr + 4);
   int fixed = lbp_fixed_size (t);
 
   if (fixed < 0)
@@ -80,26 +80,26 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
 
   switch (type) {
   case LBP_HELLO:
-    m->magic = lbp_get32 (b);
-    m->version = lbp_get32 (b + 4);
-    m->epoch = lbp_get64 (b + 8);
-    m->dev_size = lbp_get64 (b + 16);
-    m->hash_block = lbp_get32 (b + 24);
+    m->magic = lb_get_le32 (b);
+    m->version = lb_get_le32 (b + 4);
+    m->epoch = lb_get_le64 (b + 8);
+    m->dev_size = lb_get_le64 (b + 16);
+    m->hash_block = lb_get_le32 (b + 24);
     if (m->magic != LBP_MAGIC)
       return "bad magic in HELLO";
     if (m->hash_block < 4096 || m->hash_block > (16u << 20)
-        || (m->hash_block & (m->hash_block - 1)))
+        || !lb_is_pow2 (m->hash_block))
       return "bad hash block size";
     break;
   case LBP_WRITE:
   case LBP_BLOCK:
     if (type == LBP_WRITE) {
-      m->seq = lbp_get64 (b);
+      m->seq = lb_get_le64 (b);
       b += 8;
     }
-    m->offset = lbp_get64 (b);
-    m->length = lbp_get32 (b + 8);
-    m->enc = lbp_get32 (b + 12);
+    m->offset = lb_get_le64 (b);
+    m->length = lb_get_le32 (b + 8);
+    m->enc = lb_get_le32 (b + 12);
     if (m->length == 0 || m->length > LBP_MAX_DATA)
       return "data length out of range";
     switch (m->enc) {
@@ -120,26 +120,26 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     }
     break;
   case LBP_ZERO:
-    m->seq = lbp_get64 (b);
-    m->offset = lbp_get64 (b + 8);
-    m->length = lbp_get64 (b + 16);
+    m->seq = lb_get_le64 (b);
+    m->offset = lb_get_le64 (b + 8);
+    m->length = lb_get_le64 (b + 16);
     break;
   case LBP_SYNC:
-    m->id = lbp_get64 (b);
-    m->seq = lbp_get64 (b + 8);
-    m->phase = lbp_get32 (b + 16);
-    m->gen = lbp_get64 (b + 24);
-    m->swept = lbp_get64 (b + 32);
+    m->id = lb_get_le64 (b);
+    m->seq = lb_get_le64 (b + 8);
+    m->phase = lb_get_le32 (b + 16);
+    m->gen = lb_get_le64 (b + 24);
+    m->swept = lb_get_le64 (b + 32);
     if (m->phase > LBP_PHASE_LIVE)
       return "unknown phase";
     break;
   case LBP_HASH_REQ:
-    m->id = lbp_get64 (b);
-    m->offset = lbp_get64 (b + 8);
-    m->length = lbp_get32 (b + 16);
-    m->hash_block = lbp_get32 (b + 20);
+    m->id = lb_get_le64 (b);
+    m->offset = lb_get_le64 (b + 8);
+    m->length = lb_get_le32 (b + 16);
+    m->hash_block = lb_get_le32 (b + 20);
     if (m->hash_block < 4096 || m->hash_block > (16u << 20)
-        || (m->hash_block & (m->hash_block - 1)))
+        || !lb_is_pow2 (m->hash_block))
       return "bad hash block size";
     if (m->length == 0
         || m->length > (uint64_t) m->hash_block * LBP_MAX_HASHES)
@@ -148,32 +148,32 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
   case LBP_BYE:
     break;
   case LBP_WELCOME:
-    m->version = lbp_get32 (b);
-    m->phase = lbp_get32 (b + 4);
-    m->epoch = lbp_get64 (b + 8);
-    m->seq = lbp_get64 (b + 16);
-    m->image_size = lbp_get64 (b + 24);
-    m->last_consistent = lbp_get64 (b + 32);
-    m->gen = lbp_get64 (b + 40);
-    m->swept = lbp_get64 (b + 48);
+    m->version = lb_get_le32 (b);
+    m->phase = lb_get_le32 (b + 4);
+    m->epoch = lb_get_le64 (b + 8);
+    m->seq = lb_get_le64 (b + 16);
+    m->image_size = lb_get_le64 (b + 24);
+    m->last_consistent = lb_get_le64 (b + 32);
+    m->gen = lb_get_le64 (b + 40);
+    m->swept = lb_get_le64 (b + 48);
     if (m->phase > LBP_PHASE_LIVE)
       return "unknown phase";
     break;
   case LBP_SYNCED:
-    m->id = lbp_get64 (b);
-    m->seq = lbp_get64 (b + 8);
+    m->id = lb_get_le64 (b);
+    m->seq = lb_get_le64 (b + 8);
     break;
   case LBP_HASHES:
-    m->id = lbp_get64 (b);
-    m->offset = lbp_get64 (b + 8);
-    m->count = lbp_get32 (b + 16);
-    m->hash_block = lbp_get32 (b + 20);
+    m->id = lb_get_le64 (b);
+    m->offset = lb_get_le64 (b + 8);
+    m->count = lb_get_le32 (b + 16);
+    m->hash_block = lb_get_le32 (b + 20);
     if (m->count > LBP_MAX_HASHES
         || m->payload_len != (size_t) m->count * LBP_HASH_SIZE)
       return "hash count does not match";
     break;
   case LBP_ERROR:
-    m->code = lbp_get32 (b);
+    m->code = lb_get_le32 (b);
     break;
   }
   return NULL;
@@ -188,65 +188,65 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
   memset (out, 0, LBP_HDR_SIZE + (fixed > 0 ? fixed : 0));
   out[0] = m->type & 0xff;
   out[1] = m->type >> 8;
-  lbp_put32 (out + 4, (uint32_t) (fixed + payload_len));
+  lb_put_le32 (out + 4, (uint32_t) (fixed + payload_len));
 
   switch (m->type) {
   case LBP_HELLO:
-    lbp_put32 (b, LBP_MAGIC);
-    lbp_put32 (b + 4, m->version);
-    lbp_put64 (b + 8, m->epoch);
-    lbp_put64 (b + 16, m->dev_size);
-    lbp_put32 (b + 24, m->hash_block);
+    lb_put_le32 (b, LBP_MAGIC);
+    lb_put_le32 (b + 4, m->version);
+    lb_put_le64 (b + 8, m->epoch);
+    lb_put_le64 (b + 16, m->dev_size);
+    lb_put_le32 (b + 24, m->hash_block);
     break;
   case LBP_WRITE:
-    lbp_put64 (b, m->seq);
+    lb_put_le64 (b, m->seq);
     b += 8;
     /* fall through */
   case LBP_BLOCK:
-    lbp_put64 (b, m->offset);
-    lbp_put32 (b + 8, (uint32_t) m->length);
-    lbp_put32 (b + 12, m->enc);
+    lb_put_le64 (b, m->offset);
+    lb_put_le32 (b + 8, (uint32_t) m->length);
+    lb_put_le32 (b + 12, m->enc);
     break;
   case LBP_ZERO:
-    lbp_put64 (b, m->seq);
-    lbp_put64 (b + 8, m->offset);
-    lbp_put64 (b + 16, m->length);
+    lb_put_le64 (b, m->seq);
+    lb_put_le64 (b + 8, m->offset);
+    lb_put_le64 (b + 16, m->length);
     break;
   case LBP_SYNC:
-    lbp_put64 (b, m->id);
-    lbp_put64 (b + 8, m->seq);
-    lbp_put32 (b + 16, m->phase);
-    lbp_put64 (b + 24, m->gen);
-    lbp_put64 (b + 32, m->swept);
+    lb_put_le64 (b, m->id);
+    lb_put_le64 (b + 8, m->seq);
+    lb_put_le32 (b + 16, m->phase);
+    lb_put_le64 (b + 24, m->gen);
+    lb_put_le64 (b + 32, m->swept);
     break;
   case LBP_HASH_REQ:
-    lbp_put64 (b, m->id);
-    lbp_put64 (b + 8, m->offset);
-    lbp_put32 (b + 16, (uint32_t) m->length);
-    lbp_put32 (b + 20, m->hash_block);
+    lb_put_le64 (b, m->id);
+    lb_put_le64 (b + 8, m->offset);
+    lb_put_le32 (b + 16, (uint32_t) m->length);
+    lb_put_le32 (b + 20, m->hash_block);
     break;
   case LBP_WELCOME:
-    lbp_put32 (b, m->version);
-    lbp_put32 (b + 4, m->phase);
-    lbp_put64 (b + 8, m->epoch);
-    lbp_put64 (b + 16, m->seq);
-    lbp_put64 (b + 24, m->image_size);
-    lbp_put64 (b + 32, m->last_consistent);
-    lbp_put64 (b + 40, m->gen);
-    lbp_put64 (b + 48, m->swept);
+    lb_put_le32 (b, m->version);
+    lb_put_le32 (b + 4, m->phase);
+    lb_put_le64 (b + 8, m->epoch);
+    lb_put_le64 (b + 16, m->seq);
+    lb_put_le64 (b + 24, m->image_size);
+    lb_put_le64 (b + 32, m->last_consistent);
+    lb_put_le64 (b + 40, m->gen);
+    lb_put_le64 (b + 48, m->swept);
     break;
   case LBP_SYNCED:
-    lbp_put64 (b, m->id);
-    lbp_put64 (b + 8, m->seq);
+    lb_put_le64 (b, m->id);
+    lb_put_le64 (b + 8, m->seq);
     break;
   case LBP_HASHES:
-    lbp_put64 (b, m->id);
-    lbp_put64 (b + 8, m->offset);
-    lbp_put32 (b + 16, m->count);
-    lbp_put32 (b + 20, m->hash_block);
+    lb_put_le64 (b, m->id);
+    lb_put_le64 (b + 8, m->offset);
+    lb_put_le32 (b + 16, m->count);
+    lb_put_le32 (b + 20, m->hash_block);
     break;
   case LBP_ERROR:
-    lbp_put32 (b, m->code);
+    lb_put_le32 (b, m->code);
     break;
   }
   return LBP_HDR_SIZE + fixed;

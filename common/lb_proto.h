@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lb_bytes.h"   /* lb_put_le32 and friends: the wire is little-endian */
+
 #define LBP_VERSION       2   /* 2: SYNC and WELCOME carry gen and swept */
 #define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
 #define LBP_HDR_SIZE      8
@@ -120,29 +122,5 @@ extern const char *lbp_type_name (uint16_t type);
 /* GEN for a log line: its number in BUF, or "none". */
 extern const char *lbp_gen_name (uint64_t gen, char buf[24]);
 extern const char *lbp_phase_name (uint32_t phase);
-
-/* Little-endian access, for the encoders and for tests. */
-static inline void
-lbp_put32 (uint8_t *p, uint32_t v)
-{
-  p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24;
-}
-static inline void
-lbp_put64 (uint8_t *p, uint64_t v)
-{
-  lbp_put32 (p, (uint32_t) v);
-  lbp_put32 (p + 4, (uint32_t) (v >> 32));
-}
-static inline uint32_t
-lbp_get32 (const uint8_t *p)
-{
-  return p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
-         | (uint32_t) p[3] << 24;
-}
-static inline uint64_t
-lbp_get64 (const uint8_t *p)
-{
-  return lbp_get32 (p) | (uint64_t) lbp_get32 (p + 4) << 32;
-}
 
 #endif /* LIVEBACKUP_LB_PROTO_H */

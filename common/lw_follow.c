@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 
+#include "lb_array.h"
 #include "lb_time.h"
 #include "lw_follow.h"
 
@@ -105,29 +106,11 @@ lwf_commit (struct lwf *f)
   return 0;
 }
 
-/* Room for one more element of SIZE bytes in *ARRAY (*N used, *CAP). */
-static int
-lwf_grow (void *array, size_t n, size_t *cap, size_t size)
-{
-  void **a = array, *p;
-  size_t c;
-
-  if (n < *cap)
-    return 0;
-  c = *cap ? *cap * 2 : 64;
-  p = realloc (*a, c * size);
-  if (p == NULL)
-    return -1;
-  *a = p;
-  *cap = c;
-  return 0;
-}
-
 static int
 lwf_touch (struct lwf *f, const struct lwc_rec *rec)
 {
-  if (lwf_grow (&f->touched, f->ntouched, &f->touched_cap,
-                sizeof *f->touched) == -1)
+  if (lb_array_grow (&f->touched, &f->touched_cap, f->ntouched + 1,
+                     sizeof *f->touched) == -1)
     return -1;
   f->touched[f->ntouched].offset = rec->offset;
   f->touched[f->ntouched].length = rec->length;
@@ -176,7 +159,8 @@ lwf_set_phase (struct lwf *f, enum lwf_phase phase, const struct lwf_mark *m)
 static int
 lwf_add_run (struct lwf *f, uint64_t block, uint64_t count)
 {
-  if (lwf_grow (&f->runs, f->nruns, &f->runs_cap, sizeof *f->runs) == -1)
+  if (lb_array_grow (&f->runs, &f->runs_cap, f->nruns + 1,
+                     sizeof *f->runs) == -1)
     return -1;
   f->runs[f->nruns].block = block;
   f->runs[f->nruns].count = count;

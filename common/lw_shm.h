@@ -31,6 +31,8 @@
 #include <stdatomic.h>
 #include <assert.h>
 
+#include "lb_bytes.h"
+
 #define LW_MAGIC          UINT64_C(0x314843544157564c)   /* "LVWATCH1" LE */
 #define LW_LAYOUT_VERSION 2           /* 2: copy generation */
 #define LW_HEADER_SIZE    4096
@@ -248,7 +250,7 @@ lw_header_check (const struct lw_header *h, uint64_t file_size)
       || h->bitmap_bytes > file_size)
     return "offsets or sizes out of range";
   if (h->block_size < LW_MIN_BLOCK || h->block_size > LW_MAX_BLOCK
-      || (h->block_size & (h->block_size - 1)) != 0)
+      || !lb_is_pow2 (h->block_size))
     return "bad block size";
   if (h->nblocks != (h->dev_size + h->block_size - 1) / h->block_size)
     return "block count does not match device size";

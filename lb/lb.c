@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 
 
+#include "lb_bytes.h"
 #include "lb_conn.h"
 #include "lb_json.h"
 #include "lb_key.h"
@@ -120,7 +121,7 @@ lb_parse_size (const char *s, uint32_t *out)
     return -1;
   if (*end == 'k' || *end == 'K') v <<= 10, end++;
   else if (*end == 'm' || *end == 'M') v <<= 20, end++;
-  if (*end != '\0' || v < 4096 || v > (16u << 20) || (v & (v - 1)))
+  if (*end != '\0' || v < 4096 || v > (16u << 20) || !lb_is_pow2 (v))
     return -1;
   *out = v;
   return 0;

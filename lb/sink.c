@@ -15,6 +15,8 @@
 #include <gnutls/crypto.h>
 #include <zstd.h>
 
+#include "lb_bytes.h"
+#include "lb_io.h"
 #include "lb_log.h"
 #include "lb_proto.h"
 #include "lb_wire.h"
@@ -99,13 +101,6 @@ lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
                                        : why ? why : "receive failed");
 }
 
-static bool
-lb_sink_all_zero (const uint8_t *p, size_t len)
-{
-  /* memcmp against itself shifted: fast and branch-light. */
-  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
-}
-
 /* Send DATA as one WRITE (SEQ != 0) or BLOCK, zero-detected and
  * compressed when enabled.
  */
@@ -116,7 +111,7 @@ lb_sink_data (struct lb_sink *s, uint16_t type, uint64_t seq, uint64_t off,
   struct lbp_msg m = { .type = type, .seq = seq, .offset = off,
                        .length = len, .enc = LBP_ENC_RAW };
 
-  if (lb_sink_all_zero (data, len)) {
+  if (lb_is_zero (data, len)) {
     if (type == LBP_WRITE) {
       struct lbp_msg z = { .type = LBP_ZERO, .seq = seq, .offset = off,
                            .length = len };
@@ -146,18 +141,13 @@ lb_sink_data (struct lb_sink *s, uint16_t type, uint64_t seq, uint64_t off,
 static int
 lb_sink_pread (struct lb_sink *s, uint8_t *buf, uint64_t off, uint64_t len)
 {
-  while (len > 0) {
-    ssize_t r = pread (s->dev_fd, buf, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      lb_err ("reading the device at %" PRIu64 ": %s", off,
-              r == 0 ? "unexpected end" : strerror (errno));
-      s->failed = true;
-      snprintf (s->why, sizeof s->why, "device read error");
-      return -1;
-    }
-    buf += r; off += r; len -= r;
+  /* The device is as large as the filter says: a short read is an error. */
+  if (lb_pread_all (s->dev_fd, buf, len, off, LB_EOF_FAIL) == -1) {
+    lb_err ("reading the device at %" PRIu64 ": %s", off,
+            errno == ENODATA ? "unexpected end" : strerror (errno));
+    s->failed = true;
+    snprintf (s->why, sizeof s->why, "device read error");
+    return -1;
   }
   return 0;
 }

@@ -23,6 +23,7 @@
 #include "export.h"
 #include "lb_conn.h"
 #include "lb_log.h"
+#include "lb_bytes.h"
 #include "lb_time.h"
 #include "nbd.h"
 #include "snapshot.h"
@@ -179,19 +180,6 @@ x_send (struct xconn *x, const void *buf, size_t len)
   return x_sendv (x, &v, 1);
 }
 
-static void
-put16 (uint8_t *p, uint16_t v) { v = htobe16 (v); memcpy (p, &v, 2); }
-static void
-put32 (uint8_t *p, uint32_t v) { v = htobe32 (v); memcpy (p, &v, 4); }
-static void
-put64 (uint8_t *p, uint64_t v) { v = htobe64 (v); memcpy (p, &v, 8); }
-static uint16_t
-get16 (const uint8_t *p) { uint16_t v; memcpy (&v, p, 2); return be16toh (v); }
-static uint32_t
-get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return be32toh (v); }
-static uint64_t
-get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return be64toh (v); }
-
 /* ---- negotiation ------------------------------------------------------ */
 
 /* One option reply: header, then the pieces A and B (either may be
@@ -206,10 +194,10 @@ x_reply2 (struct xconn *x, uint32_t opt, uint32_t type,
     { h, sizeof h }, { (void *) a, alen }, { (void *) b, blen },
   };
 
-  put64 (h, NBD_REP_MAGIC);
-  put32 (h + 8, opt);
-  put32 (h + 12, type);
-  put32 (h + 16, alen + blen);
+  lb_put_be64 (h, NBD_REP_MAGIC);
+  lb_put_be32 (h + 8, opt);
+  lb_put_be32 (h + 12, type);
+  lb_put_be32 (h + 16, alen + blen);
   return x_sendv (x, v, 3);
 }
 
@@ -270,23 +258,13 @@ x_safe (char *out, size_t outlen, const uint8_t *name, size_t len)
   lb_log_safe (out, outlen, (const char *) name, len > 64 ? 64 : len);
 }
 
-static const char *
-x_time (time_t t, char *buf, size_t len)
-{
-  struct tm tm;
-
-  localtime_r (&t, &tm);
-  strftime (buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 /* The human description of what CL's export serves now, for
  * NBD_INFO_DESCRIPTION; 0 if it serves nothing.
  */
 static int
 x_describe (struct client *cl, uint64_t *size, char *out, size_t len)
 {
-  char when[64];
+  char when[LB_TIME_LEN];
   time_t since = 0;
   int fd = open (cl->conf->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   int what = snapset_would_serve (&cl->snaps, fd, size, &since);
@@ -301,7 +279,7 @@ x_describe (struct client *cl, uint64_t *size, char *out, size_t len)
   else if (what == 2)
     snprintf (out, len, "livebackup image of %s: its last consistent state, "
               "of %s (a scan or catch-up is running)", cl->conf->name,
-              x_time (since, when, sizeof when));
+              lb_time_local (since, when));
   return what;
 }
 
@@ -320,7 +298,7 @@ x_refusal (struct client *cl)
 static int
 x_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
 {
-  char when[64];
+  char when[LB_TIME_LEN];
 
   x->ifd = open (cl->conf->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (x->ifd == -1) {
@@ -355,7 +333,7 @@ x_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
   if (x->since)
     lb_info ("export %s to %s: serving its last consistent state, of %s "
              "(snapshot %u, %" PRIu64 " bytes)", cl->conf->name, x->peer,
-             x_time (x->since, when, sizeof when), x->snap->id, x->size);
+             lb_time_local (x->since, when), x->snap->id, x->size);
   else
     lb_info ("export %s to %s: serving the live image frozen now "
              "(snapshot %u, %" PRIu64 " bytes)", cl->conf->name, x->peer,
@@ -391,12 +369,12 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
   uint8_t info[12];
   uint64_t size = 0;
 
-  if (len < 6 || (namelen = get32 (d)) > len - 6
-      || len != 4 + namelen + 2 + 2 * (uint32_t) (nreq = get16 (d + 4 + namelen)))
+  if (len < 6 || (namelen = lb_get_be32 (d)) > len - 6
+      || len != 4 + namelen + 2 + 2 * (uint32_t) (nreq = lb_get_be16 (d + 4 + namelen)))
     return x_reply_err (x, opt, NBD_REP_ERR_INVALID, "malformed %s request",
                         opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO");
   for (i = 0; i < nreq; i++) {
-    uint16_t r = get16 (d + 4 + namelen + 2 + 2 * i);
+    uint16_t r = lb_get_be16 (d + 4 + namelen + 2 + 2 * i);
     if (r == NBD_INFO_NAME) want_name = true;
     if (r == NBD_INFO_DESCRIPTION) want_desc = true;
   }
@@ -416,10 +394,10 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
                           cl->conf->name, why) == -1 ? -1 : 0;
     size = x->size;
     if (x->since) {
-      char when[64];
+      char when[LB_TIME_LEN];
       snprintf (desc, sizeof desc, "livebackup image of %s: its last "
                 "consistent state, of %s", cl->conf->name,
-                x_time (x->since, when, sizeof when));
+                lb_time_local (x->since, when));
     }
     else
       snprintf (desc, sizeof desc, "livebackup image of %s: the live image, "
@@ -429,28 +407,28 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
     return x_reply_err (x, opt, NBD_REP_ERR_POLICY, "export %s: %s",
                         cl->conf->name, x_refusal (cl)) == -1 ? -1 : 0;
 
-  put16 (info, NBD_INFO_EXPORT);
-  put64 (info + 2, size);
-  put16 (info + 10, x_tflags ());
+  lb_put_be16 (info, NBD_INFO_EXPORT);
+  lb_put_be64 (info + 2, size);
+  lb_put_be16 (info + 10, x_tflags ());
   if (x_reply2 (x, opt, NBD_REP_INFO, info, 12, NULL, 0) == -1)
     return -1;
   if (want_name) {
-    put16 (info, NBD_INFO_NAME);
+    lb_put_be16 (info, NBD_INFO_NAME);
     if (x_reply2 (x, opt, NBD_REP_INFO, info, 2, cl->conf->name,
                   strlen (cl->conf->name)) == -1)
       return -1;
   }
   if (want_desc) {
-    put16 (info, NBD_INFO_DESCRIPTION);
+    lb_put_be16 (info, NBD_INFO_DESCRIPTION);
     if (x_reply2 (x, opt, NBD_REP_INFO, info, 2, desc, strlen (desc)) == -1)
       return -1;
   }
   {
     uint8_t bs[14];
-    put16 (bs, NBD_INFO_BLOCK_SIZE);
-    put32 (bs + 2, 1);
-    put32 (bs + 6, 4096);
-    put32 (bs + 10, LBD_EXPORT_MAX_REQUEST);
+    lb_put_be16 (bs, NBD_INFO_BLOCK_SIZE);
+    lb_put_be32 (bs + 2, 1);
+    lb_put_be32 (bs + 6, 4096);
+    lb_put_be32 (bs + 10, LBD_EXPORT_MAX_REQUEST);
     if (x_reply2 (x, opt, NBD_REP_INFO, bs, 14, NULL, 0) == -1)
       return -1;
   }
@@ -479,14 +457,14 @@ x_meta (struct xconn *x, uint32_t opt, uint32_t len)
   if (!x->structured)
     return x_reply_err (x, opt, NBD_REP_ERR_INVALID,
                         "structured replies must be negotiated first");
-  if (len < 8 || (namelen = get32 (d)) > len - 8)
+  if (len < 8 || (namelen = lb_get_be32 (d)) > len - 8)
     return x_reply_err (x, opt, NBD_REP_ERR_INVALID, "malformed request");
   pos = 4 + namelen;
-  nq = get32 (d + pos);
+  nq = lb_get_be32 (d + pos);
   pos += 4;
   /* Check the whole request before answering anything. */
   for (i = 0; i < nq; i++) {
-    if (len - pos < 4 || (ql = get32 (d + pos)) > len - pos - 4)
+    if (len - pos < 4 || (ql = lb_get_be32 (d + pos)) > len - pos - 4)
       return x_reply_err (x, opt, NBD_REP_ERR_INVALID, "malformed request");
     pos += 4 + ql;
   }
@@ -498,14 +476,14 @@ x_meta (struct xconn *x, uint32_t opt, uint32_t len)
     return x_reply_err (x, opt, NBD_REP_ERR_UNKNOWN, "no export named '%s'",
                         safe);
   }
-  put32 (id, set ? X_BASE_ALLOCATION : 0);
+  lb_put_be32 (id, set ? X_BASE_ALLOCATION : 0);
   if (nq == 0 && !set) {
     if (x_reply2 (x, opt, NBD_REP_META_CONTEXT, id, 4, "base:allocation",
                   15) == -1)
       return -1;
   }
   for (pos = 8 + namelen, i = 0; i < nq; i++) {
-    ql = get32 (d + pos);
+    ql = lb_get_be32 (d + pos);
     const char *q = (const char *) d + pos + 4;
     pos += 4 + ql;
     if ((ql == 15 && memcmp (q, "base:allocation", 15) == 0)
@@ -601,12 +579,12 @@ x_negotiate (struct xconn *x)
   int n, r;
   size_t i;
 
-  put64 (h, NBD_MAGIC);
-  put64 (h + 8, NBD_IHAVEOPT);
-  put16 (h + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  lb_put_be64 (h, NBD_MAGIC);
+  lb_put_be64 (h + 8, NBD_IHAVEOPT);
+  lb_put_be16 (h + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
   if (x_send (x, h, sizeof h) == -1 || x_recv (x, o, 4) == -1)
     goto io;
-  cflags = get32 (o);
+  cflags = lb_get_be32 (o);
   if (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
     lb_warn ("export %s: %s: unknown client flags 0x%" PRIx32 "; closing",
              addr, x->peer, cflags);
@@ -617,9 +595,9 @@ x_negotiate (struct xconn *x)
   for (n = 0; n < X_OPT_COUNT; n++) {
     if (x_recv (x, o, 16) == -1)
       goto io;
-    opt = get32 (o + 8);
-    len = get32 (o + 12);
-    if (get64 (o) != NBD_IHAVEOPT) {
+    opt = lb_get_be32 (o + 8);
+    len = lb_get_be32 (o + 12);
+    if (lb_get_be64 (o) != NBD_IHAVEOPT) {
       lb_warn ("export %s: %s: not an NBD option (bad magic); closing", addr,
                x->peer);
       return -1;
@@ -702,7 +680,7 @@ x_negotiate (struct xconn *x)
             || x_by_name (cl->conf->name, strlen (cl->conf->name)) != cl
             || x_describe (cl, &size, desc, sizeof desc) == 0)
           continue;
-        put32 (nl, strlen (cl->conf->name));
+        lb_put_be32 (nl, strlen (cl->conf->name));
         r = x_reply2 (x, opt, NBD_REP_SERVER, nl, 4, cl->conf->name,
                       strlen (cl->conf->name));
       }
@@ -741,8 +719,8 @@ x_negotiate (struct xconn *x)
       if (x_open (x, cl, why, sizeof why) == -1)
         return -1;
       memset (rep, 0, sizeof rep);
-      put64 (rep, x->size);
-      put16 (rep + 8, x_tflags ());
+      lb_put_be64 (rep, x->size);
+      lb_put_be16 (rep + 8, x_tflags ());
       if (x_send (x, rep, x->no_zeroes ? 10 : sizeof rep) == -1)
         goto io;
       return 0;
@@ -776,9 +754,9 @@ x_simple (struct xconn *x, uint64_t cookie, uint32_t error)
 {
   uint8_t r[16];
 
-  put32 (r, NBD_SIMPLE_REPLY_MAGIC);
-  put32 (r + 4, error);
-  put64 (r + 8, cookie);
+  lb_put_be32 (r, NBD_SIMPLE_REPLY_MAGIC);
+  lb_put_be32 (r + 4, error);
+  lb_put_be64 (r + 8, cookie);
   return x_send (x, r, sizeof r);
 }
 
@@ -786,11 +764,11 @@ static void
 x_chunk_header (uint8_t *h, uint16_t flags, uint16_t type, uint64_t cookie,
                 uint32_t len)
 {
-  put32 (h, NBD_STRUCTURED_REPLY_MAGIC);
-  put16 (h + 4, flags);
-  put16 (h + 6, type);
-  put64 (h + 8, cookie);
-  put32 (h + 16, len);
+  lb_put_be32 (h, NBD_STRUCTURED_REPLY_MAGIC);
+  lb_put_be16 (h + 4, flags);
+  lb_put_be16 (h + 6, type);
+  lb_put_be64 (h + 8, cookie);
+  lb_put_be32 (h + 16, len);
 }
 
 /* An error reply to a command (structured, with a message, when it can). */
@@ -805,8 +783,8 @@ x_error (struct xconn *x, uint64_t cookie, uint32_t error, const char *msg)
     return x_simple (x, cookie, error);
   x_chunk_header (h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, cookie,
                   6 + ml);
-  put32 (h + 20, error);
-  put16 (h + 24, ml);
+  lb_put_be32 (h + 20, error);
+  lb_put_be16 (h + 24, ml);
   return x_sendv (x, v, 2);
 }
 
@@ -861,8 +839,8 @@ x_read (struct xconn *x, uint64_t cookie, uint64_t off, uint32_t len)
       if (zero) {
         x_chunk_header (h, last ? NBD_REPLY_FLAG_DONE : 0,
                         NBD_REPLY_TYPE_OFFSET_HOLE, cookie, 12);
-        put64 (h + 20, off);
-        put32 (h + 28, n);
+        lb_put_be64 (h + 20, off);
+        lb_put_be32 (h + 28, n);
         v[0].iov_len = 32;
         if (x_sendv (x, v, 1) == -1)
           return -1;
@@ -870,7 +848,7 @@ x_read (struct xconn *x, uint64_t cookie, uint64_t off, uint32_t len)
       else {
         x_chunk_header (h, last ? NBD_REPLY_FLAG_DONE : 0,
                         NBD_REPLY_TYPE_OFFSET_DATA, cookie, 8 + n);
-        put64 (h + 20, off);
+        lb_put_be64 (h + 20, off);
         v[0].iov_len = 28;
         v[1].iov_len = n;
         if (x_sendv (x, v, 2) == -1)
@@ -904,13 +882,13 @@ x_block_status (struct xconn *x, uint64_t cookie, uint16_t flags,
       return x_error (x, cookie, x_errno (errno), "block status failed");
     f = hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
     if (n > 0 && f == lastf)
-      put32 (d + 24 + 8 * (n - 1),
-             get32 (d + 24 + 8 * (n - 1)) + (uint32_t) elen);
+      lb_put_be32 (d + 24 + 8 * (n - 1),
+             lb_get_be32 (d + 24 + 8 * (n - 1)) + (uint32_t) elen);
     else {
       if (n == max)
         break;
-      put32 (d + 24 + 8 * n, elen);
-      put32 (d + 24 + 8 * n + 4, f);
+      lb_put_be32 (d + 24 + 8 * n, elen);
+      lb_put_be32 (d + 24 + 8 * n + 4, f);
       n++;
       lastf = f;
     }
@@ -918,7 +896,7 @@ x_block_status (struct xconn *x, uint64_t cookie, uint16_t flags,
   }
   x_chunk_header (d, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, cookie,
                   4 + 8 * n);
-  put32 (d + 20, X_BASE_ALLOCATION);
+  lb_put_be32 (d + 20, X_BASE_ALLOCATION);
   return x_send (x, d, 24 + 8 * n);
 }
 
@@ -963,12 +941,12 @@ x_transmit (struct xconn *x)
                name, x->peer, x->bytes_out);
       return;
     }
-    flags = get16 (h + 4);
-    type = get16 (h + 6);
-    cookie = get64 (h + 8);
-    off = get64 (h + 16);
-    len = get32 (h + 24);
-    if (get32 (h) != NBD_REQUEST_MAGIC) {
+    flags = lb_get_be16 (h + 4);
+    type = lb_get_be16 (h + 6);
+    cookie = lb_get_be64 (h + 8);
+    off = lb_get_be64 (h + 16);
+    len = lb_get_be32 (h + 24);
+    if (lb_get_be32 (h) != NBD_REQUEST_MAGIC) {
       lb_warn ("export %s to %s: protocol error: bad request magic; closing",
                name, x->peer);
       return;

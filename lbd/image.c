@@ -17,6 +17,7 @@
 #include <gnutls/crypto.h>
 
 #include "image.h"
+#include "lb_io.h"
 #include "lb_log.h"
 #include "lb_proto.h"
 #include "snapshot.h"
@@ -130,22 +131,6 @@ image_range_ok (const struct image *im, uint64_t off, uint64_t len)
   return off <= im->size && len <= im->size - off;
 }
 
-static int
-image_pwrite (struct image *im, uint64_t off, const void *buf, uint64_t len)
-{
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (im->fd, p, len, off);
-    if (r == -1) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += r; off += r; len -= r;
-  }
-  return 0;
-}
-
 int
 image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
 {
@@ -156,7 +141,7 @@ image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
     return -1;
   }
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
-  r = image_pwrite (im, off, buf, len);
+  r = lb_pwrite_all (im->fd, buf, len, off);
   e = errno;
   snapset_write_end (im->snaps);
   errno = e;
@@ -166,25 +151,15 @@ image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
 int
 image_read (struct image *im, uint64_t off, void *buf, uint64_t len)
 {
-  char *p = buf;
-
   if (!image_range_ok (im, off, len)) {
     errno = ERANGE;
     return -1;
   }
-  while (len > 0) {
-    ssize_t r = pread (im->fd, p, len, off);
-    if (r == -1) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) {
-      memset (p, 0, len);
-      break;
-    }
-    p += r; off += r; len -= r;
-  }
-  return 0;
+  /* The image file may be shorter than its size says (a sparse file
+   * extended by ftruncate is not, but a copy put back may be): its end
+   * reads as zeroes, as the device's would after a zero.
+   */
+  return lb_pread_all (im->fd, buf, len, off, LB_EOF_ZERO);
 }
 
 int
@@ -206,7 +181,7 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
     len = 0;
   while (len > 0) {
     uint64_t n = len < sizeof zeroes ? len : sizeof zeroes;
-    if (image_pwrite (im, off, zeroes, n) == -1)
+    if (lb_pwrite_all (im->fd, zeroes, n, off) == -1)
       break;
     off += n; len -= n;
   }

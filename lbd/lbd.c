@@ -276,20 +276,6 @@ lbd_control_listen (const char *path, char *err, size_t errlen)
   return fd;
 }
 
-static void
-lbd_time (uint64_t t, char *out, size_t len)
-{
-  time_t tt = t;
-  struct tm tm;
-
-  if (t == 0) {
-    snprintf (out, len, "never");
-    return;
-  }
-  localtime_r (&tt, &tm);
-  strftime (out, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 /* What CL's export would serve, and its snapshots. */
 static void
 lbd_status_export (FILE *fp, bool json, struct client *cl, unsigned open,
@@ -297,7 +283,7 @@ lbd_status_export (FILE *fp, bool json, struct client *cl, unsigned open,
 {
   struct snapset *ss = &cl->snaps;
   struct snapshot *s;
-  char when[64];
+  char when[LB_TIME_LEN];
   const char *serves;
   time_t since = 0;
   bool first = true;
@@ -317,7 +303,7 @@ lbd_status_export (FILE *fp, bool json, struct client *cl, unsigned open,
              ",\"snapshots\":[", serves, (uint64_t) since, open, served,
              refused);
   else {
-    lbd_time (since, when, sizeof when);
+    lb_time_local (since, when);
     if (since)
       fprintf (fp, "  export: serves its last consistent state, of %s\n",
                when);
@@ -332,7 +318,7 @@ lbd_status_export (FILE *fp, bool json, struct client *cl, unsigned open,
   }
   for (s = ss->list; s; s = s->next) {
     unsigned readers = s->refs - (s == ss->lastc);
-    lbd_time (s->taken, when, sizeof when);
+    lb_time_local (s->taken, when);
     if (json)
       fprintf (fp, "%s{\"id\":%u,\"readers\":%u,\"taken\":%" PRIu64
                ",\"size\":%" PRIu64 ",\"blocks_saved\":%" PRIu64
@@ -364,7 +350,7 @@ lbd_status (FILE *fp, bool json)
     fprintf (fp, "{\"clients\":[");
   for (i = 0; i < lbd_cfg.nclients; i++) {
     struct client *cl = &lbd_clients[i];
-    char when[64];
+    char when[LB_TIME_LEN];
 
     pthread_mutex_lock (&cl->lock);
     {
@@ -377,7 +363,7 @@ lbd_status (FILE *fp, bool json)
         cl->rate_time_ms = now;
       }
     }
-    lbd_time (cl->last_consistent, when, sizeof when);
+    lb_time_local (cl->last_consistent, when);
     if (json) {
       fprintf (fp, "%s{\"name\":", i ? "," : "");
       lb_json_str (fp, cl->conf->name);

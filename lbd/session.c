@@ -17,6 +17,7 @@
 #include <zstd.h>
 
 #include "image.h"
+#include "lb_array.h"
 #include "lb_log.h"
 #include "lb_time.h"
 #include "lb_wire.h"
@@ -153,19 +154,6 @@ session_publish (struct session *s, uint64_t bytes)
   pthread_mutex_unlock (&cl->lock);
 }
 
-static int
-session_grow (uint8_t **p, size_t *cap, size_t need)
-{
-  if (*cap >= need)
-    return 0;
-  void *n = realloc (*p, need);
-  if (n == NULL)
-    return -1;
-  *p = n;
-  *cap = need;
-  return 0;
-}
-
 /* Store ST durably.  When the image stops being consistent, its last
  * consistent state is kept for restores first (a snapshot, before
  * anything changes it); when it becomes consistent again, that snapshot
@@ -266,7 +254,7 @@ session_apply_data (struct session *s, const struct lbp_msg *m,
     size_t r;
     if (s->dctx == NULL && (s->dctx = ZSTD_createDCtx ()) == NULL)
       return -1;
-    if (session_grow (&s->data, &s->data_cap, m->length) == -1)
+    if (lb_array_grow (&s->data, &s->data_cap, m->length, 1) == -1)
       return -1;
     r = ZSTD_decompressDCtx (s->dctx, s->data, m->length, m->payload,
                              m->payload_len);
@@ -297,7 +285,7 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
   if (s->hashes == NULL
       && (s->hashes = malloc (LBP_MAX_HASHES * LBP_HASH_SIZE)) == NULL)
     return -1;
-  if (session_grow (&s->data, &s->data_cap, m->hash_block) == -1)
+  if (lb_array_grow (&s->data, &s->data_cap, m->hash_block, 1) == -1)
     return -1;
   if (image_hash (&s->im, m->offset, m->length, m->hash_block, s->data,
                   s->hashes, &count) == -1)

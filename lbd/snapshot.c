@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "lb_bytes.h"
+#include "lb_io.h"
 #include "lb_log.h"
 #include "snapshot.h"
 
@@ -29,61 +31,6 @@ static void
 snap_set_bit (struct snapshot *s, uint64_t b)
 {
   s->saved[b >> 6] |= UINT64_C (1) << (b & 63);
-}
-
-static bool
-snap_all_zero (const uint8_t *p, size_t n)
-{
-  static const uint8_t z[256];
-
-  while (n >= sizeof z) {
-    if (memcmp (p, z, sizeof z) != 0)
-      return false;
-    p += sizeof z;
-    n -= sizeof z;
-  }
-  return memcmp (p, z, n) == 0;
-}
-
-/* Read exactly LEN bytes at OFF; what lies past the end of the file
- * reads as zeroes.
- */
-static int
-snap_pread (int fd, void *buf, size_t len, uint64_t off)
-{
-  uint8_t *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, off);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (r == 0) {
-      memset (p, 0, len);
-      return 0;
-    }
-    p += r; off += r; len -= r;
-  }
-  return 0;
-}
-
-static int
-snap_pwrite (int fd, const void *buf, size_t len, uint64_t off)
-{
-  const uint8_t *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, off);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += r; off += r; len -= r;
-  }
-  return 0;
 }
 
 /* Is [OFF, OFF+LEN) of FD a hole (no data)?  false when unsure. */
@@ -305,14 +252,14 @@ snap_preserve_block (struct snapset *ss, int fd, uint64_t image_size,
     n = image_size - start < SNAP_BLOCK ? image_size - start : SNAP_BLOCK;
   hole = n == 0 || snap_is_hole (fd, start, n);
   if (!hole) {
-    if (snap_pread (fd, ss->buf, n, start) == -1) {
+    if (lb_pread_all (fd, ss->buf, n, start, LB_EOF_ZERO) == -1) {
       int e = errno;
       for (s = ss->list; s; s = s->next)
         if (!s->broken && b < s->nblocks && !snap_bit (s, b))
           snap_break (s, "reading the image", e);
       return;
     }
-    hole = snap_all_zero (ss->buf, n);
+    hole = lb_is_zero (ss->buf, n);
   }
   for (s = ss->list; s; s = s->next) {
     uint64_t m, p, q, written = 0;
@@ -325,18 +272,18 @@ snap_preserve_block (struct snapset *ss, int fd, uint64_t image_size,
      * saved once).
      */
     for (p = 0; !hole && p < m; p = q) {
-      while (p < m && snap_all_zero (ss->buf + p, m - p < SNAP_PAGE
+      while (p < m && lb_is_zero (ss->buf + p, m - p < SNAP_PAGE
                                                   ? m - p : SNAP_PAGE))
         p += SNAP_PAGE;
       if (p >= m)
         break;
       q = p;
-      while (q < m && !snap_all_zero (ss->buf + q, m - q < SNAP_PAGE
+      while (q < m && !lb_is_zero (ss->buf + q, m - q < SNAP_PAGE
                                                    ? m - q : SNAP_PAGE))
         q += SNAP_PAGE;
       if (q > m)
         q = m;
-      if (snap_pwrite (s->fd, ss->buf + p, q - p, start + p) == -1)
+      if (lb_pwrite_all (s->fd, ss->buf + p, q - p, start + p) == -1)
         break;
       written += q - p;
     }
@@ -521,7 +468,8 @@ snapshot_read (struct snapshot *s, int image_fd, void *buf, uint64_t off,
       if (end > off + piece)
         end = off + piece;
       n = end - pos;
-      if (snap_pread (saved ? s->fd : image_fd, p + done, n, pos) == -1) {
+      if (lb_pread_all (saved ? s->fd : image_fd, p + done, n, pos,
+                        LB_EOF_ZERO) == -1) {
         int e = errno;
         pthread_rwlock_unlock (&ss->lock);
         errno = e;

@@ -20,6 +20,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "lb_bytes.h"
 #include "capture.h"
 #include "channel.h"
 #include "service.h"
@@ -69,7 +70,7 @@ livewatch_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     r = nbdkit_parse_size (value);
     if (r == -1)
       return -1;
-    if (r < LW_MIN_BLOCK || r > LW_MAX_BLOCK || (r & (r - 1)) != 0) {
+    if (r < LW_MIN_BLOCK || r > LW_MAX_BLOCK || !lb_is_pow2 (r)) {
       nbdkit_error ("livewatch-block=%s: must be a power of 2 "
                     "between 512 and 16M", value);
       return -1;

@@ -179,7 +179,7 @@ main (int argc, char **argv)
   if (strcmp (mode, "oversized") == 0) {
     struct lbp_msg m = { .type = LBP_WRITE, .seq = 1, .length = 4096 };
     lbp_encode (&m, 0, hdr);
-    lbp_put32 (hdr + 4, 0x7fffffff);
+    lb_put_le32 (hdr + 4, 0x7fffffff);
     lb_conn_send (c, hdr, LBP_HDR_SIZE);
     r = peer_expect_close (c, "oversized");
   }

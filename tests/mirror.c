@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <linux/falloc.h>
 
+#include "lb_io.h"
 #include "mirror.h"
 
 static void
@@ -33,48 +34,14 @@ mirror_log (struct mirror *m, const char *fmt, ...)
 }
 
 static int
-mirror_full_write (int fd, const void *buf, size_t len, uint64_t off)
-{
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, off);
-    if (r == -1) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += r; len -= r; off += r;
-  }
-  return 0;
-}
-
-static int
-mirror_full_read (int fd, void *buf, size_t len, uint64_t off)
-{
-  char *p = buf;
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, off);
-    if (r == -1) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) {               /* past the device's end reads zeroes */
-      memset (p, 0, len);
-      return 0;
-    }
-    p += r; len -= r; off += r;
-  }
-  return 0;
-}
-
-static int
 mirror_copy (void *opaque, uint64_t offset, uint64_t length, bool scan)
 {
   struct mirror *m = opaque;
 
   while (length > 0) {
     size_t n = length < m->buf_len ? length : m->buf_len;
-    if (mirror_full_read (m->dev_fd, m->buf, n, offset) == -1
-        || mirror_full_write (m->img_fd, m->buf, n, offset) == -1) {
+    if (lb_pread_all (m->dev_fd, m->buf, n, offset, LB_EOF_FAIL) == -1
+        || lb_pwrite_all (m->img_fd, m->buf, n, offset) == -1) {
       mirror_log (m, "copy at %" PRIu64 ": %s", offset, strerror (errno));
       return -1;
     }
@@ -95,7 +62,7 @@ mirror_record (void *opaque, const struct lwc_rec *rec)
   m->n_records++;
   switch (rec->type) {
   case LW_REC_WRITE:
-    if (mirror_full_write (m->img_fd, rec->data, rec->length, rec->offset)
+    if (lb_pwrite_all (m->img_fd, rec->data, rec->length, rec->offset)
         == -1) {
       mirror_log (m, "write: %s", strerror (errno));
       return -1;
@@ -111,7 +78,7 @@ mirror_record (void *opaque, const struct lwc_rec *rec)
     for (uint64_t done = 0; done < rec->length; ) {
       size_t n = rec->length - done < m->buf_len ? rec->length - done
                                                  : m->buf_len;
-      if (mirror_full_write (m->img_fd, m->buf, n, rec->offset + done) == -1)
+      if (lb_pwrite_all (m->img_fd, m->buf, n, rec->offset + done) == -1)
         return -1;
       done += n;
     }

@@ -108,15 +108,15 @@ main (void)
           "unknown type refused from its header");
   m = (struct lbp_msg) { .type = LBP_BLOCK, .length = 1, .enc = 0 };
   lbp_encode (&m, 1, wire);
-  lbp_put32 (wire + 4, 16 + LBP_MAX_DATA + 1);
+  lb_put_le32 (wire + 4, 16 + LBP_MAX_DATA + 1);
   tap_ok (lbp_check_header (wire, &type, &len) != NULL,
           "a body over the limit is refused from its header");
-  lbp_put32 (wire + 4, 3);
+  lb_put_le32 (wire + 4, 3);
   tap_ok (lbp_check_header (wire, &type, &len) != NULL,
           "a body shorter than the fixed part is refused");
   m = (struct lbp_msg) { .type = LBP_SYNCED };
   lbp_encode (&m, 0, wire);
-  lbp_put32 (wire + 4, 17);
+  lb_put_le32 (wire + 4, 17);
   tap_ok (lbp_check_header (wire, &type, &len) != NULL,
           "a fixed-size message with extra bytes is refused");
   m = (struct lbp_msg) { .type = LBP_BYE };
