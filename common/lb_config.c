@@ -19,13 +19,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include "lb_array.h"
 #include "lb_config.h"
+#include "lb_index.h"
+#include "lb_path.h"
 
 enum lb_config_key {
   LBK_FILE, LBK_KEY, LBK_LISTEN, LBK_TYPE, LBK_NAME, LBK_ENCRYPT, LBK_TLS,
@@ -78,20 +77,6 @@ struct lb_config_val {
   size_t vn;
 };
 
-/* An index of clients by a hash of some key, so that the whole-file
- * checks cost one look-up per client rather than a pass over all the
- * clients before it: open addressing, at most half full.
- */
-struct lb_config_slot {
-  uint64_t hash;
-  size_t client;                /* index + 1; 0: an empty slot */
-};
-
-struct lb_config_index {
-  struct lb_config_slot *slot;
-  size_t cap, n;                /* cap: 0 or a power of two */
-};
-
 /* A distinct listen address, and what uses it. */
 struct lb_config_addr {
   struct lb_listen listen;
@@ -107,8 +92,8 @@ struct lb_config_parser {
   struct lb_config *cfg;
   char **canon;                 /* per client: image path, links resolved */
   size_t clcap, ccap, ecap;     /* room in cfg->clients, canon, exports */
-  struct lb_config_index images;        /* clients by canon */
-  struct lb_config_index names;         /* clients by listen and name */
+  struct lb_index images;        /* clients by canon */
+  struct lb_index names;          /* clients by listen and name */
   struct lb_config_addr *addrs;         /* in order of first use */
   size_t naddrs, acap;
   char *err;
@@ -289,399 +274,6 @@ lb_config_word_is (const char *s, size_t n, const char *lit)
   return strlen (lit) == n && memcmp (s, lit, n) == 0;
 }
 
-/* Parse the port digits S[0..N) into *PORT: 1..65535, digits only. */
-static bool
-lb_config_port (const char *s, size_t n, unsigned *port)
-{
-  unsigned long v = 0;
-  size_t i;
-
-  if (n == 0)
-    return false;
-  for (i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return false;
-    v = v * 10 + (s[i] - '0');
-    if (v > 65535)
-      return false;
-  }
-  if (v == 0)
-    return false;
-  *port = v;
-  return true;
-}
-
-/* Fill L with the IPv4 address A and PORT. */
-static void
-lb_config_listen_ipv4 (struct lb_listen *l, struct in_addr a, unsigned port)
-{
-  struct sockaddr_in *s4 = (struct sockaddr_in *) &l->addr;
-  char shown[INET_ADDRSTRLEN];
-
-  memset (&l->addr, 0, sizeof l->addr);
-  s4->sin_family = AF_INET;
-  s4->sin_addr = a;
-  s4->sin_port = htons (port);
-  l->family = AF_INET;
-  l->addrlen = sizeof *s4;
-  l->loopback = (ntohl (a.s_addr) >> 24) == 127;
-  inet_ntop (AF_INET, &a, shown, sizeof shown);
-  snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
-}
-
-/* Parse the IPv6 literal A (NUL-terminated, writable, no brackets, an
- * optional %ZONE) with PORT into L.  Returns NULL, or why it is wrong.
- */
-static const char *
-lb_config_listen_ipv6 (struct lb_listen *l, char *a, unsigned port)
-{
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &l->addr;
-  char shown[INET6_ADDRSTRLEN], *zone = strchr (a, '%');
-  bool numeric = false;
-  uint32_t scope = 0;
-
-  if (zone) {
-    *zone++ = '\0';
-    if (*zone == '\0')
-      return "bad address (empty zone after %)";
-    numeric = zone[strspn (zone, "0123456789")] == '\0';
-    if (numeric) {
-      unsigned long z;
-      errno = 0;
-      z = strtoul (zone, NULL, 10);
-      if (errno || z == 0 || z > UINT32_MAX)
-        return "bad address (bad zone number)";
-      scope = z;
-    }
-    else if ((scope = if_nametoindex (zone)) == 0)
-      return "bad address (no such network interface)";
-  }
-  if (inet_pton (AF_INET6, a, &s6->sin6_addr) != 1)
-    return "bad address";
-  if (IN6_IS_ADDR_V4MAPPED (&s6->sin6_addr) && !zone) {
-    /* ::ffff:a.b.c.d is that IPv4 address: store it as one, so that both
-     * spellings compare equal and bind the same way.
-     */
-    struct in_addr a4;
-    memcpy (&a4, &s6->sin6_addr.s6_addr[12], sizeof a4);
-    lb_config_listen_ipv4 (l, a4, port);
-    return NULL;
-  }
-  s6->sin6_family = AF_INET6;
-  s6->sin6_port = htons (port);
-  s6->sin6_scope_id = scope;
-  l->family = AF_INET6;
-  l->addrlen = sizeof *s6;
-  l->loopback = IN6_IS_ADDR_LOOPBACK (&s6->sin6_addr);
-  inet_ntop (AF_INET6, &s6->sin6_addr, shown, sizeof shown);
-  /* A zone shows as its number, or as the name of an interface that
-   * exists, which is short: the text always fits.
-   */
-  if (numeric)
-    snprintf (l->text, sizeof l->text, "%s%%%u/%u", shown,
-              (unsigned) scope, port);
-  else if (zone)
-    snprintf (l->text, sizeof l->text, "%s%%%s/%u", shown, zone, port);
-  else
-    snprintf (l->text, sizeof l->text, "%s/%u", shown, port);
-  return NULL;
-}
-
-/* Parse listen=VALUE (V, N bytes) into L.  Returns NULL, or why it is
- * wrong.
- */
-static const char *
-lb_config_listen (const char *v, size_t n, struct lb_listen *l)
-{
-  /* Room for an IPv6 literal in brackets with an interface zone. */
-  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 8];
-  const char *slash = NULL;
-  struct in_addr a4;
-  unsigned port;
-  size_t an, i;
-
-  memset (l, 0, sizeof *l);
-  /* The last slash: the address part never holds one. */
-  for (i = n; i > 0; i--)
-    if (v[i - 1] == '/') {
-      slash = v + i - 1;
-      break;
-    }
-  if (slash == NULL)
-    return "no port (write ADDRESS/PORT)";
-  if (!lb_config_port (slash + 1, v + n - slash - 1, &port))
-    return "bad port (1 to 65535)";
-  an = slash - v;
-  if (an == 0 || an >= sizeof addr)
-    return "bad address";
-  memcpy (addr, v, an);
-  addr[an] = '\0';
-
-  if (strcmp (addr, "*") == 0) {
-    /* Every address: one dual-stack IPv6 socket takes IPv4 as well. */
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &l->addr;
-    s6->sin6_family = AF_INET6;
-    s6->sin6_addr = in6addr_any;
-    s6->sin6_port = htons (port);
-    l->family = AF_INET6;
-    l->addrlen = sizeof *s6;
-    snprintf (l->text, sizeof l->text, "*/%u", port);
-    return NULL;
-  }
-  /* The slash before the port makes brackets needless, but people
-   * write them out of habit.
-   */
-  if (addr[0] == '[') {
-    if (an < 3 || addr[an - 1] != ']')
-      return "bad address";
-    addr[an - 1] = '\0';
-    return lb_config_listen_ipv6 (l, addr + 1, port);
-  }
-  if (strchr (addr, ':'))
-    return lb_config_listen_ipv6 (l, addr, port);
-  /* inet_pton takes only the dotted quad: no 10.1, no octal, no hex. */
-  if (inet_pton (AF_INET, addr, &a4) != 1)
-    return "bad address";
-  lb_config_listen_ipv4 (l, a4, port);
-  return NULL;
-}
-
-static unsigned
-lb_listen_port (const struct lb_listen *l)
-{
-  if (l->family == AF_INET)
-    return ntohs (((const struct sockaddr_in *) &l->addr)->sin_port);
-  return ntohs (((const struct sockaddr_in6 *) &l->addr)->sin6_port);
-}
-
-bool
-lb_listen_equal (const struct lb_listen *a, const struct lb_listen *b)
-{
-  if (a->family != b->family || lb_listen_port (a) != lb_listen_port (b))
-    return false;
-  if (a->family == AF_INET)
-    return ((const struct sockaddr_in *) &a->addr)->sin_addr.s_addr
-      == ((const struct sockaddr_in *) &b->addr)->sin_addr.s_addr;
-  else {
-    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) &a->addr;
-    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *) &b->addr;
-    return memcmp (&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0
-      && x->sin6_scope_id == y->sin6_scope_id;
-  }
-}
-
-/* Would binding both A and B (not equal) fail?  A wildcard takes its
- * port on every address of its family, and the IPv6 wildcard, being
- * dual-stack, on every IPv4 address too.
- */
-static bool
-lb_config_listen_overlap (const struct lb_listen *a,
-                          const struct lb_listen *b)
-{
-  const struct lb_listen *w, *o;
-  int i;
-
-  if (lb_listen_port (a) != lb_listen_port (b) || lb_listen_equal (a, b))
-    return false;
-  for (i = 0; i < 2; i++) {
-    w = i ? b : a;
-    o = i ? a : b;
-    if (w->family == AF_INET6
-        && IN6_IS_ADDR_UNSPECIFIED (&((const struct sockaddr_in6 *)
-                                      &w->addr)->sin6_addr))
-      return true;
-    if (w->family == AF_INET && o->family == AF_INET
-        && ((const struct sockaddr_in *) &w->addr)->sin_addr.s_addr
-        == htonl (INADDR_ANY))
-      return true;
-  }
-  return false;
-}
-
-/* V made absolute against the config's folder. */
-static char *
-lb_config_abs (const struct lb_config_parser *p, const char *v, size_t n)
-{
-  size_t dn = strlen (p->dir);
-  char *s;
-
-  if (v[0] == '/')
-    return strndup (v, n);
-  while (dn > 1 && p->dir[dn - 1] == '/')
-    dn--;
-  s = malloc (dn + 1 + n + 1);
-  if (s == NULL)
-    return NULL;
-  memcpy (s, p->dir, dn);
-  s[dn] = '/';
-  memcpy (s + dn + 1, v, n);
-  s[dn + 1 + n] = '\0';
-  return s;
-}
-
-/* PATH (absolute) with ".", ".." and repeated slashes removed by text
- * alone: the last resort when nothing of it exists.
- */
-static char *
-lb_config_lexical (const char *path)
-{
-  size_t n = strlen (path), o = 0;
-  const char *s = path, *e;
-  char *out = malloc (n + 2);
-
-  if (out == NULL)
-    return NULL;
-  while (*s) {
-    while (*s == '/')
-      s++;
-    if (*s == '\0')
-      break;
-    e = strchr (s, '/');
-    if (e == NULL)
-      e = s + strlen (s);
-    if (e - s == 1 && s[0] == '.')
-      ;
-    else if (e - s == 2 && s[0] == '.' && s[1] == '.') {
-      while (o > 0 && out[o - 1] != '/')
-        o--;
-      if (o > 0)
-        o--;
-    }
-    else {
-      out[o++] = '/';
-      memcpy (out + o, s, e - s);
-      o += e - s;
-    }
-    s = e;
-  }
-  if (o == 0)
-    out[o++] = '/';
-  out[o] = '\0';
-  return out;
-}
-
-/* The image path PATH (absolute) in a form where two names of one file
- * compare equal: realpath where the file exists; else its folder's
- * realpath and its own name (lbd creates missing images, so the file
- * may well not exist yet); else the path tidied as text.
- */
-static char *
-lb_config_canon (const char *path)
-{
-  const char *slash = strrchr (path, '/'), *base;
-  char *r = realpath (path, NULL), *parent, *rp;
-
-  if (r || errno == ENOMEM)
-    return r;
-  base = slash ? slash + 1 : path;
-  if (slash && *base && strcmp (base, ".") != 0 && strcmp (base, "..") != 0) {
-    parent = slash == path ? strdup ("/") : strndup (path, slash - path);
-    if (parent == NULL)
-      return NULL;
-    rp = realpath (parent, NULL);
-    free (parent);
-    if (rp) {
-      size_t pn = strlen (rp), bn = strlen (base);
-      r = malloc (pn + 1 + bn + 1);
-      if (r) {
-        memcpy (r, rp, pn);
-        if (pn > 1)
-          r[pn++] = '/';
-        memcpy (r + pn, base, bn + 1);
-      }
-      free (rp);
-      return r;
-    }
-  }
-  return lb_config_lexical (path);
-}
-
-/* FNV-1a: the keys come from the config's author, who has no reason to
- * make them collide, so a fast unkeyed hash does.
- */
-#define LB_CONFIG_HASH_INIT UINT64_C (0xcbf29ce484222325)
-
-static uint64_t
-lb_config_hash (uint64_t h, const void *data, size_t n)
-{
-  const unsigned char *b = data;
-  size_t i;
-
-  for (i = 0; i < n; i++)
-    h = (h ^ b[i]) * UINT64_C (0x100000001b3);
-  return h;
-}
-
-/* Hash what lb_listen_equal compares. */
-static uint64_t
-lb_config_hash_listen (uint64_t h, const struct lb_listen *l)
-{
-  unsigned port = lb_listen_port (l);
-
-  h = lb_config_hash (h, &l->family, sizeof l->family);
-  h = lb_config_hash (h, &port, sizeof port);
-  if (l->family == AF_INET)
-    return lb_config_hash (h, &((const struct sockaddr_in *) &l->addr)
-                           ->sin_addr, sizeof (struct in_addr));
-  else {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) &l->addr;
-    h = lb_config_hash (h, &s6->sin6_addr, sizeof s6->sin6_addr);
-    return lb_config_hash (h, &s6->sin6_scope_id, sizeof s6->sin6_scope_id);
-  }
-}
-
-/* The next client whose key hashes to HASH, as its index + 1; 0 when
- * there are no more.  Start with *POS = HASH.  The caller compares the
- * keys themselves.
- */
-static size_t
-lb_config_index_next (const struct lb_config_index *ix, uint64_t hash,
-                      size_t *pos)
-{
-  if (ix->cap == 0)
-    return 0;
-  /* Ends: the index is never more than half full. */
-  for (;;) {
-    const struct lb_config_slot *s = &ix->slot[*pos & (ix->cap - 1)];
-    (*pos)++;
-    if (s->client == 0)
-      return 0;
-    if (s->hash == hash)
-      return s->client;
-  }
-}
-
-static int
-lb_config_index_add (struct lb_config_index *ix, uint64_t hash,
-                     size_t client)
-{
-  struct lb_config_slot *s;
-  size_t pos, i;
-
-  if (2 * (ix->n + 1) > ix->cap) {
-    size_t ncap = ix->cap ? ix->cap * 2 : 16;
-    struct lb_config_slot *ns = calloc (ncap, sizeof *ns);
-    if (ns == NULL)
-      return -1;
-    for (i = 0; i < ix->cap; i++)
-      if (ix->slot[i].client) {
-        for (pos = ix->slot[i].hash; ns[pos & (ncap - 1)].client; pos++)
-          ;
-        ns[pos & (ncap - 1)] = ix->slot[i];
-      }
-    free (ix->slot);
-    ix->slot = ns;
-    ix->cap = ncap;
-  }
-  for (pos = hash; ix->slot[pos & (ix->cap - 1)].client; pos++)
-    ;
-  s = &ix->slot[pos & (ix->cap - 1)];
-  s->hash = hash;
-  s->client = client + 1;
-  ix->n++;
-  return 0;
-}
-
 /* Check listen address L, from the word in VAL, against the addresses
  * of every earlier statement, and record that a client (or, if
  * IS_EXPORT, an export) on line LINE uses it.  Distinct addresses are
@@ -711,7 +303,7 @@ lb_config_use_listen (struct lb_config_parser *p, const struct lb_listen *l,
       a = b;
       break;
     }
-    if (lb_config_listen_overlap (l, &b->listen))
+    if (lb_listen_overlap (l, &b->listen))
       return lb_config_fail (p, val->word.line, "%s: overlaps listen=%s of "
                              "the %s on line %d (the two cannot both be "
                              "bound%s)", shown, b->listen.text,
@@ -759,47 +351,47 @@ lb_config_add_client (struct lb_config_parser *p, int line,
                            LB_CONFIG_NAME_MAX);
   if (vals[LBK_ENCRYPT].set)
     c.encrypt = vals[LBK_ENCRYPT].v[0] == 'y';
-  c.file = lb_config_abs (p, fv->v, fv->vn);
-  c.key_path = lb_config_abs (p, vals[LBK_KEY].v, vals[LBK_KEY].vn);
+  c.file = lb_path_abs (p->dir, fv->v, fv->vn);
+  c.key_path = lb_path_abs (p->dir, vals[LBK_KEY].v, vals[LBK_KEY].vn);
   c.name = nv->set ? strndup (nv->v, nv->vn) : strndup (fv->v, fv->vn);
   if (c.file)
-    canon = lb_config_canon (c.file);
+    canon = lb_path_canon (c.file);
   if (!c.file || !c.key_path || !c.name || !canon)
     goto oom;
 
-  image_hash = lb_config_hash (LB_CONFIG_HASH_INIT, canon, strlen (canon));
-  pos = image_hash;
-  while ((i = lb_config_index_next (&p->images, image_hash, &pos)) != 0)
-    if (strcmp (p->canon[i - 1], canon) == 0) {
+  image_hash = lb_index_hash (LB_INDEX_HASH_START, canon, strlen (canon));
+  pos = 0;
+  while (lb_index_next (&p->images, image_hash, &pos, &i))
+    if (strcmp (p->canon[i], canon) == 0) {
       lb_config_fail (p, fv->word.line, "%s: the same image (%s) as the "
                       "client on line %d",
                       lb_config_show (fv->word.p, fv->word.n, shown,
                                       sizeof shown),
                       lb_config_show (canon, strlen (canon), shown2,
                                       sizeof shown2),
-                      cfg->clients[i - 1].line);
+                      cfg->clients[i].line);
       goto fail;
     }
-  name_hash = lb_config_hash (lb_config_hash_listen (LB_CONFIG_HASH_INIT, l),
-                              c.name, strlen (c.name));
-  pos = name_hash;
-  while ((i = lb_config_index_next (&p->names, name_hash, &pos)) != 0)
-    if (lb_listen_equal (l, &cfg->clients[i - 1].listen)
-        && strcmp (cfg->clients[i - 1].name, c.name) == 0) {
+  name_hash = lb_index_hash (lb_listen_hash (LB_INDEX_HASH_START, l),
+                             c.name, strlen (c.name));
+  pos = 0;
+  while (lb_index_next (&p->names, name_hash, &pos, &i))
+    if (lb_listen_equal (l, &cfg->clients[i].listen)
+        && strcmp (cfg->clients[i].name, c.name) == 0) {
       /* lbd tells clients on one address apart by name alone. */
       if (nv->set)
         lb_config_fail (p, nv->word.line, "%s: the client on line %d at "
                         "listen=%s has this name too",
                         lb_config_show (nv->word.p, nv->word.n, shown,
                                         sizeof shown),
-                        cfg->clients[i - 1].line, l->text);
+                        cfg->clients[i].line, l->text);
       else
         lb_config_fail (p, line, "name %s (the default: the file= value) "
                         "is the name of the client on line %d at "
                         "listen=%s too; give this one a name=",
                         lb_config_show (c.name, strlen (c.name), shown,
                                         sizeof shown),
-                        cfg->clients[i - 1].line, l->text);
+                        cfg->clients[i].line, l->text);
       goto fail;
     }
 
@@ -811,8 +403,8 @@ lb_config_add_client (struct lb_config_parser *p, int line,
       || lb_array_grow (&p->canon, &p->ccap, cfg->nclients + 1,
                         sizeof *p->canon) == -1)
     goto oom;
-  if (lb_config_index_add (&p->images, image_hash, cfg->nclients) == -1
-      || lb_config_index_add (&p->names, name_hash, cfg->nclients) == -1)
+  if (lb_index_add (&p->images, image_hash, cfg->nclients) == -1
+      || lb_index_add (&p->names, name_hash, cfg->nclients) == -1)
     goto oom;
   p->canon[cfg->nclients] = canon;
   cfg->clients[cfg->nclients++] = c;
@@ -873,7 +465,7 @@ lb_config_value (struct lb_config_parser *p, enum lb_config_key k,
       return lb_config_fail (p, val->word.line, "%s: path too long", shown);
     return 0;
   case LBK_LISTEN:
-    why = lb_config_listen (v, n, l);
+    why = lb_listen_parse (v, n, l);
     if (why)
       return lb_config_fail (p, val->word.line, "%s: %s", shown, why);
     return 0;
@@ -1021,8 +613,8 @@ lb_config_parse (const char *text, size_t len, const char *path_for_messages,
   for (i = 0; i < cfg->nclients; i++)
     free (p.canon[i]);
   free (p.canon);
-  free (p.images.slot);
-  free (p.names.slot);
+  lb_index_free (&p.images);
+  lb_index_free (&p.names);
   free (p.addrs);
   if (r == -1) {
     lb_config_free (cfg);

@@ -61,7 +61,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/socket.h>
+
+#include "lb_listen.h"          /* struct lb_listen, lb_listen_equal */
 
 /* The largest config file accepted: room for some ten thousand client
  * lines.  The whole-file checks look clients up by hash, but compare
@@ -76,21 +77,6 @@
  * generous.
  */
 #define LB_CONFIG_NAME_MAX 255
-
-/* A listen address, ready for socket() and bind().
- * '*' gives AF_INET6 and in6addr_any: the caller should clear
- * IPV6_V6ONLY to take IPv4 connections too, and may fall back to
- * AF_INET/INADDR_ANY where the host has no IPv6.  An IPv4-mapped IPv6
- * address (::ffff:10.0.0.1) is stored as the IPv4 address it maps.
- */
-struct lb_listen {
-  char text[80];        /* canonical form for messages: "10.0.0.17/15440",
-                           "::1/15440", or '*', '/' and the port */
-  int family;           /* AF_INET or AF_INET6 */
-  struct sockaddr_storage addr;
-  socklen_t addrlen;
-  bool loopback;        /* 127.0.0.0/8 or ::1 */
-};
 
 struct lb_client_conf {
   char *name;           /* PSK identity: name=, or the file= value as written */
@@ -137,9 +123,5 @@ extern int lb_config_parse (const char *text, size_t len,
 
 /* Free what CFG holds and leave it empty.  Safe on an empty CFG. */
 extern void lb_config_free (struct lb_config *cfg);
-
-/* Same family, address (and IPv6 zone) and port. */
-extern bool lb_listen_equal (const struct lb_listen *a,
-                             const struct lb_listen *b);
 
 #endif /* LIVEBACKUP_LB_CONFIG_H */
