@@ -1,5 +1,10 @@
 /* livebackup: lbd's configuration file.
  *
+ * The parser's parts: the lexer (lb_config_lex.c), the statements and
+ * their keys (lb_config_stmt.c: how to add a key is said there), the
+ * whole-file checks (lb_config_whole.c), listen addresses (lb_listen.c)
+ * and paths (lb_path.c); lb_config.c reads the file and drives them.
+ *
  * The grammar, from the seed (see also lbd.conf(5)):
  *
  *   client file=client1/wd0e key=client1/key listen=10.0.0.17/15440 type=simple

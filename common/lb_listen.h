@@ -4,7 +4,7 @@
  * without brackets (::1/15440, [::1]/15440; fe80::1%eth0 or fe80::1%2
  * names a zone), or '*' for every address; PORT is 1..65535, digits
  * only.  No name is ever looked up in the DNS.  The config parser
- * (lb_config.c) uses this for listen=; lbd uses the results
+ * (lb_config_stmt.c) uses this for listen=; lbd uses the results
  * without the config (comparing addresses, binding).
  */
 

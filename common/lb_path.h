@@ -1,7 +1,7 @@
 /* livebackup: paths named in a config file.
  *
  * A path in lbd.conf is relative to the config file's folder, and two
- * spellings of one image must be seen to be one (lb_config.c).
+ * spellings of one image must be seen to be one (lb_config_whole.c).
  */
 
 #ifndef LIVEBACKUP_LB_PATH_H
