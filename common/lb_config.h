@@ -70,9 +70,10 @@
 #include "lb_listen.h"          /* struct lb_listen, lb_listen_equal */
 
 /* The largest config file accepted: room for some ten thousand client
- * lines.  The whole-file checks look clients up by hash, but compare
- * distinct listen addresses pairwise: the bound also bounds the time a
- * pathological file takes (about a second).
+ * lines.  Every whole-file check is a look-up by hash, so the time a
+ * file takes grows with its size alone (a file this large takes about
+ * a tenth of a second, most of it resolving image paths); the bound
+ * keeps what a mistaken file costs in memory small.
  */
 #define LB_CONFIG_MAX_SIZE (1024 * 1024)
 /* The longest client name, given or defaulted from file=.  The name is

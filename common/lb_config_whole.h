@@ -7,8 +7,9 @@
  * Internal to the config parser (lb_config*.c).  The statements come
  * one at a time, in the file's order, and each is checked against all
  * those before it, so the first error is the one nearest the start of
- * the file, as for every other error.  Images and names are looked up
- * in an index (lb_index.h), not by a pass over the earlier clients.
+ * the file, as for every other error.  Every check is a look-up in an
+ * index (lb_index.h), not a pass over the earlier statements: a file of
+ * LB_CONFIG_MAX_SIZE bytes is checked in time linear in its size.
  */
 
 #ifndef LIVEBACKUP_LB_CONFIG_WHOLE_H
@@ -21,6 +22,7 @@
 #include "lb_index.h"
 
 struct lb_config_whole_addr;
+struct lb_config_whole_port;
 
 /* What the checks remember of the statements so far.  Start from
  * LB_CONFIG_WHOLE_EMPTY; free with lb_config_whole_free.
@@ -29,6 +31,11 @@ struct lb_config_whole {
   struct lb_config_whole_addr *addrs;   /* distinct addresses, in order of
                                            first use */
   size_t naddrs, acap;
+  struct lb_index addr_index;           /* addrs by lb_listen_hash */
+  struct lb_config_whole_port *ports;   /* per port: the addresses that a
+                                           wildcard would overlap */
+  size_t nports, pcap;
+  struct lb_index port_index;           /* ports by number */
   char **canon;                         /* per client: its image's path,
                                            links resolved */
   size_t ncanon, ccap;

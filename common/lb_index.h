@@ -18,8 +18,8 @@
  * Open addressing with linear probing, never more than half full, 16
  * bytes a slot: with a hash that spreads, a look-up or an addition
  * costs a probe or two whatever the number of elements (lbd.conf's
- * whole-file checks, lb_config_whole.c, look clients up this way).
- * There is no removal.
+ * whole-file checks, lb_config_whole.c, stay linear in the file's size
+ * this way).  There is no removal.
  *
  * Why not libc's hsearch_r: its keys are strings, its size is fixed
  * when it is made, and its string hash keeps only the first few bytes,

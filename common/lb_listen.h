@@ -57,7 +57,7 @@ extern bool lb_listen_overlap (const struct lb_listen *a,
 
 /* What a wildcard is: these decide lb_listen_overlap, and let an index
  * of addresses find the ones an address overlaps without a pass over
- * them all.
+ * them all (lb_config_whole.c).
  */
 enum lb_listen_kind {
   LB_LISTEN_V4,         /* one IPv4 address */
