@@ -882,7 +882,7 @@ test_listen (void)
     { "fe80::1%4294967296/5", "bad address (bad zone number)" },
     { "fe80::1%nosuchif0/5", "bad address (no such network interface)" },
   };
-  struct lb_listen a, b;
+  struct lb_listen a, b, back;
   const char *why;
   size_t i;
   bool all = true;
@@ -923,6 +923,8 @@ test_listen (void)
       continue;
     }
     ok = lb_listen_equal (&a, &b) == pairs[i].equal
+      && lb_listen_parse (a.text, strlen (a.text), &back) == NULL
+      && lb_listen_equal (&a, &back) && strcmp (a.text, back.text) == 0
       && lb_listen_equal (&b, &a) == pairs[i].equal
       && lb_listen_overlap (&a, &b) == pairs[i].overlap
       && lb_listen_overlap (&b, &a) == pairs[i].overlap
@@ -935,7 +937,8 @@ test_listen (void)
     }
   }
   tap_ok (all, "%zu pairs: equality and overlap both ways, equal ones hash "
-          "alike", sizeof pairs / sizeof *pairs);
+          "alike, each one's text reads back as itself",
+          sizeof pairs / sizeof *pairs);
 }
 
 /* lb_index alone: every element filed under a hash comes back, and only
