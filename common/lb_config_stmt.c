@@ -24,7 +24,6 @@
 
 #include <config.h>
 
-#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
