@@ -6,8 +6,9 @@
  * Follows livewatch unit UNIT (the nbdkit filter's channel) and ships
  * every write, in order, over one connection to lbd at HOST:PORT,
  * reading DEVICE for scans and catch-up.  Without a server it keeps
- * retrying; meanwhile the filter marks writes in its bitmap.  Signal
- * handlers only set a flag.
+ * retrying; meanwhile the filter marks writes in its bitmap.  This file
+ * holds the options, the status and the attach loop; a session is
+ * session.c's.  Signal handlers only set a flag.
  */
 
 #include <config.h>
@@ -19,17 +20,15 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 
+#include "lb.h"
 #include "lb_bytes.h"
 #include "lb_conn.h"
 #include "lb_json.h"
@@ -37,9 +36,8 @@
 #include "lb_log.h"
 #include "lb_priv.h"
 #include "lb_proto.h"
-#include "lb_wire.h"
 #include "lw_consumer.h"
-#include "lw_follow.h"
+#include "session.h"
 #include "sink.h"
 
 static volatile sig_atomic_t lb_quit;
@@ -50,26 +48,11 @@ lb_on_signal (int sig)
   lb_quit = sig;
 }
 
-struct lb_opts {
-  unsigned unit;
-  const char *device, *host, *port, *keyfile;
-  const char *dir;
-  const char *name;
-  const char *user;
-  int retry;                    /* seconds; -1: random 60-120 */
-  int defer;                    /* seconds a pass waits for a burst's end */
-  bool encrypt, daemonize, allow_open_key;
-  int compress;
-  uint32_t hash_block;
-};
-
 /* What lb publishes for lb --status, beside the channel. */
 struct lb_pub {
   const struct lb_opts *o;
+  struct lb_session_pub *session;
   char path[4096];
-  _Atomic int connected;
-  _Atomic uint64_t since;
-  struct lb_sink *_Atomic sink;
   uint64_t last_bytes, last_time;
   uint64_t rate;
 };
@@ -141,61 +124,12 @@ lb_pause (int seconds, struct lwc *c)
   }
 }
 
-static int
-lb_connect (const struct lb_opts *o, char *err, size_t errlen)
-{
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-                            .ai_flags = AI_ADDRCONFIG };
-  struct addrinfo *res, *ai;
-  int fd = -1, e;
-
-  e = getaddrinfo (o->host, o->port, &hints, &res);
-  if (e != 0) {
-    snprintf (err, errlen, "%s port %s: %s", o->host, o->port,
-              gai_strerror (e));
-    return -1;
-  }
-  for (ai = res; ai; ai = ai->ai_next) {
-    struct pollfd pfd;
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-
-    fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                 ai->ai_protocol);
-    if (fd == -1)
-      continue;
-    if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0)
-      break;
-    if (errno == EINPROGRESS) {
-      pfd.fd = fd;
-      pfd.events = POLLOUT;
-      if (poll (&pfd, 1, 10000) == 1
-          && getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
-          && soerr == 0)
-        break;
-      errno = soerr ? soerr : ETIMEDOUT;
-    }
-    e = errno;
-    close (fd);
-    fd = -1;
-    errno = e;
-  }
-  if (fd == -1)
-    snprintf (err, errlen, "%s port %s: %s", o->host, o->port,
-              strerror (errno));
-  freeaddrinfo (res);
-  if (fd >= 0) {
-    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-    lb_conn_set_keepalive (fd);
-  }
-  return fd;
-}
-
 /* The status file: written atomically every second. */
 static void
 lb_publish (void)
 {
-  struct lb_sink *s = atomic_load (&lb_pub.sink);
+  struct lb_session_pub *sp = lb_pub.session;
+  struct lb_sink *s = atomic_load (&sp->sink);
   char tmp[4200];
   uint64_t now = time (NULL), bytes = s ? atomic_load (&s->bytes_sent) : 0;
   FILE *fp;
@@ -215,10 +149,10 @@ lb_publish (void)
            "bytes_scanned=%" PRIu64 "\nbytes_same=%" PRIu64 "\n"
            "last_consistent=%" PRIu64 "\nupdated=%" PRIu64 "\n",
            (long) getpid (), lb_pub.o->host, lb_pub.o->port,
-           atomic_load (&lb_pub.connected), atomic_load (&lb_pub.since),
-           s && atomic_load (&lb_pub.connected)
+           (int) atomic_load (&sp->connected), atomic_load (&sp->since),
+           s && atomic_load (&sp->connected)
            ? lbp_phase_name (atomic_load (&s->pub_phase)) : "connecting",
-           s && atomic_load (&lb_pub.connected)
+           s && atomic_load (&sp->connected)
            ? atomic_load (&s->pub_deferring) : 0,
            bytes, lb_pub.rate,
            s ? atomic_load (&s->bytes_scanned) : 0,
@@ -237,109 +171,6 @@ lb_publisher (void *arg)
     sleep (1);
   }
   return NULL;
-}
-
-/* One session with lbd on an attached channel.  Returns lwf_run's
- * result, or -1 if the connection failed before it.
- */
-static int
-lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
-            int dev_fd, struct lb_sink *sink)
-{
-  const struct lw_header *h = lwc_header (c);
-  struct lwf_options fo;
-  struct lwf_sink ops;
-  struct lwf_mark at;
-  enum lwf_start start;
-  struct lbp_msg m;
-  const char *why = NULL;
-  char err[512];
-  int fd, r;
-
-  fd = lb_connect (o, err, sizeof err);
-  if (fd == -1) {
-    lb_warn ("cannot connect to %s", err);
-    return -1;
-  }
-  memset (sink, 0, sizeof *sink);
-  sink->dev_fd = dev_fd;
-  sink->dev_size = h->dev_size;
-  sink->hash_block = o->hash_block;
-  sink->compress = o->compress;
-  sink->quit = &lb_quit;
-  sink->conn = lb_conn_client (fd, o->name, key, o->encrypt, 15000,
-                               err, sizeof err);
-  if (sink->conn == NULL) {
-    lb_warn ("%s/%s: %s", o->host, o->port, err);
-    close (fd);
-    return -1;
-  }
-  if (lb_sink_init (sink) == -1) {
-    lb_err ("out of memory");
-    lb_conn_close (sink->conn);
-    return -1;
-  }
-
-  m = (struct lbp_msg) { .type = LBP_HELLO, .version = LBP_VERSION,
-                         .epoch = h->epoch, .dev_size = h->dev_size,
-                         .hash_block = o->hash_block };
-  if (lbw_send (sink->conn, &m, NULL, 0) == -1
-      || (r = lbw_recv (sink->conn, &m, &sink->rbuf, &sink->rcap, 30000,
-                        &why)) != 1
-      || m.type != LBP_WELCOME) {
-    char text[256] = "";
-    if (m.type == LBP_ERROR)
-      lb_log_safe (text, sizeof text, (const char *) m.payload,
-                   m.payload_len);
-    lb_warn ("%s/%s: no welcome: %s", o->host, o->port,
-             text[0] ? text : why ? why : "unexpected message");
-    lb_sink_free (sink);
-    lb_conn_close (sink->conn);
-    return -1;
-  }
-  lb_info ("connected to %s/%s (%s); image: epoch %016" PRIx64 " seq %"
-           PRIu64 ", %s", o->host, o->port,
-           lb_conn_encrypted (sink->conn) ? "TLS" : "plain", m.epoch, m.seq,
-           lbp_phase_name (m.phase));
-  atomic_store (&lb_pub.connected, 1);
-  atomic_store (&lb_pub.since, (uint64_t) time (NULL));
-  atomic_store (&lb_pub.sink, sink);
-
-  /* Continuity: can the image continue from where it stands? */
-  at = (struct lwf_mark) { .seq = m.seq, .gen = m.gen, .swept = m.swept };
-  start = lwf_decide (c, m.epoch, &at, m.phase == LBP_PHASE_SCANNING, &why);
-  if (start == LWF_CONTINUE)
-    lb_info ("continuing from seq %" PRIu64 " (no scan needed)", m.seq);
-  else if (start == LWF_RESUME_SCAN)
-    lb_info ("resuming the cut scan at byte %" PRIu64 " of %" PRIu64
-             ", from seq %" PRIu64, m.swept, h->dev_size, m.seq);
-  else {
-    uint64_t gen, acked;
-    char g[24];
-    lwc_gen_get (c, &gen, &acked);
-    lb_info ("full scan: %s (image: epoch %016" PRIx64 " seq %" PRIu64
-             " gen %s; unit: epoch %016" PRIx64 " released seq %" PRIu64
-             " gen %" PRIu64 "/%" PRIu64 ")", why, m.epoch, m.seq,
-             lbp_gen_name (m.gen, g), h->epoch, lwc_released_seq (c), acked,
-             gen);
-  }
-  sink->phase = m.phase;
-  lwc_rewind (c);
-  lwf_default_options (c, &fo);
-  fo.defer_ms = o->defer * 1000;
-  lb_sink_ops (sink, &ops);
-  r = lwf_run (c, &ops, &fo, start, &at);
-  if (sink->failed)
-    lb_warn ("connection to %s/%s ended: %s", o->host, o->port, sink->why);
-  else if (r == 0) {
-    struct lbp_msg bye = { .type = LBP_BYE };
-    lbw_send (sink->conn, &bye, NULL, 0);
-  }
-  atomic_store (&lb_pub.connected, 0);
-  atomic_store (&lb_pub.sink, NULL);
-  lb_conn_close (sink->conn);
-  lb_sink_free (sink);
-  return sink->failed ? -1 : r;
 }
 
 static int
@@ -450,8 +281,9 @@ main (int argc, char **argv)
   bool status = false, json = false;
   char hostname[256], err[1024], *end;
   struct sigaction sa = { .sa_handler = lb_on_signal };
+  static struct lb_session_pub session_pub;
+  static struct lb_sink sink;
   struct lb_key key;
-  struct lb_sink sink;
   struct lwc *c = NULL;
   pthread_t pub;
   bool publishing = false, fatal = false;
@@ -570,11 +402,12 @@ main (int argc, char **argv)
   sigaction (SIGHUP, &sa, NULL);
 
   lb_pub.o = &o;
+  lb_pub.session = &session_pub;
   snprintf (lb_pub.path, sizeof lb_pub.path, "%s/" LW_FILE_PREFIX "%u.lb",
             o.dir ? o.dir : LW_DEFAULT_DIR, o.unit);
 
   while (!lb_quit) {
-    int r;
+    enum lb_session_end ended;
 
     if (c == NULL) {
       c = lwc_attach (o.dir, o.unit, 0, err, sizeof err);
@@ -605,8 +438,9 @@ main (int argc, char **argv)
                    (uint64_t) st.st_size, lwc_header (c)->dev_size);
       }
     }
-    r = lb_session (&o, c, &key, dev_fd, &sink);
-    if (r == 1 || !lwc_alive (c)) {
+    ended = lb_session_run (&o, c, &key, dev_fd, &sink, &session_pub,
+                            &lb_quit);
+    if (ended == LB_SESSION_CHANNEL_GONE || !lwc_alive (c)) {
       lb_info ("the filter's channel went away (nbdkit stopped or "
                "restarted); reattaching");
       lwc_detach (c);
@@ -615,7 +449,7 @@ main (int argc, char **argv)
     }
     if (lb_quit)
       break;
-    if (r == -1) {
+    if (ended == LB_SESSION_FAILED) {
       lb_info ("retrying in %d s", o.retry);
       lb_pause (o.retry, c);
     }
