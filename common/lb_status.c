@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lb_json.h"
 #include "lb_status.h"
 #include "lb_time.h"
 
@@ -370,6 +369,23 @@ lb_status_text (FILE *fp, const struct lb_status *obj, unsigned depth)
 
 /* --- JSON ------------------------------------------------------------ */
 
+/* S as a JSON string, quotes included. */
+static void
+lb_status_json_str (FILE *fp, const char *s)
+{
+  fputc ('"', fp);
+  for (; *s; s++) {
+    unsigned char ch = *s;
+    if (ch == '"' || ch == '\\')
+      fprintf (fp, "\\%c", ch);
+    else if (ch < 0x20)
+      fprintf (fp, "\\u%04x", ch);
+    else
+      fputc (ch, fp);
+  }
+  fputc ('"', fp);
+}
+
 static void lb_status_json_value (FILE *fp, const struct lb_status *n);
 
 /* The members of OBJ (a group's inline), after FIRST ones; returns
@@ -391,7 +407,7 @@ lb_status_json_members (FILE *fp, const struct lb_status *obj, bool first)
       fputc (',', fp);
     first = false;
     if (obj->kind == LB_STATUS_OBJECT) {
-      lb_json_str (fp, n->key);
+      lb_status_json_str (fp, n->key);
       fputc (':', fp);
     }
     lb_status_json_value (fp, n);
@@ -404,7 +420,7 @@ lb_status_json_value (FILE *fp, const struct lb_status *n)
 {
   switch (n->kind) {
   case LB_STATUS_STR:
-    lb_json_str (fp, n->v.s);
+    lb_status_json_str (fp, n->v.s);
     break;
   case LB_STATUS_UINT:
   case LB_STATUS_BYTES:

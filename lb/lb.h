@@ -1,7 +1,8 @@
 /* lb: what the client's files share: its options.
  *
  * lb.c parses them and runs the attach loop; session.c runs one session
- * with lbd (sink.c turns the channel into messages).
+ * with lbd (sink.c turns the channel into messages); control.c answers
+ * lb --status on the control socket.
  */
 
 #ifndef LB_LB_H
@@ -14,6 +15,7 @@ struct lb_opts {
   unsigned unit;
   const char *device, *host, *port, *keyfile;
   const char *dir;              /* the channel's folder; NULL: default */
+  const char *control;          /* the control socket, absolute */
   const char *name;
   const char *user;
   int retry;                    /* seconds; -1: random 60-120 */
