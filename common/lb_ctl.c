@@ -71,7 +71,8 @@ lb_ctl_listen (struct lb_ctl *ctl, const char *path, char *err,
   old = umask (0177);
   r = bind (ctl->fd, (struct sockaddr *) &sun, sizeof sun);
   umask (old);
-  if (r == -1 || listen (ctl->fd, 8) == -1 || stat (ctl->path, &st) == -1) {
+  if (r == -1 || listen (ctl->fd, 8) == -1
+      || lstat (ctl->path, &st) == -1) {
     lb_errf (err, errlen, "%s: %s", ctl->path, strerror (errno));
     close (ctl->fd);
     ctl->fd = -1;
@@ -142,7 +143,7 @@ lb_ctl_close (struct lb_ctl *ctl)
     return;
   close (ctl->fd);
   ctl->fd = -1;
-  if (stat (ctl->path, &st) == 0 && st.st_dev == ctl->dev
+  if (lstat (ctl->path, &st) == 0 && st.st_dev == ctl->dev
       && st.st_ino == ctl->ino)
     unlink (ctl->path);
 }
