@@ -1,13 +1,14 @@
 /* lb: the livebackup client.
  *
  *   lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE
- *   lb --status [--json] [--dir=DIR] UNIT
+ *   lb --status [--json] [--dir=DIR] [--control=PATH] UNIT
  *
  * Follows livewatch unit UNIT (the nbdkit filter's channel) and ships
  * every write, in order, over one connection to lbd at HOST:PORT,
  * reading DEVICE for scans and catch-up.  Without a server it keeps
- * retrying; meanwhile the filter marks writes in its bitmap.  Signal
- * handlers only set a flag.
+ * retrying; meanwhile the filter marks writes in its bitmap.  This file
+ * holds the options and the attach loop; a session is session.c's, the
+ * status control.c's.  Signal handlers only set a flag.
  */
 
 #include <config.h>
@@ -19,27 +20,21 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
-
+#include "control.h"
+#include "lb.h"
 #include "lb_bytes.h"
 #include "lb_conn.h"
-#include "lb_json.h"
+#include "lb_ctl.h"
 #include "lb_key.h"
 #include "lb_log.h"
 #include "lb_priv.h"
-#include "lb_proto.h"
-#include "lb_wire.h"
 #include "lw_consumer.h"
-#include "lw_follow.h"
+#include "session.h"
 #include "sink.h"
 
 static volatile sig_atomic_t lb_quit;
@@ -50,38 +45,12 @@ lb_on_signal (int sig)
   lb_quit = sig;
 }
 
-struct lb_opts {
-  unsigned unit;
-  const char *device, *host, *port, *keyfile;
-  const char *dir;
-  const char *name;
-  const char *user;
-  int retry;                    /* seconds; -1: random 60-120 */
-  int defer;                    /* seconds a pass waits for a burst's end */
-  bool encrypt, daemonize, allow_open_key;
-  int compress;
-  uint32_t hash_block;
-};
-
-/* What lb publishes for lb --status, beside the channel. */
-struct lb_pub {
-  const struct lb_opts *o;
-  char path[4096];
-  _Atomic int connected;
-  _Atomic uint64_t since;
-  struct lb_sink *_Atomic sink;
-  uint64_t last_bytes, last_time;
-  uint64_t rate;
-};
-
-static struct lb_pub lb_pub;
-
 static void
 lb_usage (FILE *fp)
 {
   fprintf (fp,
 "usage: lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE\n"
-"       lb --status [--json] [--dir=DIR] UNIT\n"
+"       lb --status [--json] [--dir=DIR] [--control=PATH] UNIT\n"
 "\n"
 "The livebackup client: ships every write captured by the livewatch filter\n"
 "(nbdkit --filter=livewatch ... livewatch-unit=UNIT) to lbd at HOST:PORT.\n"
@@ -99,6 +68,8 @@ lb_usage (FILE *fp)
 "  -z, --compress=LEVEL   compress data with zstd at LEVEL (default: off)\n"
 "      --hash-block=SIZE  bytes per hash when scanning (default 64K)\n"
 "  -D, --dir=DIR          folder of the livewatch channel (default /dev/shm)\n"
+"  -c, --control=PATH     the status socket (default: beside the channel,\n"
+"                         DIR/livewatch-UNIT.lb.ctl)\n"
 "      --allow-open-key   accept a key file that group or others can read\n"
 "  -d, --daemon           detach and log to syslog (default: foreground,\n"
 "                         log to stderr)\n"
@@ -141,289 +112,6 @@ lb_pause (int seconds, struct lwc *c)
   }
 }
 
-static int
-lb_connect (const struct lb_opts *o, char *err, size_t errlen)
-{
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-                            .ai_flags = AI_ADDRCONFIG };
-  struct addrinfo *res, *ai;
-  int fd = -1, e;
-
-  e = getaddrinfo (o->host, o->port, &hints, &res);
-  if (e != 0) {
-    snprintf (err, errlen, "%s port %s: %s", o->host, o->port,
-              gai_strerror (e));
-    return -1;
-  }
-  for (ai = res; ai; ai = ai->ai_next) {
-    struct pollfd pfd;
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-
-    fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                 ai->ai_protocol);
-    if (fd == -1)
-      continue;
-    if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0)
-      break;
-    if (errno == EINPROGRESS) {
-      pfd.fd = fd;
-      pfd.events = POLLOUT;
-      if (poll (&pfd, 1, 10000) == 1
-          && getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
-          && soerr == 0)
-        break;
-      errno = soerr ? soerr : ETIMEDOUT;
-    }
-    e = errno;
-    close (fd);
-    fd = -1;
-    errno = e;
-  }
-  if (fd == -1)
-    snprintf (err, errlen, "%s port %s: %s", o->host, o->port,
-              strerror (errno));
-  freeaddrinfo (res);
-  if (fd >= 0) {
-    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-    lb_conn_set_keepalive (fd);
-  }
-  return fd;
-}
-
-/* The status file: written atomically every second. */
-static void
-lb_publish (void)
-{
-  struct lb_sink *s = atomic_load (&lb_pub.sink);
-  char tmp[4200];
-  uint64_t now = time (NULL), bytes = s ? atomic_load (&s->bytes_sent) : 0;
-  FILE *fp;
-
-  if (now > lb_pub.last_time) {
-    lb_pub.rate = bytes >= lb_pub.last_bytes
-                  ? (bytes - lb_pub.last_bytes) / (now - lb_pub.last_time) : 0;
-    lb_pub.last_bytes = bytes;
-    lb_pub.last_time = now;
-  }
-  snprintf (tmp, sizeof tmp, "%s.tmp", lb_pub.path);
-  fp = fopen (tmp, "w");
-  if (fp == NULL)
-    return;
-  fprintf (fp, "pid=%ld\nserver=%s/%s\nconnected=%d\nsince=%" PRIu64 "\n"
-           "phase=%s\ndeferring=%d\nbytes_sent=%" PRIu64 "\nrate=%" PRIu64 "\n"
-           "bytes_scanned=%" PRIu64 "\nbytes_same=%" PRIu64 "\n"
-           "last_consistent=%" PRIu64 "\nupdated=%" PRIu64 "\n",
-           (long) getpid (), lb_pub.o->host, lb_pub.o->port,
-           atomic_load (&lb_pub.connected), atomic_load (&lb_pub.since),
-           s && atomic_load (&lb_pub.connected)
-           ? lbp_phase_name (atomic_load (&s->pub_phase)) : "connecting",
-           s && atomic_load (&lb_pub.connected)
-           ? atomic_load (&s->pub_deferring) : 0,
-           bytes, lb_pub.rate,
-           s ? atomic_load (&s->bytes_scanned) : 0,
-           s ? atomic_load (&s->bytes_same) : 0,
-           s ? atomic_load (&s->last_consistent) : 0, now);
-  fclose (fp);
-  rename (tmp, lb_pub.path);
-}
-
-static void *
-lb_publisher (void *arg)
-{
-  (void) arg;
-  while (!lb_quit) {
-    lb_publish ();
-    sleep (1);
-  }
-  return NULL;
-}
-
-/* One session with lbd on an attached channel.  Returns lwf_run's
- * result, or -1 if the connection failed before it.
- */
-static int
-lb_session (const struct lb_opts *o, struct lwc *c, const struct lb_key *key,
-            int dev_fd, struct lb_sink *sink)
-{
-  const struct lw_header *h = lwc_header (c);
-  struct lwf_options fo;
-  struct lwf_sink ops;
-  struct lwf_mark at;
-  enum lwf_start start;
-  struct lbp_msg m;
-  const char *why = NULL;
-  char err[512];
-  int fd, r;
-
-  fd = lb_connect (o, err, sizeof err);
-  if (fd == -1) {
-    lb_warn ("cannot connect to %s", err);
-    return -1;
-  }
-  memset (sink, 0, sizeof *sink);
-  sink->dev_fd = dev_fd;
-  sink->dev_size = h->dev_size;
-  sink->hash_block = o->hash_block;
-  sink->compress = o->compress;
-  sink->quit = &lb_quit;
-  sink->conn = lb_conn_client (fd, o->name, key, o->encrypt, 15000,
-                               err, sizeof err);
-  if (sink->conn == NULL) {
-    lb_warn ("%s/%s: %s", o->host, o->port, err);
-    close (fd);
-    return -1;
-  }
-  if (lb_sink_init (sink) == -1) {
-    lb_err ("out of memory");
-    lb_conn_close (sink->conn);
-    return -1;
-  }
-
-  m = (struct lbp_msg) { .type = LBP_HELLO, .version = LBP_VERSION,
-                         .epoch = h->epoch, .dev_size = h->dev_size,
-                         .hash_block = o->hash_block };
-  if (lbw_send (sink->conn, &m, NULL, 0) == -1
-      || (r = lbw_recv (sink->conn, &m, &sink->rbuf, &sink->rcap, 30000,
-                        &why)) != 1
-      || m.type != LBP_WELCOME) {
-    char text[256] = "";
-    if (m.type == LBP_ERROR)
-      lb_log_safe (text, sizeof text, (const char *) m.payload,
-                   m.payload_len);
-    lb_warn ("%s/%s: no welcome: %s", o->host, o->port,
-             text[0] ? text : why ? why : "unexpected message");
-    lb_sink_free (sink);
-    lb_conn_close (sink->conn);
-    return -1;
-  }
-  lb_info ("connected to %s/%s (%s); image: epoch %016" PRIx64 " seq %"
-           PRIu64 ", %s", o->host, o->port,
-           lb_conn_encrypted (sink->conn) ? "TLS" : "plain", m.epoch, m.seq,
-           lbp_phase_name (m.phase));
-  atomic_store (&lb_pub.connected, 1);
-  atomic_store (&lb_pub.since, (uint64_t) time (NULL));
-  atomic_store (&lb_pub.sink, sink);
-
-  /* Continuity: can the image continue from where it stands? */
-  at = (struct lwf_mark) { .seq = m.seq, .gen = m.gen, .swept = m.swept };
-  start = lwf_decide (c, m.epoch, &at, m.phase == LBP_PHASE_SCANNING, &why);
-  if (start == LWF_CONTINUE)
-    lb_info ("continuing from seq %" PRIu64 " (no scan needed)", m.seq);
-  else if (start == LWF_RESUME_SCAN)
-    lb_info ("resuming the cut scan at byte %" PRIu64 " of %" PRIu64
-             ", from seq %" PRIu64, m.swept, h->dev_size, m.seq);
-  else {
-    uint64_t gen, acked;
-    char g[24];
-    lwc_gen_get (c, &gen, &acked);
-    lb_info ("full scan: %s (image: epoch %016" PRIx64 " seq %" PRIu64
-             " gen %s; unit: epoch %016" PRIx64 " released seq %" PRIu64
-             " gen %" PRIu64 "/%" PRIu64 ")", why, m.epoch, m.seq,
-             lbp_gen_name (m.gen, g), h->epoch, lwc_released_seq (c), acked,
-             gen);
-  }
-  sink->phase = m.phase;
-  lwc_rewind (c);
-  lwf_default_options (c, &fo);
-  fo.defer_ms = o->defer * 1000;
-  lb_sink_ops (sink, &ops);
-  r = lwf_run (c, &ops, &fo, start, &at);
-  if (sink->failed)
-    lb_warn ("connection to %s/%s ended: %s", o->host, o->port, sink->why);
-  else if (r == 0) {
-    struct lbp_msg bye = { .type = LBP_BYE };
-    lbw_send (sink->conn, &bye, NULL, 0);
-  }
-  atomic_store (&lb_pub.connected, 0);
-  atomic_store (&lb_pub.sink, NULL);
-  lb_conn_close (sink->conn);
-  lb_sink_free (sink);
-  return sink->failed ? -1 : r;
-}
-
-static int
-lb_status (const char *dir, unsigned unit, bool json)
-{
-  char err[512], path[4200], line[256];
-  struct lwc *c = lwc_attach (dir, unit, LWC_OBSERVE, err, sizeof err);
-  const struct lw_header *h;
-  uint64_t dirty = 0, pending = 0, used = 0, ring = 0, bs = 0;
-  char kv[16][2][128];
-  int nkv = 0, i;
-  bool lb_alive = false;
-  FILE *fp;
-
-  snprintf (path, sizeof path, "%s/" LW_FILE_PREFIX "%u.lb",
-            dir ? dir : LW_DEFAULT_DIR, unit);
-  fp = fopen (path, "r");
-  while (fp && nkv < 16 && fgets (line, sizeof line, fp)) {
-    char *eq = strchr (line, '=');
-    if (!eq) continue;
-    *eq = '\0';
-    line[strcspn (line, "\n")] = '\0';
-    eq[1 + strcspn (eq + 1, "\n")] = '\0';
-    snprintf (kv[nkv][0], 128, "%s", line);
-    snprintf (kv[nkv][1], 128, "%s", eq + 1);
-    if (strcmp (line, "pid") == 0)
-      lb_alive = kill (atoi (eq + 1), 0) == 0 || errno == EPERM;
-    nkv++;
-  }
-  if (fp)
-    fclose (fp);
-  if (c) {
-    h = lwc_header (c);
-    lwc_count_bits (c, &dirty, &pending);
-    used = atomic_load (&h->head_pos) - atomic_load (&h->tail_pos);
-    ring = h->ring_size;
-    bs = h->block_size;
-  }
-  if (json) {
-    printf ("{\"unit\":%u,\"filter\":%s", unit, c ? "true" : "false");
-    if (c)
-      printf (",\"mode\":\"%s\",\"queue_used\":%" PRIu64 ",\"queue_size\":%"
-              PRIu64 ",\"out_of_sync_bytes\":%" PRIu64 ",\"head_seq\":%"
-              PRIu64 ",\"released_seq\":%" PRIu64 ",\"epoch\":\"%016" PRIx64
-              "\",\"gen\":%" PRIu64, lwc_mode (c) == LW_MODE_NORMAL ? "normal"
-                                                             : "degraded",
-              used, ring, (dirty + pending) * bs,
-              atomic_load (&h->head_seq), atomic_load (&h->tail_seq),
-              h->epoch, atomic_load (&h->gen_acked));
-    printf (",\"lb_running\":%s", lb_alive ? "true" : "false");
-    for (i = 0; i < nkv; i++) {
-      bool num = strspn (kv[i][1], "0123456789") == strlen (kv[i][1])
-                 && kv[i][1][0];
-      printf (",");
-      lb_json_str (stdout, kv[i][0]);
-      if (strcmp (kv[i][0], "connected") == 0)
-        printf (":%s", strcmp (kv[i][1], "1") == 0 ? "true" : "false");
-      else if (num)
-        printf (":%s", kv[i][1]);
-      else {
-        printf (":");
-        lb_json_str (stdout, kv[i][1]);
-      }
-    }
-    printf ("}\n");
-  }
-  else {
-    printf ("unit %u: ", unit);
-    if (c)
-      printf ("filter %s, queue %" PRIu64 "/%" PRIu64 " bytes, %" PRIu64
-              " bytes out of sync, seq %" PRIu64 " (released %" PRIu64 ")\n",
-              lwc_mode (c) == LW_MODE_NORMAL ? "normal" : "degraded",
-              used, ring, (dirty + pending) * bs,
-              atomic_load (&h->head_seq), atomic_load (&h->tail_seq));
-    else
-      printf ("no filter (%s)\n", err);
-    printf ("lb: %s\n", lb_alive ? "running" : "not running");
-    for (i = 0; lb_alive && i < nkv; i++)
-      printf ("  %s: %s\n", kv[i][0], kv[i][1]);
-  }
-  lwc_detach (c);
-  return c ? 0 : 1;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -435,6 +123,7 @@ main (int argc, char **argv)
     { "compress", required_argument, NULL, 'z' },
     { "hash-block", required_argument, NULL, 'H' },
     { "dir", required_argument, NULL, 'D' },
+    { "control", required_argument, NULL, 'c' },
     { "allow-open-key", no_argument, NULL, 'K' },
     { "daemon", no_argument, NULL, 'd' },
     { "user", required_argument, NULL, 'u' },
@@ -447,17 +136,18 @@ main (int argc, char **argv)
   };
   struct lb_opts o = { .retry = -1, .defer = 10, .encrypt = true,
                        .hash_block = 64u << 10 };
-  bool status = false, json = false;
+  static struct lb_session_pub pub;
+  static struct lb_sink sink;
+  static char control[LB_CTL_PATH_MAX];
+  bool status = false, json = false, answering = false, fatal = false;
   char hostname[256], err[1024], *end;
   struct sigaction sa = { .sa_handler = lb_on_signal };
   struct lb_key key;
-  struct lb_sink sink;
   struct lwc *c = NULL;
-  pthread_t pub;
-  bool publishing = false, fatal = false;
   int ch, dev_fd;
 
-  while ((ch = getopt_long (argc, argv, "r:N:z:D:du:sjvhV", opts, NULL)) != -1) {
+  while ((ch = getopt_long (argc, argv, "r:N:z:D:c:du:sjvhV", opts, NULL))
+         != -1) {
     switch (ch) {
     case 'r':
       o.retry = strtol (optarg, &end, 10);
@@ -490,6 +180,7 @@ main (int argc, char **argv)
       }
       break;
     case 'D': o.dir = optarg; break;
+    case 'c': o.control = optarg; break;
     case 'K': o.allow_open_key = true; break;
     case 'd': o.daemonize = true; break;
     case 'u': o.user = optarg; break;
@@ -511,8 +202,31 @@ main (int argc, char **argv)
              LW_MAX_UNIT);
     return 2;
   }
+
+  /* --daemon moves to "/": a relative --dir must not move with it (the
+   * control socket's path is made absolute likewise).
+   */
+  static char absdir[4096];
+  if (!status && o.dir && o.dir[0] != '/') {
+    if (realpath (o.dir, absdir) == NULL) {
+      fprintf (stderr, "lb: --dir=%s: %s\n", o.dir, strerror (errno));
+      return 1;
+    }
+    o.dir = absdir;
+  }
+  if (o.control ? lb_ctl_path (o.control, control, err, sizeof err)
+                : lb_control_default (&o, control, err, sizeof err)) {
+    fprintf (stderr, "lb: %s%s%s\n", o.control ? "--control=" : "", err,
+             o.control ? "" : "; give --control=PATH");
+    /* No lb can answer there; the channel can still be read. */
+    if (!status)
+      return 2;
+    control[0] = '\0';
+  }
+  o.control = control;
   if (status)
-    return lb_status (o.dir, o.unit, json);
+    return lb_control_status (&o, json);
+
   o.device = argv[optind + 1];
   o.host = argv[optind + 2];
   o.port = argv[optind + 3];
@@ -534,15 +248,6 @@ main (int argc, char **argv)
     o.retry = 60 + r % 61;
   }
 
-  /* --daemon moves to "/": a relative --dir must not move with it. */
-  static char absdir[4096];
-  if (o.dir && o.dir[0] != '/') {
-    if (realpath (o.dir, absdir) == NULL) {
-      fprintf (stderr, "lb: --dir=%s: %s\n", o.dir, strerror (errno));
-      return 1;
-    }
-    o.dir = absdir;
-  }
   lb_log_init ("lb", false);
   if (lb_key_load (o.keyfile, o.allow_open_key, &key, err, sizeof err) == -1) {
     fprintf (stderr, "lb: %s\n", err);
@@ -569,12 +274,8 @@ main (int argc, char **argv)
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGHUP, &sa, NULL);
 
-  lb_pub.o = &o;
-  snprintf (lb_pub.path, sizeof lb_pub.path, "%s/" LW_FILE_PREFIX "%u.lb",
-            o.dir ? o.dir : LW_DEFAULT_DIR, o.unit);
-
   while (!lb_quit) {
-    int r;
+    enum lb_session_end ended;
 
     if (c == NULL) {
       c = lwc_attach (o.dir, o.unit, 0, err, sizeof err);
@@ -593,9 +294,14 @@ main (int argc, char **argv)
       }
       lb_info ("attached to unit %u: %" PRIu64 " bytes, epoch %016" PRIx64,
                o.unit, lwc_header (c)->dev_size, lwc_header (c)->epoch);
-      /* Publish status only as the unit's one consumer. */
-      if (!publishing)
-        publishing = pthread_create (&pub, NULL, lb_publisher, NULL) == 0;
+      /* Answer for the unit only as its one consumer: a socket already
+       * there is then a dead lb's.
+       */
+      if (!answering) {
+        answering = lb_control_start (&o, &pub, err, sizeof err) == 0;
+        if (!answering)
+          lb_warn ("no status: %s", err);
+      }
       {
         struct stat st;
         if (fstat (dev_fd, &st) == 0 && S_ISREG (st.st_mode)
@@ -605,8 +311,8 @@ main (int argc, char **argv)
                    (uint64_t) st.st_size, lwc_header (c)->dev_size);
       }
     }
-    r = lb_session (&o, c, &key, dev_fd, &sink);
-    if (r == 1 || !lwc_alive (c)) {
+    ended = lb_session_run (&o, c, &key, dev_fd, &sink, &pub, &lb_quit);
+    if (ended == LB_SESSION_CHANNEL_GONE || !lwc_alive (c)) {
       lb_info ("the filter's channel went away (nbdkit stopped or "
                "restarted); reattaching");
       lwc_detach (c);
@@ -615,7 +321,7 @@ main (int argc, char **argv)
     }
     if (lb_quit)
       break;
-    if (r == -1) {
+    if (ended == LB_SESSION_FAILED) {
       lb_info ("retrying in %d s", o.retry);
       lb_pause (o.retry, c);
     }
@@ -623,10 +329,6 @@ main (int argc, char **argv)
   lb_info ("exiting");
   lwc_detach (c);
   lb_key_wipe (&key);
-  if (publishing) {
-    lb_quit = lb_quit ? lb_quit : -1;
-    pthread_join (pub, NULL);
-    unlink (lb_pub.path);
-  }
+  lb_control_stop ();
   return fatal ? 1 : 0;
 }

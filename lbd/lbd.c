@@ -5,9 +5,9 @@
  * Reads CONFIG (lbd.conf(5)), loads every client's key, binds every
  * listen address (clients' and exports'), then serves: one poll loop in
  * the main thread accepts connections (and status requests on a local
- * control socket); each connection gets its own thread (session.c for
- * lb's, export.c for restores over NBD).  Signal handlers only set a
- * flag and write to a pipe the loop polls.
+ * control socket, control.c); each connection gets its own thread
+ * (session.c for lb's, export.c for restores over NBD).  Signal handlers
+ * only set a flag and write to a pipe the loop polls.
  */
 
 #include <config.h>
@@ -27,18 +27,16 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include <gnutls/gnutls.h>
 
+#include "control.h"
 #include "export.h"
 #include "image.h"
 #include "lb_config.h"
 #include "lb_conn.h"
-#include "lb_json.h"
 #include "lb_key.h"
 #include "lb_log.h"
-#include "lb_time.h"
 #include "lb_priv.h"
 #include "lb_proto.h"
 #include "session.h"
@@ -93,27 +91,6 @@ lbd_usage (FILE *fp)
 "  -v, --verbose          log more\n"
 "  -h, --help             this help\n"
 "  -V, --version          print the version\n");
-}
-
-/* The default control socket: one per config file, found again by
- * lbd --status from the same CONFIG argument.
- */
-static void
-lbd_default_control (const char *config, char *out, size_t len)
-{
-  char real[4096];
-  uint32_t h = 2166136261u;
-  const char *p;
-
-  if (realpath (config, real) == NULL)
-    snprintf (real, sizeof real, "%s", config);
-  for (p = real; *p; p++)
-    h = (h ^ (unsigned char) *p) * 16777619u;
-  if (access ("/run", W_OK) == 0)
-    snprintf (out, len, "/run/lbd-%08" PRIx32 ".sock", h);
-  else
-    snprintf (out, len, "/tmp/lbd-%u-%08" PRIx32 ".sock",
-              (unsigned) getuid (), h);
 }
 
 static int
@@ -243,222 +220,6 @@ lbd_bind (char *err, size_t errlen)
     if (e->fd == -1)
       return -1;
   }
-  return 0;
-}
-
-static int
-lbd_control_listen (const char *path, char *err, size_t errlen)
-{
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  int fd;
-
-  if (strlen (path) >= sizeof sun.sun_path) {
-    snprintf (err, errlen, "--control=%s: path too long", path);
-    return -1;
-  }
-  strcpy (sun.sun_path, path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd == -1) {
-    snprintf (err, errlen, "control socket: %s", strerror (errno));
-    return -1;
-  }
-  unlink (path);
-  /* Status names clients and images: owner only. */
-  mode_t old = umask (077);
-  int r = bind (fd, (struct sockaddr *) &sun, sizeof sun);
-  umask (old);
-  if (r == -1 || listen (fd, 8) == -1) {
-    snprintf (err, errlen, "%s: %s", path, strerror (errno));
-    close (fd);
-    return -1;
-  }
-  fcntl (fd, F_SETFL, O_NONBLOCK);
-  return fd;
-}
-
-/* What CL's export would serve, and its snapshots. */
-static void
-lbd_status_export (FILE *fp, bool json, struct client *cl, unsigned open,
-                   uint64_t served, uint64_t refused)
-{
-  struct snapset *ss = &cl->snaps;
-  struct snapshot *s;
-  char when[LB_TIME_LEN];
-  const char *serves;
-  time_t since = 0;
-  bool first = true;
-
-  pthread_rwlock_rdlock (&ss->lock);
-  if (ss->consistent)
-    serves = "live";
-  else if (ss->lastc && !ss->lastc->broken) {
-    serves = "last-consistent";
-    since = ss->lastc_time;
-  }
-  else
-    serves = "none";
-  if (json)
-    fprintf (fp, ",\"export\":{\"serves\":\"%s\",\"since\":%" PRIu64
-             ",\"open\":%u,\"served\":%" PRIu64 ",\"refused\":%" PRIu64
-             ",\"snapshots\":[", serves, (uint64_t) since, open, served,
-             refused);
-  else {
-    lb_time_local (since, when);
-    if (since)
-      fprintf (fp, "  export: serves its last consistent state, of %s\n",
-               when);
-    else if (ss->consistent)
-      fprintf (fp, "  export: serves the live image, frozen when a "
-               "connection opens it\n");
-    else
-      fprintf (fp, "  export: serves nothing: no consistent state (the "
-               "image is inconsistent and lbd kept none)\n");
-    fprintf (fp, "  export connections: %u open, %" PRIu64 " served, %" PRIu64
-             " refused\n", open, served, refused);
-  }
-  for (s = ss->list; s; s = s->next) {
-    unsigned readers = s->refs - (s == ss->lastc);
-    lb_time_local (s->taken, when);
-    if (json)
-      fprintf (fp, "%s{\"id\":%u,\"readers\":%u,\"taken\":%" PRIu64
-               ",\"size\":%" PRIu64 ",\"blocks_saved\":%" PRIu64
-               ",\"bytes_saved\":%" PRIu64 ",\"last_consistent\":%s"
-               ",\"broken\":%s}", first ? "" : ",", s->id, readers,
-               (uint64_t) s->taken, s->size, s->nsaved, s->bytes,
-               s == ss->lastc ? "true" : "false",
-               s->broken ? "true" : "false");
-    else
-      fprintf (fp, "  snapshot %u%s: taken %s, %u reader%s, %" PRIu64
-               " blocks saved (%" PRIu64 " bytes)%s%s\n", s->id,
-               s == ss->lastc ? " (last consistent state)" : "", when,
-               readers, readers == 1 ? "" : "s", s->nsaved, s->bytes,
-               s->broken ? ", broken: " : "", s->broken ? s->why : "");
-    first = false;
-  }
-  if (json)
-    fprintf (fp, "]}");
-  pthread_rwlock_unlock (&ss->lock);
-}
-
-/* Write every client's state to FP, as text or JSON. */
-static void
-lbd_status (FILE *fp, bool json)
-{
-  size_t i;
-
-  if (json)
-    fprintf (fp, "{\"clients\":[");
-  for (i = 0; i < lbd_cfg.nclients; i++) {
-    struct client *cl = &lbd_clients[i];
-    char when[LB_TIME_LEN];
-
-    pthread_mutex_lock (&cl->lock);
-    {
-      /* The rate is sampled as data arrives; after it stops, age it here. */
-      uint64_t now = lb_now_ms ();
-      if (cl->rate_time_ms && now - cl->rate_time_ms >= 2000) {
-        cl->rate = (cl->bytes_in - cl->rate_bytes) * 1000
-                   / (now - cl->rate_time_ms);
-        cl->rate_bytes = cl->bytes_in;
-        cl->rate_time_ms = now;
-      }
-    }
-    lb_time_local (cl->last_consistent, when);
-    if (json) {
-      fprintf (fp, "%s{\"name\":", i ? "," : "");
-      lb_json_str (fp, cl->conf->name);
-      fprintf (fp, ",\"image\":");
-      lb_json_str (fp, cl->conf->file);
-      fprintf (fp, ",\"connected\":%s,\"peer\":",
-               cl->connected ? "true" : "false");
-      lb_json_str (fp, cl->connected ? cl->peer : "");
-      fprintf (fp, ",\"phase\":\"%s\",\"consistent\":%s,"
-               "\"last_consistent\":%" PRIu64 ",\"epoch\":\"%016" PRIx64 "\","
-               "\"seq\":%" PRIu64 ",\"applied_seq\":%" PRIu64 ","
-               "\"bytes_received\":%" PRIu64 ","
-               "\"rate\":%" PRIu64 ",\"connects\":%" PRIu64 ","
-               "\"replaced\":%" PRIu64 ",\"refused\":%" PRIu64,
-               cl->connected ? lbp_phase_name (cl->phase) : "disconnected",
-               cl->consistent ? "true" : "false", cl->last_consistent,
-               cl->epoch, cl->seq,
-               cl->applied_epoch == cl->epoch && cl->applied_seq > cl->seq
-               ? cl->applied_seq : cl->seq, cl->bytes_in, cl->rate,
-               cl->connects, cl->replaced, cl->refused);
-    }
-    else
-      fprintf (fp, "client %s: %s%s\n"
-               "  image %s: %s, last consistent %s\n"
-               "  phase %s, epoch %016" PRIx64 " seq %" PRIu64 "\n"
-               "  received %" PRIu64 " bytes, %" PRIu64 " bytes/s; "
-               "%" PRIu64 " connections, %" PRIu64 " replaced, %" PRIu64
-               " refused\n",
-               cl->conf->name,
-               cl->connected ? "connected from " : "not connected",
-               cl->connected ? cl->peer : "",
-               cl->conf->file, cl->consistent ? "consistent" : "inconsistent",
-               when, cl->connected ? lbp_phase_name (cl->phase)
-                                   : "disconnected",
-               cl->epoch, cl->seq, cl->bytes_in, cl->rate,
-               cl->connects, cl->replaced, cl->refused);
-    {
-      unsigned open = cl->exports;
-      uint64_t served = cl->exports_served, refused = cl->exports_refused;
-      pthread_mutex_unlock (&cl->lock);
-      if (lbd_cfg.nexports)
-        lbd_status_export (fp, json, cl, open, served, refused);
-    }
-    if (json)
-      fprintf (fp, "}");
-  }
-  if (json)
-    fprintf (fp, "]}\n");
-}
-
-static void
-lbd_control_serve (int lfd)
-{
-  int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
-  struct timeval tv = { .tv_sec = 1 };
-  char req[32] = "";
-  FILE *fp;
-  ssize_t n;
-
-  if (fd == -1)
-    return;
-  /* A stuck status reader must not stall the accept loop. */
-  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  n = recv (fd, req, sizeof req - 1, 0);
-  if (n > 0)
-    req[n] = '\0';
-  fp = fdopen (fd, "w");
-  if (fp == NULL) {
-    close (fd);
-    return;
-  }
-  lbd_status (fp, strncmp (req, "json", 4) == 0);
-  fclose (fp);
-}
-
-static int
-lbd_ask_status (const char *path, bool json)
-{
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  char buf[4096];
-  ssize_t n;
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  snprintf (sun.sun_path, sizeof sun.sun_path, "%s", path);
-  if (fd == -1 || connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
-    fprintf (stderr, "lbd: %s: %s (is lbd running with this config?)\n",
-             path, strerror (errno));
-    return 1;
-  }
-  if (write (fd, json ? "json\n" : "text\n", 5) != 5)
-    return 1;
-  while ((n = read (fd, buf, sizeof buf)) > 0)
-    fwrite (buf, 1, n, stdout);
-  close (fd);
   return 0;
 }
 
@@ -610,11 +371,11 @@ main (int argc, char **argv)
   if (psk_line)
     return lbd_psk_line (config, argv[optind + 1], allow_open_key);
   if (control == NULL) {
-    lbd_default_control (config, control_buf, sizeof control_buf);
+    control_default_path (config, control_buf, sizeof control_buf);
     control = control_buf;
   }
   if (status)
-    return lbd_ask_status (control, json);
+    return control_ask (control, json);
 
   lb_log_init ("lbd", false);
   if (lbd_load (config, allow_open_key, err, sizeof err) == -1) {
@@ -636,7 +397,8 @@ main (int argc, char **argv)
   sigaction (SIGHUP, &sa, NULL);
 
   if (lbd_bind (err, sizeof err) == -1
-      || (cfd = lbd_control_listen (control, err, sizeof err)) == -1) {
+      || (cfd = control_open (control, lbd_clients, lbd_cfg.nclients,
+                              lbd_cfg.nexports > 0, err, sizeof err)) == -1) {
     fprintf (stderr, "lbd: %s\n", err);
     return 1;
   }
@@ -696,7 +458,7 @@ main (int argc, char **argv)
       break;
     }
     if (pfd[1].revents & POLLIN)
-      lbd_control_serve (cfd);
+      control_serve ();
     for (i = 0; i < lbd_nlisteners; i++)
       if (pfd[2 + i].revents & POLLIN)
         lbd_accept (&lbd_listeners[i]);
@@ -715,8 +477,7 @@ main (int argc, char **argv)
   /* Snapshots do not outlive lbd: their overlays go now. */
   for (i = 0; i < lbd_cfg.nclients; i++)
     snapset_destroy (&lbd_clients[i].snaps);
-  close (cfd);
-  unlink (control);
+  control_close ();
   for (i = 0; i < lbd_cfg.nclients; i++)
     lb_key_wipe (&lbd_clients[i].key);
   for (i = 0; i < lbd_nlisteners; i++)

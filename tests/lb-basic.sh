@@ -45,14 +45,26 @@ h.pwrite(b"C" * 512, 64 * 1048576 - 512)
 check "live writes converge" wait_lb_converged "$IMG" 30
 check "image equals the partition after live writes" same "$T/disk" "$IMG"
 
-# lb publishes its state once a second.
+# lb answers for its state on its control socket, beside the channel.
 lb_says_live () { "$LB" --status --dir="$T" 1 | grep -q "phase: live"; }
 check "lb --status shows the live phase" wait_for 5 lb_says_live
 st=$("$LB" --status --dir="$T" 1)
 check "lb --status: filter normal, lb running" \
     grep -q "filter normal" <<<"$st"
+check "lb --status: lb running" grep -qx "lb: running" <<<"$st"
+check "lb --status writes times in local time" \
+    grep -Eqx "  since: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}" <<<"$st"
+check "lb's control socket is its owner's only" \
+    test "$(stat -c %a "$T/livewatch-1.lb.ctl")" = 600
 js=$("$LB" --status --json --dir="$T" 1)
 check "lb --status --json parses" /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["mode"]=="normal" and d["phase"]=="live" and d["out_of_sync_bytes"]==0' "$js"
+check "lb --status --json: typed fields" /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["lb_running"] is True and d["connected"] is True, d
+assert d["deferring"] is False and isinstance(d["since"], int) and d["since"] > 0, d
+assert isinstance(d["server"], str) and isinstance(d["bytes_sent"], int), d
+' "$js"
 ls=$("$LBD" --status --control="$T/lbd.ctl" "$T/srv/lbd.conf")
 check "lbd --status: client connected and consistent" \
     grep -q "connected from 127.0.0.1" <<<"$ls"
@@ -61,6 +73,20 @@ check "lbd --status --json parses" /usr/bin/python3 -c 'import json,sys; d=json.
 
 # lb restarted (SIGTERM): continues from lbd's durable seq, no scan.
 kill "$(lb_pid lb)"; wait "$(lb_pid lb)" 2>/dev/null
+check "lb removed its control socket on exit" test ! -e "$T/livewatch-1.lb.ctl"
+st=$("$LB" --status --dir="$T" 1)
+check "lb --status without lb: the channel's line" \
+    grep -Eq "^unit 1: filter [a-z]+, queue [0-9]+/[0-9]+ bytes, [0-9]+ bytes out of sync, seq [0-9]+ \(released [0-9]+\)$" <<<"$st"
+check "lb --status without lb: not running, no lb fields" \
+    test "$(sed 1d <<<"$st")" = "lb: not running"
+js=$("$LB" --status --json --dir="$T" 1)
+check "lb --status --json without lb: channel fields only" /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["filter"] is True and d["lb_running"] is False, d
+assert isinstance(d["out_of_sync_bytes"], int) and "mode" in d, d
+assert "phase" not in d and "connected" not in d, d
+' "$js"
 nbdsh -u "$(uri nbd)" -c '
 import os
 for i in range(20): h.pwrite(os.urandom(4096), i * 1048576 + 77)

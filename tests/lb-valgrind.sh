@@ -37,6 +37,14 @@ h.pwrite(b"\0" * 65536, 9 << 20)
 h.flush()
 '
 check "live writes converge under valgrind" wait_lb_converged "$IMG" 60
+# lb's control thread and status document under memcheck too.
+lb_answers_live () {
+    "$LB" --status --json --dir="$T" 1 | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["lb_running"] is True and d["phase"] == "live", d'
+}
+check "lb under valgrind answers lb --status" wait_for 20 lb_answers_live
 check "image equals the partition" same "$T/disk" "$IMG"
 
 # lbd restarted under lb's feet.

@@ -1,0 +1,236 @@
+/* livebackup: control sockets.  See lb_ctl.h. */
+
+#include <config.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include "lb_array.h"
+#include "lb_ctl.h"
+#include "lb_err.h"
+#include "lb_time.h"
+
+/* An answer longer than this is not a status document. */
+#define LB_CTL_ANSWER_MAX (16u << 20)
+
+static_assert (sizeof ((struct sockaddr_un *) 0)->sun_path
+               == LB_CTL_PATH_MAX, "LB_CTL_PATH_MAX is sun_path's size");
+
+int
+lb_ctl_path (const char *path, char out[LB_CTL_PATH_MAX], char *err,
+             size_t errlen)
+{
+  char cwd[4096];
+  int n;
+
+  if (path[0] == '/')
+    n = snprintf (out, LB_CTL_PATH_MAX, "%s", path);
+  else if (getcwd (cwd, sizeof cwd) == NULL) {
+    lb_errf (err, errlen, "%s: working folder: %s", path, strerror (errno));
+    return -1;
+  }
+  else
+    n = snprintf (out, LB_CTL_PATH_MAX, "%s/%s", cwd, path);
+  if (n < 0 || n >= LB_CTL_PATH_MAX) {
+    lb_errf (err, errlen, "%s: path too long for a socket (%d bytes at "
+             "most)", path, LB_CTL_PATH_MAX - 1);
+    return -1;
+  }
+  return 0;
+}
+
+int
+lb_ctl_listen (struct lb_ctl *ctl, const char *path, char *err,
+               size_t errlen)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct stat st;
+  mode_t old;
+  int r;
+
+  ctl->fd = -1;
+  if (lb_ctl_path (path, ctl->path, err, errlen) == -1)
+    return -1;
+  memcpy (sun.sun_path, ctl->path, sizeof sun.sun_path);
+  ctl->fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (ctl->fd == -1) {
+    lb_errf (err, errlen, "%s: socket: %s", ctl->path, strerror (errno));
+    return -1;
+  }
+  unlink (ctl->path);
+  old = umask (0177);
+  r = bind (ctl->fd, (struct sockaddr *) &sun, sizeof sun);
+  umask (old);
+  if (r == -1 || listen (ctl->fd, 8) == -1
+      || lstat (ctl->path, &st) == -1) {
+    lb_errf (err, errlen, "%s: %s", ctl->path, strerror (errno));
+    close (ctl->fd);
+    ctl->fd = -1;
+    return -1;
+  }
+  ctl->dev = st.st_dev;
+  ctl->ino = st.st_ino;
+  return 0;
+}
+
+/* Send LEN bytes of BUF on FD (whose send timeout bounds each part). */
+static void
+lb_ctl_send_all (int fd, const char *buf, size_t len)
+{
+  while (len > 0) {
+    ssize_t n = send (fd, buf, len, MSG_NOSIGNAL);
+    if (n == -1 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    buf += n;
+    len -= n;
+  }
+}
+
+void
+lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
+{
+  struct timeval tv = { .tv_sec = 1 };
+  enum lb_status_format format;
+  struct lb_status *doc;
+  char req[32] = "", *buf = NULL;
+  size_t len = 0;
+  FILE *mem;
+  ssize_t n;
+  int fd;
+
+  fd = accept4 (ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd == -1)
+    return;
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  n = recv (fd, req, sizeof req - 1, 0);
+  if (n > 0)
+    req[n] = '\0';
+  format = strncmp (req, "json", 4) == 0 ? LB_STATUS_JSON : LB_STATUS_TEXT;
+
+  doc = lb_status_new ();
+  if (doc)
+    build (doc, arg);
+  mem = open_memstream (&buf, &len);
+  if (mem) {
+    int r = lb_status_render (doc, format, mem);
+    if (fclose (mem) == 0 && r == 0)
+      lb_ctl_send_all (fd, buf, len);
+    free (buf);
+  }
+  lb_status_free (doc);
+  close (fd);
+}
+
+void
+lb_ctl_close (struct lb_ctl *ctl)
+{
+  struct stat st;
+
+  if (ctl->fd == -1)
+    return;
+  close (ctl->fd);
+  ctl->fd = -1;
+  if (lstat (ctl->path, &st) == 0 && st.st_dev == ctl->dev
+      && st.st_ino == ctl->ino)
+    unlink (ctl->path);
+}
+
+/* Read FD to its end into *BUF (LEN bytes, CAP allocated) by DEADLINE
+ * (lb_now_ms).  0, or -1 with ERR.
+ */
+static int
+lb_ctl_read_all (int fd, uint64_t deadline, int timeout_ms, char **buf,
+                 size_t *len, size_t *cap, char *err, size_t errlen)
+{
+  for (;;) {
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    uint64_t now = lb_now_ms ();
+    ssize_t n;
+
+    if (now >= deadline || poll (&pfd, 1, deadline - now) == 0) {
+      lb_errf (err, errlen, "no answer within %g s (is it stopped?)",
+               timeout_ms / 1000.0);
+      return -1;
+    }
+    if (lb_array_grow (buf, cap, *len + 4096, 1) == -1) {
+      lb_errf (err, errlen, "out of memory");
+      return -1;
+    }
+    n = read (fd, *buf + *len, *cap - *len);
+    if (n == 0)
+      return 0;
+    if (n == -1 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (n == -1) {
+      lb_errf (err, errlen, "%s", strerror (errno));
+      return -1;
+    }
+    *len += n;
+    if (*len > LB_CTL_ANSWER_MAX) {
+      lb_errf (err, errlen, "an answer of more than %u bytes",
+               LB_CTL_ANSWER_MAX);
+      return -1;
+    }
+  }
+}
+
+enum lb_ctl_answer
+lb_ctl_ask (const char *path, enum lb_status_format format, int timeout_ms,
+            FILE *out, char *err, size_t errlen)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  const char *req = format == LB_STATUS_JSON ? "json\n" : "text\n";
+  uint64_t deadline = lb_now_ms () + timeout_ms;
+  enum lb_ctl_answer r = LB_CTL_SILENT;
+  char why[256], *buf = NULL;
+  size_t len = 0, cap = 0;
+  int fd, e;
+
+  if (strlen (path) >= sizeof sun.sun_path) {
+    lb_errf (err, errlen, "%s: path too long for a socket", path);
+    errno = ENAMETOOLONG;
+    return LB_CTL_UNREACHED;
+  }
+  memcpy (sun.sun_path, path, strlen (path));
+  /* Non-blocking: a daemon that is stopped with its queue full must not
+   * hold us in connect.
+   */
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1 || connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
+    e = errno;
+    if (fd != -1)
+      close (fd);
+    lb_errf (err, errlen, "%s: %s%s", path,
+             e == EAGAIN ? "no answer (is it stopped?): " : "",
+             strerror (e));
+    errno = e;
+    return e == EAGAIN ? LB_CTL_SILENT : LB_CTL_UNREACHED;
+  }
+  if (send (fd, req, strlen (req), MSG_NOSIGNAL) != (ssize_t) strlen (req))
+    lb_errf (err, errlen, "%s: %s", path, strerror (errno));
+  else if (lb_ctl_read_all (fd, deadline, timeout_ms, &buf, &len, &cap, why,
+                            sizeof why) == -1)
+    lb_errf (err, errlen, "%s: %s", path, why);
+  else if (len == 0)
+    lb_errf (err, errlen, "%s: an empty answer", path);
+  else {
+    fwrite (buf, 1, len, out);
+    r = LB_CTL_ANSWERED;
+  }
+  free (buf);
+  close (fd);
+  return r;
+}

@@ -1,0 +1,207 @@
+/* lbd: the control socket.  See control.h. */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "lb_ctl.h"
+#include "lb_proto.h"
+#include "lb_status.h"
+#include "lb_time.h"
+#include "snapshot.h"
+
+/* How lbd --status reads, in text: a client, its export, a snapshot. */
+static const char control_client_layout[] =
+  "client {name}: {connected?connected from {peer}|not connected}\n"
+  "  image {image}: {consistent?consistent|inconsistent}, last consistent "
+  "{last_consistent}\n"
+  "  phase {phase}, epoch {epoch} seq {seq}\n"
+  "  received {bytes_received} bytes, {rate} bytes/s; {connects} "
+  "connections, {replaced} replaced, {refused} refused\n";
+static const char control_export_layout[] =
+  "  export: "
+  "{serves=live?serves the live image, frozen when a connection opens it}"
+  "{serves=last-consistent?serves its last consistent state, of {since}}"
+  "{serves=none?serves nothing: no consistent state (the image is "
+  "inconsistent and lbd kept none)}\n"
+  "  export connections: {open} open, {served} served, {refused} refused\n";
+static const char control_snapshot_layout[] =
+  "  snapshot {id}{last_consistent? (last consistent state)}: taken "
+  "{taken}, {readers} reader{readers=1?|s}, {blocks_saved} blocks saved "
+  "({bytes_saved} bytes){broken?, broken: {why}}\n";
+
+static struct lb_ctl control_ctl = { .fd = -1 };
+static struct client *control_clients;
+static size_t control_nclients;
+static bool control_exports;
+
+void
+control_default_path (const char *config, char *out, size_t len)
+{
+  char real[4096];
+  uint32_t h = 2166136261u;
+  const char *p;
+
+  if (realpath (config, real) == NULL)
+    snprintf (real, sizeof real, "%s", config);
+  for (p = real; *p; p++)
+    h = (h ^ (unsigned char) *p) * 16777619u;
+  if (access ("/run", W_OK) == 0)
+    snprintf (out, len, "/run/lbd-%08" PRIx32 ".sock", h);
+  else
+    snprintf (out, len, "/tmp/lbd-%u-%08" PRIx32 ".sock",
+              (unsigned) getuid (), h);
+}
+
+int
+control_open (const char *path, struct client *clients, size_t nclients,
+              bool exports, char *err, size_t errlen)
+{
+  control_clients = clients;
+  control_nclients = nclients;
+  control_exports = exports;
+  if (lb_ctl_listen (&control_ctl, path, err, errlen) == -1)
+    return -1;
+  return control_ctl.fd;
+}
+
+/* What CL's export would serve, with the counts OPEN, SERVED and
+ * REFUSED taken under CL's lock, and its snapshots; into X.
+ */
+static void
+control_export (struct lb_status *x, struct client *cl, unsigned open,
+                uint64_t served, uint64_t refused)
+{
+  struct snapset *ss = &cl->snaps;
+  struct lb_status *snaps;
+  struct snapshot *s;
+  const char *serves;
+  time_t since = 0;
+
+  pthread_rwlock_rdlock (&ss->lock);
+  if (ss->consistent)
+    serves = "live";
+  else if (ss->lastc && !ss->lastc->broken) {
+    serves = "last-consistent";
+    since = ss->lastc_time;
+  }
+  else
+    serves = "none";
+  lb_status_str (x, "serves", serves);
+  lb_status_time (x, "since", (uint64_t) since);
+  lb_status_uint (x, "open", open);
+  lb_status_uint (x, "served", served);
+  lb_status_uint (x, "refused", refused);
+  lb_status_layout (x, control_export_layout);
+  snaps = lb_status_array (x, "snapshots");
+  for (s = ss->list; s; s = s->next) {
+    struct lb_status *o = lb_status_object (snaps, NULL);
+    unsigned readers = s->refs - (s == ss->lastc);
+
+    lb_status_uint (o, "id", s->id);
+    lb_status_uint (o, "readers", readers);
+    lb_status_time (o, "taken", (uint64_t) s->taken);
+    lb_status_bytes (o, "size", s->size);
+    lb_status_uint (o, "blocks_saved", s->nsaved);
+    lb_status_bytes (o, "bytes_saved", s->bytes);
+    lb_status_bool (o, "last_consistent", s == ss->lastc);
+    lb_status_bool (o, "broken", s->broken);
+    lb_status_text_only (lb_status_str (o, "why", s->broken ? s->why : ""));
+    lb_status_layout (o, control_snapshot_layout);
+  }
+  pthread_rwlock_unlock (&ss->lock);
+}
+
+/* CL's state into O. */
+static void
+control_client (struct lb_status *o, struct client *cl)
+{
+  unsigned open;
+  uint64_t served, refused, now;
+
+  pthread_mutex_lock (&cl->lock);
+  /* The rate is sampled as data arrives; after it stops, age it here. */
+  now = lb_now_ms ();
+  if (cl->rate_time_ms && now - cl->rate_time_ms >= 2000) {
+    cl->rate = (cl->bytes_in - cl->rate_bytes) * 1000
+               / (now - cl->rate_time_ms);
+    cl->rate_bytes = cl->bytes_in;
+    cl->rate_time_ms = now;
+  }
+  lb_status_str (o, "name", cl->conf->name);
+  lb_status_str (o, "image", cl->conf->file);
+  lb_status_bool (o, "connected", cl->connected);
+  lb_status_str (o, "peer", cl->connected ? cl->peer : "");
+  lb_status_str (o, "phase", cl->connected ? lbp_phase_name (cl->phase)
+                                           : "disconnected");
+  lb_status_bool (o, "consistent", cl->consistent);
+  lb_status_time (o, "last_consistent", cl->last_consistent);
+  lb_status_strf (o, "epoch", "%016" PRIx64, cl->epoch);
+  lb_status_uint (o, "seq", cl->seq);
+  lb_status_uint (o, "applied_seq",
+                  cl->applied_epoch == cl->epoch && cl->applied_seq > cl->seq
+                  ? cl->applied_seq : cl->seq);
+  lb_status_bytes (o, "bytes_received", cl->bytes_in);
+  lb_status_uint (o, "rate", cl->rate);
+  lb_status_uint (o, "connects", cl->connects);
+  lb_status_uint (o, "replaced", cl->replaced);
+  lb_status_uint (o, "refused", cl->refused);
+  lb_status_layout (o, control_client_layout);
+  open = cl->exports;
+  served = cl->exports_served;
+  refused = cl->exports_refused;
+  pthread_mutex_unlock (&cl->lock);
+  if (control_exports)
+    control_export (lb_status_object (o, "export"), cl, open, served,
+                    refused);
+}
+
+/* Every client's state (lb_ctl_build_fn). */
+static void
+control_build (struct lb_status *d, void *arg)
+{
+  struct lb_status *clients = lb_status_array (d, "clients");
+  size_t i;
+
+  (void) arg;
+  for (i = 0; i < control_nclients; i++)
+    control_client (lb_status_object (clients, NULL), &control_clients[i]);
+}
+
+void
+control_serve (void)
+{
+  lb_ctl_serve (&control_ctl, control_build, NULL);
+}
+
+void
+control_close (void)
+{
+  lb_ctl_close (&control_ctl);
+}
+
+int
+control_ask (const char *path, bool json)
+{
+  char err[640];
+
+  switch (lb_ctl_ask (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
+                      LB_CTL_ASK_MS, stdout, err, sizeof err)) {
+  case LB_CTL_ANSWERED:
+    return fflush (stdout) == 0 ? 0 : 1;
+  case LB_CTL_UNREACHED:
+    fprintf (stderr, "lbd: %s (is lbd running with this config?)\n", err);
+    return 1;
+  case LB_CTL_SILENT:
+    fprintf (stderr, "lbd: %s\n", err);
+    return 1;
+  }
+  return 1;
+}
