@@ -11,15 +11,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
-
+#include "connset.h"
 #include "export.h"
 #include "lb_conn.h"
 #include "lb_log.h"
@@ -39,6 +36,7 @@
 
 struct xconn {
   struct export_listener *el;
+  struct connset_conn *c;       /* in x_set */
   int fd;
   struct lb_conn *tls;
   char peer[64];
@@ -61,19 +59,10 @@ struct xconn {
   uint64_t bytes_out;
   bool warned_write;
   bool warned_tls, warned_unknown;    /* log such refusals once */
-  struct xconn *next;
 };
 
 static struct client *x_clients;
 static size_t x_nclients;
-
-static pthread_mutex_t x_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t x_gone = PTHREAD_COND_INITIALIZER;
-static struct xconn *x_list;
-static unsigned x_count;
-static bool x_stopping;
-static _Atomic unsigned x_negotiating;
-static __thread bool x_unknown_name;
 
 void
 export_setup (struct client *clients, size_t nclients)
@@ -315,6 +304,7 @@ x_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
     goto refused;
   }
   x->cl = cl;
+  connset_set_client (x->c, cl);
   x->size = x->snap->size;
   x->buf = malloc (SNAP_READ_PIECE);
   if (x->buf == NULL) {
@@ -505,62 +495,38 @@ x_meta (struct xconn *x, uint32_t opt, uint32_t len)
 }
 
 /* The TLS handshake after NBD_OPT_STARTTLS: identity = a client's name,
- * key = its key; an unknown name gets a random key and fails as a wrong
- * key does.
+ * key = its key (connset_lookup gives unknown names a random key).
  */
-static int
-x_lookup (void *opaque, const char *identity, struct lb_key *key,
-          bool *encrypt, void **client)
+static void *
+x_find_identity (void *listener, const char *identity, struct lb_key *key,
+                 bool *encrypt)
 {
   struct client *cl = x_by_name (identity, strlen (identity));
 
-  (void) opaque;
-  *encrypt = true;
-  if (cl == NULL) {
-    gnutls_rnd (GNUTLS_RND_RANDOM, key->psk, sizeof key->psk);
-    *client = NULL;
-    x_unknown_name = true;
-    return 0;
-  }
+  (void) listener;
+  if (cl == NULL)
+    return NULL;
   *key = cl->key;
-  *client = cl;
-  return 0;
+  *encrypt = true;
+  return cl;
 }
 
 static int
 x_starttls (struct xconn *x)
 {
-  char err[256], identity[256] = "", safe[80];
+  char err[256], identity[256] = "";
   void *client = NULL;
 
-  x_unknown_name = false;
-  x->tls = lb_conn_server (x->fd, x_lookup, NULL, x_left (x), &client,
+  x->tls = lb_conn_server (x->fd, connset_lookup, x->c, x_left (x), &client,
                            identity, sizeof identity, err, sizeof err);
-  if (x->tls != NULL && client == NULL) {
-    /* Cannot happen (a random key cannot match); refuse all the same. */
-    pthread_mutex_lock (&x_lock);
-    lb_conn_close (x->tls);
-    x->tls = NULL;
-    x->fd = -1;
-    pthread_mutex_unlock (&x_lock);
-    snprintf (err, sizeof err, "unknown client name");
-  }
-  if (x->tls == NULL) {
-    lb_log_safe (safe, sizeof safe, identity, strlen (identity));
-    static struct lb_log_limit limit =
-      LB_LOG_LIMIT_INIT (20, "refused export connections");
-    if (lb_log_allow (&limit))
-      lb_warn ("export %s: %s: TLS handshake failed%s%s%s: %s",
-               x->el->conf->listen.text, x->peer,
-               safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "",
-               x_unknown_name ? "unknown client name" : err);
+  if (connset_refused (x->c, x->tls, client, identity, err)) {
     if (client) {
       struct client *cl = client;
       pthread_mutex_lock (&cl->lock);
       cl->exports_refused++;
       pthread_mutex_unlock (&cl->lock);
     }
-    return -1;
+    return -1;                  /* x_free closes TLS or FD */
   }
   x->idc = client;
   lb_debug ("export %s: %s: TLS as client %s (%s)", x->el->conf->listen.text,
@@ -1013,21 +979,30 @@ x_transmit (struct xconn *x)
 
 /* ---- threads ---------------------------------------------------------- */
 
-static void
-x_free (struct xconn *x)
-{
-  struct xconn **pp;
+static void x_main (struct connset_conn *c, void *arg);
+static void x_free (void *arg);
 
-  /* Out of the list before the socket closes, so that
-   * export_shutdown_all never shuts down a number reused since.
-   */
-  pthread_mutex_lock (&x_lock);
-  for (pp = &x_list; *pp; pp = &(*pp)->next)
-    if (*pp == x) {
-      *pp = x->next;
-      break;
-    }
-  pthread_mutex_unlock (&x_lock);
+static const struct connset_ops x_ops = {
+  .thread = "an export thread",
+  .log_prefix = "export ",
+  .handshake = "TLS handshake",
+  .max_conns = LBD_EXPORT_MAX_CONNS,
+  .max_handshaking = LBD_MAX_HANDSHAKING,
+  .find = x_find_identity,
+  .serve = x_main,
+  .release = x_free,
+};
+
+/* Every export connection; "in its handshake" is in its negotiation. */
+static struct connset x_set =
+  CONNSET_INIT (&x_ops, "refused export connections");
+
+/* The set's ops->release. */
+static void
+x_free (void *arg)
+{
+  struct xconn *x = arg;
+
   if (x->tls)
     lb_conn_close (x->tls);
   else if (x->fd >= 0)
@@ -1043,58 +1018,33 @@ x_free (struct xconn *x)
     close (x->ifd);
   free (x->buf);
   free (x->opt);
-  pthread_mutex_lock (&x_lock);
-  x_count--;
-  pthread_cond_broadcast (&x_gone);
-  pthread_mutex_unlock (&x_lock);
   free (x);
 }
 
-static void *
-x_main (void *arg)
+/* The set's ops->serve: the negotiation, then the transmission. */
+static void
+x_main (struct connset_conn *c, void *arg)
 {
   struct xconn *x = arg;
   int r;
 
-  atomic_fetch_add (&x_negotiating, 1);
+  x->c = c;
   x->deadline = (int64_t) lb_now_ms () + LBD_HANDSHAKE_MS;
   x->opt = malloc (X_OPT_MAX + 1);
   r = x->opt ? x_negotiate (x) : -1;
   x->deadline = 0;
-  atomic_fetch_sub (&x_negotiating, 1);
+  connset_handshake_done (c);
   if (r == 0)
     x_transmit (x);
-  x_free (x);
-  return NULL;
 }
 
 void
 export_start (struct export_listener *el, int fd, const char *peer)
 {
-  static time_t last_warn;
-  struct xconn *x;
-  pthread_attr_t attr;
-  pthread_t t;
-  int e;
+  const char *where = el->conf->listen.text;
+  struct xconn *x = calloc (1, sizeof *x);
 
-  pthread_mutex_lock (&x_lock);
-  if (x_stopping || x_count >= LBD_EXPORT_MAX_CONNS
-      || atomic_load (&x_negotiating) >= LBD_MAX_HANDSHAKING) {
-    bool full = !x_stopping;
-    pthread_mutex_unlock (&x_lock);
-    /* Bounded cost before authentication; bounded logging too. */
-    if (full && time (NULL) - last_warn >= 10) {
-      lb_warn ("export %s: too many connections (%d at most, %d in "
-               "negotiation); refusing new ones", el->conf->listen.text,
-               LBD_EXPORT_MAX_CONNS, LBD_MAX_HANDSHAKING);
-      last_warn = time (NULL);
-    }
-    close (fd);
-    return;
-  }
-  x = calloc (1, sizeof *x);
   if (x == NULL) {
-    pthread_mutex_unlock (&x_lock);
     close (fd);
     return;
   }
@@ -1102,32 +1052,25 @@ export_start (struct export_listener *el, int fd, const char *peer)
   x->fd = fd;
   x->ifd = -1;
   snprintf (x->peer, sizeof x->peer, "%s", peer);
-  x->next = x_list;
-  x_list = x;
-  x_count++;
-  pthread_mutex_unlock (&x_lock);
-
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  e = pthread_create (&t, &attr, x_main, x);
-  pthread_attr_destroy (&attr);
-  if (e != 0) {
-    lb_err ("cannot start an export thread: %s", strerror (e));
-    x_free (x);
+  switch (connset_start (&x_set, fd, el, where, peer, x)) {
+  case CONNSET_STARTED:
+    return;
+  case CONNSET_FULL:
+    /* Bounded cost before authentication; bounded logging too. */
+    if (connset_full_log_allow (&x_set))
+      lb_warn ("export %s: too many connections (%d at most, %d in "
+               "negotiation); refusing new ones", where,
+               LBD_EXPORT_MAX_CONNS, LBD_MAX_HANDSHAKING);
+    break;
+  case CONNSET_STOPPING:
+  case CONNSET_FAILED:
+    break;
   }
+  x_free (x);
 }
 
 void
 export_shutdown_all (void)
 {
-  struct xconn *x;
-
-  pthread_mutex_lock (&x_lock);
-  x_stopping = true;
-  for (x = x_list; x; x = x->next)
-    if (x->fd >= 0)
-      shutdown (x->fd, SHUT_RDWR);
-  while (x_count > 0)
-    pthread_cond_wait (&x_gone, &x_lock);
-  pthread_mutex_unlock (&x_lock);
+  connset_shutdown (&x_set);
 }

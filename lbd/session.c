@@ -6,16 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/socket.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
 #include <zstd.h>
 
+#include "connset.h"
 #include "image.h"
 #include "lb_array.h"
 #include "lb_log.h"
@@ -25,11 +22,11 @@
 
 struct session {
   struct listener *l;
+  struct connset_conn *c;       /* in session_set */
   struct client *cl;
   struct lb_conn *conn;
-  int fd;
+  int fd;                       /* until CONN has it */
   char peer[64];
-  _Atomic bool replaced;
   struct image im;
   bool have_image;
   uint64_t epoch;               /* from HELLO */
@@ -41,34 +38,17 @@ struct session {
   size_t data_cap;
   uint8_t *hashes;              /* LBP_MAX_HASHES * LBP_HASH_SIZE */
   ZSTD_DCtx *dctx;
-  struct session *next;
 };
 
-/* Every live session, for shutdown. */
-static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t session_gone = PTHREAD_COND_INITIALIZER;
-static struct session *session_list;
-static unsigned session_count;
-static bool session_stopping;
-static _Atomic unsigned session_nhandshaking;
-/* Set by session_lookup in this thread's handshake: the name was unknown. */
-static __thread bool session_unknown_name;
-
-unsigned
-session_handshaking (void)
-{
-  return atomic_load (&session_nhandshaking);
-}
-
-/* Map the identity the peer presented to a client on this address.  On
+/* Map the identity the peer presented to a client on listener L.  On
  * an address with a single client, that client's key is accepted under
  * any identity, so that the seed's command line (no --name) works.
  */
-static int
-session_lookup (void *opaque, const char *identity, struct lb_key *key,
-                bool *encrypt, void **client)
+static void *
+session_find (void *listener, const char *identity, struct lb_key *key,
+              bool *encrypt)
 {
-  struct listener *l = opaque;
+  struct listener *l = listener;
   struct client *found = NULL;
   size_t i;
 
@@ -77,21 +57,29 @@ session_lookup (void *opaque, const char *identity, struct lb_key *key,
       found = l->clients[i];
   if (found == NULL && l->nclients == 1)
     found = l->clients[0];
-  if (found == NULL) {
-    /* An unknown name fails exactly as a wrong key does, so that a peer
-     * without a key cannot learn which names exist.
-     */
-    gnutls_rnd (GNUTLS_RND_RANDOM, key->psk, sizeof key->psk);
-    *encrypt = true;
-    *client = NULL;
-    session_unknown_name = true;
-    return 0;
-  }
+  if (found == NULL)
+    return NULL;
   *key = found->key;
   *encrypt = found->conf->encrypt;
-  *client = found;
-  return 0;
+  return found;
 }
+
+static void session_main (struct connset_conn *c, void *arg);
+static void session_free (void *arg);
+
+static const struct connset_ops session_ops = {
+  .thread = "a session thread",
+  .log_prefix = "",
+  .handshake = "handshake",
+  .max_handshaking = LBD_MAX_HANDSHAKING,
+  .find = session_find,
+  .serve = session_main,
+  .release = session_free,
+};
+
+/* Every live session. */
+static struct connset session_set =
+  CONNSET_INIT (&session_ops, "refused connections");
 
 /* Make S the only session writing its client's image. */
 static void
@@ -102,12 +90,12 @@ session_take_over (struct session *s)
   pthread_mutex_lock (&cl->lock);
   while (cl->owner) {
     struct session *old = cl->owner;
-    if (!atomic_exchange (&old->replaced, true)) {
+    /* OLD is inside session_main until it lets go: its C is alive. */
+    if (connset_conn_stop (old->c)) {
       lb_info ("client %s: replacing the connection from %s by the one "
                "from %s", cl->conf->name, old->peer, s->peer);
       cl->replaced++;
     }
-    shutdown (old->fd, SHUT_RDWR);
     pthread_cond_wait (&cl->cond, &cl->lock);
   }
   cl->owner = s;
@@ -364,7 +352,7 @@ session_serve (struct session *s)
 
   for (;;) {
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
-    if (r == 0 || (r == -1 && atomic_load (&s->replaced)))
+    if (r == 0 || (r == -1 && connset_conn_stopping (s->c)))
       break;
     if (r == -1) {
       lb_warn ("client %s (%s): connection lost: %s", name, s->peer, why);
@@ -429,7 +417,7 @@ session_serve (struct session *s)
       break;
     session_publish (s, m.payload_len);
   }
-  if (atomic_load (&s->replaced))
+  if (connset_conn_stopping (s->c))
     lb_info ("client %s (%s): replaced by a newer connection", name, s->peer);
   else
     lb_info ("client %s (%s): disconnected", name, s->peer);
@@ -445,10 +433,13 @@ session_serve (struct session *s)
   lbw_send_error (s->conn, LBP_ERR_IO, "server I/O error");
 }
 
+/* The set's ops->release: the socket (or the connection holding it),
+ * the image, the buffers.
+ */
 static void
-session_free (struct session *s)
+session_free (void *arg)
 {
-  struct session **pp;
+  struct session *s = arg;
 
   if (s->conn)
     lb_conn_close (s->conn);
@@ -460,58 +451,30 @@ session_free (struct session *s)
   free (s->buf);
   free (s->data);
   free (s->hashes);
-  pthread_mutex_lock (&session_lock);
-  for (pp = &session_list; *pp; pp = &(*pp)->next)
-    if (*pp == s) {
-      *pp = s->next;
-      break;
-    }
-  session_count--;
-  pthread_cond_broadcast (&session_gone);
-  pthread_mutex_unlock (&session_lock);
   free (s);
 }
 
-static void *
-session_main (void *arg)
+/* The set's ops->serve: handshake, then the session. */
+static void
+session_main (struct connset_conn *c, void *arg)
 {
   struct session *s = arg;
-  char err[256], identity[256] = "", safe[80];
+  char err[256], identity[256] = "";
   void *client = NULL;
 
-  atomic_fetch_add (&session_nhandshaking, 1);
-  session_unknown_name = false;
-  s->conn = lb_conn_server (s->fd, session_lookup, s->l, LBD_HANDSHAKE_MS,
+  s->c = c;
+  s->conn = lb_conn_server (s->fd, connset_lookup, c, LBD_HANDSHAKE_MS,
                             &client, identity, sizeof identity,
                             err, sizeof err);
-  atomic_fetch_sub (&session_nhandshaking, 1);
-  if (s->conn != NULL && client == NULL) {
-    /* Cannot happen: a random key cannot match.  Refuse all the same. */
-    lb_conn_close (s->conn);
-    s->conn = NULL;
-    s->fd = -1;
-    snprintf (err, sizeof err, "unknown client name");
-  }
-  if (s->conn == NULL) {
-    lb_log_safe (safe, sizeof safe, identity, strlen (identity));
-    /* One line per refused connection, but a peer decides how many
-     * connections: bounded.
-     */
-    static struct lb_log_limit limit =
-      LB_LOG_LIMIT_INIT (20, "refused connections");
-    if (lb_log_allow (&limit))
-      lb_warn ("%s: %s: handshake failed%s%s%s: %s", s->l->addr.text,
-               s->peer, safe[0] ? " (identity '" : "", safe,
-               safe[0] ? "')" : "",
-               session_unknown_name ? "unknown client name" : err);
+  connset_handshake_done (c);
+  if (connset_refused (c, s->conn, client, identity, err)) {
     if (client) {
       struct client *cl = client;
       pthread_mutex_lock (&cl->lock);
       cl->refused++;
       pthread_mutex_unlock (&cl->lock);
     }
-    session_free (s);           /* closes FD: still ours on failure */
-    return NULL;
+    return;                     /* session_free closes FD or CONN */
   }
   s->cl = client;
   lb_info ("client %s (%s): authenticated (%s)", s->cl->conf->name, s->peer,
@@ -519,62 +482,38 @@ session_main (void *arg)
   session_take_over (s);
   session_serve (s);
   session_let_go (s);
-  session_free (s);
-  return NULL;
 }
 
-int
+void
 session_start (struct listener *l, int fd, const char *peer)
 {
   struct session *s = calloc (1, sizeof *s);
-  pthread_attr_t attr;
-  pthread_t t;
-  int e;
 
   if (s == NULL) {
     close (fd);
-    return -1;
+    return;
   }
   s->l = l;
   s->fd = fd;
   snprintf (s->peer, sizeof s->peer, "%s", peer);
-  pthread_mutex_lock (&session_lock);
-  if (session_stopping) {
-    pthread_mutex_unlock (&session_lock);
-    close (fd);
-    free (s);
-    return -1;
+  switch (connset_start (&session_set, fd, l, l->addr.text, peer, s)) {
+  case CONNSET_STARTED:
+    return;
+  case CONNSET_FULL:
+    /* Bounded cost before authentication; bounded logging too. */
+    if (connset_full_log_allow (&session_set))
+      lb_warn ("%s: too many connections in handshake; refusing new ones",
+               l->addr.text);
+    break;
+  case CONNSET_STOPPING:
+  case CONNSET_FAILED:
+    break;
   }
-  s->next = session_list;
-  session_list = s;
-  session_count++;
-  pthread_mutex_unlock (&session_lock);
-
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  e = pthread_create (&t, &attr, session_main, s);
-  pthread_attr_destroy (&attr);
-  if (e != 0) {
-    lb_err ("cannot start a session thread: %s", strerror (e));
-    session_free (s);
-    return -1;
-  }
-  return 0;
+  session_free (s);
 }
 
 void
 session_shutdown_all (void)
 {
-  struct session *s;
-
-  pthread_mutex_lock (&session_lock);
-  session_stopping = true;
-  for (s = session_list; s; s = s->next) {
-    atomic_store (&s->replaced, true);
-    if (s->fd >= 0)
-      shutdown (s->fd, SHUT_RDWR);
-  }
-  while (session_count > 0)
-    pthread_cond_wait (&session_gone, &session_lock);
-  pthread_mutex_unlock (&session_lock);
+  connset_shutdown (&session_set);
 }
