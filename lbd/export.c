@@ -248,28 +248,34 @@ x_safe (char *out, size_t outlen, const uint8_t *name, size_t len)
 }
 
 /* The human description of what CL's export serves now, for
- * NBD_INFO_DESCRIPTION; 0 if it serves nothing.
+ * NBD_INFO_DESCRIPTION, and its *SIZE; false if it serves nothing.
  */
-static int
+static bool
 x_describe (struct client *cl, uint64_t *size, char *out, size_t len)
 {
   char when[LB_TIME_LEN];
   time_t since = 0;
   int fd = open (cl->conf->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  int what = snapset_would_serve (&cl->snaps, fd, size, &since);
+  enum snap_serves what = snapset_would_serve (&cl->snaps, fd, size, &since);
 
   if (fd >= 0)
     close (fd);
-  else if (what == 1)
-    what = 0;
-  if (what == 1)
+  else if (what == SNAP_SERVES_LIVE)
+    what = SNAP_SERVES_NOTHING;         /* no image to freeze */
+  switch (what) {
+  case SNAP_SERVES_NOTHING:
+    return false;
+  case SNAP_SERVES_LIVE:
     snprintf (out, len, "livebackup image of %s: the live image, frozen "
               "when opened", cl->conf->name);
-  else if (what == 2)
+    break;
+  case SNAP_SERVES_LAST_CONSISTENT:
     snprintf (out, len, "livebackup image of %s: its last consistent state, "
               "of %s (a scan or catch-up is running)", cl->conf->name,
               lb_time_local (since, when));
-  return what;
+    break;
+  }
+  return true;
 }
 
 static const char *
@@ -344,10 +350,22 @@ x_tflags (void)
   return NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH;
 }
 
-/* NBD_OPT_INFO and NBD_OPT_GO.  1: GO succeeded (transmission), 0: go on
- * negotiating, -1: close.
- */
-static int
+/* Where the negotiation goes after an option. */
+enum x_next {
+  X_NEXT_OPTION,                /* read the next option */
+  X_NEXT_TRANSMIT,              /* NBD_OPT_GO succeeded */
+  X_NEXT_CLOSE,                 /* the connection is lost */
+};
+
+/* After sending a reply that SENT (0 or -1): the next option, or close. */
+static enum x_next
+x_after_reply (int sent)
+{
+  return sent == -1 ? X_NEXT_CLOSE : X_NEXT_OPTION;
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO. */
+static enum x_next
 x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
 {
   const uint8_t *d = x->opt;
@@ -361,8 +379,10 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
 
   if (len < 6 || (namelen = lb_get_be32 (d)) > len - 6
       || len != 4 + namelen + 2 + 2 * (uint32_t) (nreq = lb_get_be16 (d + 4 + namelen)))
-    return x_reply_err (x, opt, NBD_REP_ERR_INVALID, "malformed %s request",
-                        opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO");
+    return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_INVALID,
+                                       "malformed %s request",
+                                       opt == NBD_OPT_GO ? "NBD_OPT_GO"
+                                                         : "NBD_OPT_INFO"));
   for (i = 0; i < nreq; i++) {
     uint16_t r = lb_get_be16 (d + 4 + namelen + 2 + 2 * i);
     if (r == NBD_INFO_NAME) want_name = true;
@@ -375,13 +395,14 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
       lb_warn ("export %s: %s asked for an export it may not see: '%s'",
                x->el->conf->listen.text, x->peer, safe);
     x->warned_unknown = true;
-    return x_reply_err (x, opt, NBD_REP_ERR_UNKNOWN, "no export named '%s'",
-                        safe) == -1 ? -1 : 0;
+    return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_UNKNOWN,
+                                       "no export named '%s'", safe));
   }
   if (opt == NBD_OPT_GO) {
     if (x_open (x, cl, why, sizeof why) == -1)
-      return x_reply_err (x, opt, NBD_REP_ERR_POLICY, "export %s: %s",
-                          cl->conf->name, why) == -1 ? -1 : 0;
+      return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_POLICY,
+                                         "export %s: %s", cl->conf->name,
+                                         why));
     size = x->size;
     if (x->since) {
       char when[LB_TIME_LEN];
@@ -393,25 +414,26 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
       snprintf (desc, sizeof desc, "livebackup image of %s: the live image, "
                 "frozen when opened", cl->conf->name);
   }
-  else if (x_describe (cl, &size, desc, sizeof desc) == 0)
-    return x_reply_err (x, opt, NBD_REP_ERR_POLICY, "export %s: %s",
-                        cl->conf->name, x_refusal (cl)) == -1 ? -1 : 0;
+  else if (!x_describe (cl, &size, desc, sizeof desc))
+    return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_POLICY,
+                                       "export %s: %s", cl->conf->name,
+                                       x_refusal (cl)));
 
   lb_put_be16 (info, NBD_INFO_EXPORT);
   lb_put_be64 (info + 2, size);
   lb_put_be16 (info + 10, x_tflags ());
   if (x_reply2 (x, opt, NBD_REP_INFO, info, 12, NULL, 0) == -1)
-    return -1;
+    return X_NEXT_CLOSE;
   if (want_name) {
     lb_put_be16 (info, NBD_INFO_NAME);
     if (x_reply2 (x, opt, NBD_REP_INFO, info, 2, cl->conf->name,
                   strlen (cl->conf->name)) == -1)
-      return -1;
+      return X_NEXT_CLOSE;
   }
   if (want_desc) {
     lb_put_be16 (info, NBD_INFO_DESCRIPTION);
     if (x_reply2 (x, opt, NBD_REP_INFO, info, 2, desc, strlen (desc)) == -1)
-      return -1;
+      return X_NEXT_CLOSE;
   }
   {
     uint8_t bs[14];
@@ -420,17 +442,17 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
     lb_put_be32 (bs + 6, 4096);
     lb_put_be32 (bs + 10, LBD_EXPORT_MAX_REQUEST);
     if (x_reply2 (x, opt, NBD_REP_INFO, bs, 14, NULL, 0) == -1)
-      return -1;
+      return X_NEXT_CLOSE;
   }
   if (x_reply (x, opt, NBD_REP_ACK) == -1)
-    return -1;
+    return X_NEXT_CLOSE;
   if (opt != NBD_OPT_GO)
-    return 0;
+    return X_NEXT_OPTION;
   /* Contexts chosen for another export do not apply to this one. */
   if (x->meta && strcmp (x->meta_export, cl->conf->name) != 0
       && !(x->meta_export[0] == '\0' && namelen == 0))
     x->meta = false;
-  return 1;
+  return X_NEXT_TRANSMIT;
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT.  0, or -1. */
@@ -542,6 +564,7 @@ x_negotiate (struct xconn *x)
   uint32_t cflags, opt, len;
   const char *addr = x->el->conf->listen.text;
   char safe[80];
+  enum x_next next;
   int n, r;
   size_t i;
 
@@ -644,7 +667,7 @@ x_negotiate (struct xconn *x)
          */
         if (!x_visible (x, cl)
             || x_by_name (cl->conf->name, strlen (cl->conf->name)) != cl
-            || x_describe (cl, &size, desc, sizeof desc) == 0)
+            || !x_describe (cl, &size, desc, sizeof desc))
           continue;
         lb_put_be32 (nl, strlen (cl->conf->name));
         r = x_reply2 (x, opt, NBD_REP_SERVER, nl, 4, cl->conf->name,
@@ -668,9 +691,10 @@ x_negotiate (struct xconn *x)
       break;
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
-      r = x_info_go (x, opt, len);
-      if (r == 1)
+      next = x_info_go (x, opt, len);
+      if (next == X_NEXT_TRANSMIT)
         return 0;
+      r = next == X_NEXT_CLOSE ? -1 : 0;
       break;
     case NBD_OPT_EXPORT_NAME: {
       struct client *cl = x_find (x, x->opt, len);
