@@ -224,8 +224,30 @@ session_mark_inconsistent (struct session *s)
   return session_commit (s, &st);
 }
 
-/* Apply a WRITE or BLOCK.  Returns 0, -1 (I/O, errno) or -2 (protocol). */
-static int
+/* How one message from lb was handled. */
+enum session_step {
+  SESSION_STEP_DONE,            /* applied, and answered if it asks */
+  SESSION_STEP_IO,              /* the image failed (errno) */
+  SESSION_STEP_PROTOCOL,        /* the peer broke a rule (*WHY) */
+  SESSION_STEP_LOST,            /* the answer could not be sent */
+};
+
+/* The step after an image call that returned R (0 or -1, errno). */
+static enum session_step
+session_io (int r)
+{
+  return r == -1 ? SESSION_STEP_IO : SESSION_STEP_DONE;
+}
+
+/* The step after sending an answer that returned R (0 or -1). */
+static enum session_step
+session_sent (int r)
+{
+  return r == -1 ? SESSION_STEP_LOST : SESSION_STEP_DONE;
+}
+
+/* Apply a WRITE or BLOCK. */
+static enum session_step
 session_apply_data (struct session *s, const struct lbp_msg *m,
                     const char **why)
 {
@@ -233,22 +255,22 @@ session_apply_data (struct session *s, const struct lbp_msg *m,
 
   if (!image_range_ok (&s->im, m->offset, m->length)) {
     *why = "write outside the image";
-    return -2;
+    return SESSION_STEP_PROTOCOL;
   }
   switch (m->enc) {
   case LBP_ENC_ZERO:
-    return image_zero (&s->im, m->offset, m->length);
+    return session_io (image_zero (&s->im, m->offset, m->length));
   case LBP_ENC_ZSTD: {
     size_t r;
     if (s->dctx == NULL && (s->dctx = ZSTD_createDCtx ()) == NULL)
-      return -1;
+      return SESSION_STEP_IO;
     if (lb_array_grow (&s->data, &s->data_cap, m->length, 1) == -1)
-      return -1;
+      return SESSION_STEP_IO;
     r = ZSTD_decompressDCtx (s->dctx, s->data, m->length, m->payload,
                              m->payload_len);
     if (ZSTD_isError (r) || r != m->length) {
       *why = "bad compressed payload";
-      return -2;
+      return SESSION_STEP_PROTOCOL;
     }
     data = s->data;
     break;
@@ -256,10 +278,10 @@ session_apply_data (struct session *s, const struct lbp_msg *m,
   default:
     break;
   }
-  return image_write (&s->im, m->offset, data, m->length);
+  return session_io (image_write (&s->im, m->offset, data, m->length));
 }
 
-static int
+static enum session_step
 session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
 {
   struct lbp_msg r = { .type = LBP_HASHES, .id = m->id,
@@ -268,19 +290,19 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
 
   if (m->offset > s->im.size) {
     *why = "hash request outside the image";
-    return -2;
+    return SESSION_STEP_PROTOCOL;
   }
   if (s->hashes == NULL
       && (s->hashes = malloc (LBP_MAX_HASHES * LBP_HASH_SIZE)) == NULL)
-    return -1;
+    return SESSION_STEP_IO;
   if (lb_array_grow (&s->data, &s->data_cap, m->hash_block, 1) == -1)
-    return -1;
+    return SESSION_STEP_IO;
   if (image_hash (&s->im, m->offset, m->length, m->hash_block, s->data,
                   s->hashes, &count) == -1)
-    return -1;
+    return SESSION_STEP_IO;
   r.count = count;
-  return lbw_send (s->conn, &r, s->hashes, (size_t) count * LBP_HASH_SIZE)
-         == -1 ? -3 : 0;
+  return session_sent (lbw_send (s->conn, &r, s->hashes,
+                                 (size_t) count * LBP_HASH_SIZE));
 }
 
 /* The message loop.  Returns when the peer leaves or breaks a rule. */
@@ -291,7 +313,8 @@ session_serve (struct session *s)
   struct lbp_msg m;
   const char *why = NULL;
   char err[256];
-  int r;
+  enum session_step step;
+  int r;                        /* lbw_recv's */
 
   if (image_open (&s->im, s->cl->conf->file, err, sizeof err) == -1) {
     lb_err ("client %s: %s", name, err);
@@ -367,8 +390,8 @@ session_serve (struct session *s)
         goto io;
       if (m.type == LBP_WRITE)
         session_replay_begin (s, m.seq);
-      r = session_apply_data (s, &m, &why);
-      if (r == 0 && m.type == LBP_WRITE)
+      step = session_apply_data (s, &m, &why);
+      if (step == SESSION_STEP_DONE && m.type == LBP_WRITE)
         session_replay_end (s, m.seq);
       break;
     case LBP_ZERO:
@@ -377,8 +400,8 @@ session_serve (struct session *s)
         goto protocol;
       }
       session_replay_begin (s, m.seq);
-      r = image_zero (&s->im, m.offset, m.length);
-      if (r == 0)
+      step = session_io (image_zero (&s->im, m.offset, m.length));
+      if (step == SESSION_STEP_DONE)
         session_replay_end (s, m.seq);
       break;
     case LBP_SYNC: {
@@ -396,11 +419,11 @@ session_serve (struct session *s)
       lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
                 " (%s)", name, m.seq, m.gen, lbp_phase_name (m.phase));
       struct lbp_msg a = { .type = LBP_SYNCED, .id = m.id, .seq = m.seq };
-      r = lbw_send (s->conn, &a, NULL, 0) == -1 ? -3 : 0;
+      step = session_sent (lbw_send (s->conn, &a, NULL, 0));
       break;
     }
     case LBP_HASH_REQ:
-      r = session_hashes (s, &m, &why);
+      step = session_hashes (s, &m, &why);
       break;
     case LBP_BYE:
       lb_info ("client %s (%s): said goodbye", name, s->peer);
@@ -409,11 +432,11 @@ session_serve (struct session *s)
       why = "message not allowed from a client";
       goto protocol;
     }
-    if (r == -1)
+    if (step == SESSION_STEP_IO)
       goto io;
-    if (r == -2)
+    if (step == SESSION_STEP_PROTOCOL)
       goto protocol;
-    if (r == -3)
+    if (step == SESSION_STEP_LOST)
       break;
     session_publish (s, m.payload_len);
   }
