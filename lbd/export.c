@@ -1094,6 +1094,13 @@ export_start (struct export_listener *el, int fd, const char *peer)
 }
 
 void
+export_stop (const struct export_listener *el, const struct client *cl)
+{
+  connset_stop (&x_set, el, cl);
+  connset_wait (&x_set, el, cl);
+}
+
+void
 export_shutdown_all (void)
 {
   connset_shutdown (&x_set);

@@ -536,6 +536,13 @@ session_start (struct listener *l, int fd, const char *peer)
 }
 
 void
+session_stop (const struct listener *l, const struct client *cl)
+{
+  connset_stop (&session_set, l, cl);
+  connset_wait (&session_set, l, cl);
+}
+
+void
 session_shutdown_all (void)
 {
   connset_shutdown (&session_set);

@@ -70,7 +70,14 @@ struct listener {
  */
 extern void session_start (struct listener *l, int fd, const char *peer);
 
-/* Ask every session to end, and wait for them. */
+/* End the sessions on listener L (NULL: on any) serving client CL
+ * (NULL: any, and those still in their handshake) and wait for them;
+ * the others run on.  For a reload that drops or changes one client or
+ * one listen address.
+ */
+extern void session_stop (const struct listener *l, const struct client *cl);
+
+/* Refuse new sessions, ask every session to end, and wait for them. */
 extern void session_shutdown_all (void);
 
 #define LBD_HANDSHAKE_MS     10000
