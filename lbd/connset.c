@@ -87,16 +87,26 @@ connset_start (struct connset *set, int fd, void *listener,
   pthread_mutex_lock (&set->lock);
   if (set->stopping) {
     pthread_mutex_unlock (&set->lock);
+    ops->release (arg);
     return CONNSET_STOPPING;
   }
   if ((ops->max_conns && set->count >= ops->max_conns)
       || set->handshaking >= ops->max_handshaking) {
+    /* Bounded cost before authentication; bounded logging too. */
+    time_t now = time (NULL);
+    bool log = now - set->full_logged >= 10;
+    if (log)
+      set->full_logged = now;
     pthread_mutex_unlock (&set->lock);
+    if (log)
+      ops->full (listener);
+    ops->release (arg);
     return CONNSET_FULL;
   }
   c = calloc (1, sizeof *c);
   if (c == NULL) {
     pthread_mutex_unlock (&set->lock);
+    ops->release (arg);
     return CONNSET_FAILED;
   }
   c->set = set;
@@ -122,23 +132,10 @@ connset_start (struct connset *set, int fd, void *listener,
     connset_unlink (c);
     pthread_cond_broadcast (&set->gone);
     pthread_mutex_unlock (&set->lock);
+    ops->release (arg);
     return CONNSET_FAILED;
   }
   return CONNSET_STARTED;
-}
-
-bool
-connset_full_log_allow (struct connset *set)
-{
-  time_t now = time (NULL);
-  bool ok;
-
-  pthread_mutex_lock (&set->lock);
-  ok = now - set->full_warned >= 10;
-  if (ok)
-    set->full_warned = now;
-  pthread_mutex_unlock (&set->lock);
-  return ok;
 }
 
 void
@@ -194,6 +191,8 @@ connset_refused (struct connset_conn *c, const struct lb_conn *conn,
     lb_warn ("%s%s: %s: %s failed%s%s%s: %s", ops->log_prefix, c->where,
              c->peer, ops->handshake, safe[0] ? " (identity '" : "", safe,
              safe[0] ? "')" : "", err);
+  if (client)
+    ops->refused (client);
   return true;
 }
 

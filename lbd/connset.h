@@ -67,13 +67,20 @@ struct connset_ops {
   const char *handshake;
   unsigned max_conns;           /* open at once; 0: no bound */
   unsigned max_handshaking;     /* of those, still in their handshake */
+  /* Log that a connection on LISTENER was refused for the caps; called
+   * at most once per 10 s per set, since a peer decides how often.
+   */
+  void (*full) (void *listener);
   connset_find find;
+  /* Count a refused handshake of CLIENT (one FIND named), for status. */
+  void (*refused) (void *client);
   /* The thread's work: handshake, then serve; returns when done.  ARG
    * is connset_start's.  Runs in the connection's own thread.
    */
   void (*serve) (struct connset_conn *c, void *arg);
   /* Close the connection's socket and free ARG; the set no longer
-   * touches the socket.  Runs in the connection's thread after SERVE.
+   * touches the socket.  Runs in the connection's thread after SERVE,
+   * or in connset_start's caller if no thread started.
    */
   void (*release) (void *arg);
 };
@@ -87,7 +94,7 @@ struct connset {
   unsigned count;               /* connections in LIST */
   unsigned handshaking;         /* of those, not past connset_handshake_done */
   bool stopping;                /* connset_shutdown: no new connections */
-  time_t full_warned;           /* connset_full_log_allow */
+  time_t full_logged;           /* ops->full, last called */
   struct lb_log_limit refusals; /* connset_refused's lines */
 };
 
@@ -99,7 +106,7 @@ struct connset {
     0, 0, false, 0, LB_LOG_LIMIT_INIT (20, (refusals)) }
 
 enum connset_start {
-  CONNSET_STARTED,              /* the thread runs: FD and ARG are its */
+  CONNSET_STARTED,              /* the thread runs */
   CONNSET_FULL,                 /* at max_conns or max_handshaking */
   CONNSET_STOPPING,             /* connset_shutdown has begun */
   CONNSET_FAILED,               /* no memory, or no thread (logged) */
@@ -108,17 +115,14 @@ enum connset_start {
 /* Start a thread serving the accepted socket FD on LISTENER (WHERE is
  * its address as logs write it, PEER the peer's; WHERE must outlive the
  * connection), with ARG for the set's ops.  The connection counts as in
- * its handshake until connset_handshake_done.  On any outcome but
- * CONNSET_STARTED nothing runs and the caller still owns FD and ARG.
- * Refusals are not logged: the caller knows what to say
- * (connset_full_log_allow bounds it).
+ * its handshake until connset_handshake_done.  FD and ARG are the
+ * set's whatever the outcome: on any but CONNSET_STARTED, ops->release
+ * (ARG) has run before the return (and ops->full, for CONNSET_FULL, if
+ * due).
  */
 extern enum connset_start connset_start (struct connset *set, int fd,
                                          void *listener, const char *where,
                                          const char *peer, void *arg);
-
-/* May the caller log that SET is full now?  At most once per 10 s. */
-extern bool connset_full_log_allow (struct connset *set);
 
 /* C's handshake is over (either way): it no longer counts against
  * max_handshaking.  Idempotent; the set calls it after ops->serve too.
@@ -139,9 +143,10 @@ extern int connset_lookup (void *c, const char *identity, struct lb_key *key,
  * CLIENT set), C now belongs to CLIENT and false is returned.  If so,
  * it is logged (rate-limited per set), with the peer's IDENTITY and
  * ERR, or "unknown client name" where the lookup did not know the name,
- * and true is returned; a CONN that authenticated without a client
- * (cannot happen: a random key cannot match) is refused too, and left
- * to the caller to close with the rest.
+ * counted (ops->refused) if CLIENT is known, and true is returned; a
+ * CONN that authenticated without a client (cannot happen: a random
+ * key cannot match) is refused too, and left to the caller to close
+ * with the rest.
  */
 extern bool connset_refused (struct connset_conn *c,
                              const struct lb_conn *conn, void *client,

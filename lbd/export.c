@@ -287,6 +287,19 @@ x_refusal (struct client *cl)
          "interrupted) and lbd holds no consistent state of it";
 }
 
+/* Count a refusal of CL's export (a failed TLS handshake under its
+ * name, or nothing to serve), for status; also the set's ops->refused.
+ */
+static void
+x_refused (void *client)
+{
+  struct client *cl = client;
+
+  pthread_mutex_lock (&cl->lock);
+  cl->exports_refused++;
+  pthread_mutex_unlock (&cl->lock);
+}
+
 /* Open CL's export for the transmission phase: the image and the
  * snapshot to read.  0, or -1 with why in WHY.
  */
@@ -338,9 +351,7 @@ x_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
 
  refused:
   lb_warn ("export %s to %s: refused: %s", cl->conf->name, x->peer, why);
-  pthread_mutex_lock (&cl->lock);
-  cl->exports_refused++;
-  pthread_mutex_unlock (&cl->lock);
+  x_refused (cl);
   return -1;
 }
 
@@ -541,15 +552,8 @@ x_starttls (struct xconn *x)
 
   x->tls = lb_conn_server (x->fd, connset_lookup, x->c, x_left (x), &client,
                            identity, sizeof identity, err, sizeof err);
-  if (connset_refused (x->c, x->tls, client, identity, err)) {
-    if (client) {
-      struct client *cl = client;
-      pthread_mutex_lock (&cl->lock);
-      cl->exports_refused++;
-      pthread_mutex_unlock (&cl->lock);
-    }
+  if (connset_refused (x->c, x->tls, client, identity, err))
     return -1;                  /* x_free closes TLS or FD */
-  }
   x->idc = client;
   lb_debug ("export %s: %s: TLS as client %s (%s)", x->el->conf->listen.text,
             x->peer, x->idc->conf->name, lb_conn_describe (x->tls));
@@ -1003,6 +1007,16 @@ x_transmit (struct xconn *x)
 
 /* ---- threads ---------------------------------------------------------- */
 
+static void
+x_full (void *listener)
+{
+  struct export_listener *el = listener;
+
+  lb_warn ("export %s: too many connections (%d at most, %d in "
+           "negotiation); refusing new ones", el->conf->listen.text,
+           LBD_EXPORT_MAX_CONNS, LBD_MAX_HANDSHAKING);
+}
+
 static void x_main (struct connset_conn *c, void *arg);
 static void x_free (void *arg);
 
@@ -1012,7 +1026,9 @@ static const struct connset_ops x_ops = {
   .handshake = "TLS handshake",
   .max_conns = LBD_EXPORT_MAX_CONNS,
   .max_handshaking = LBD_MAX_HANDSHAKING,
+  .full = x_full,
   .find = x_find_identity,
+  .refused = x_refused,
   .serve = x_main,
   .release = x_free,
 };
@@ -1065,7 +1081,6 @@ x_main (struct connset_conn *c, void *arg)
 void
 export_start (struct export_listener *el, int fd, const char *peer)
 {
-  const char *where = el->conf->listen.text;
   struct xconn *x = calloc (1, sizeof *x);
 
   if (x == NULL) {
@@ -1076,21 +1091,7 @@ export_start (struct export_listener *el, int fd, const char *peer)
   x->fd = fd;
   x->ifd = -1;
   snprintf (x->peer, sizeof x->peer, "%s", peer);
-  switch (connset_start (&x_set, fd, el, where, peer, x)) {
-  case CONNSET_STARTED:
-    return;
-  case CONNSET_FULL:
-    /* Bounded cost before authentication; bounded logging too. */
-    if (connset_full_log_allow (&x_set))
-      lb_warn ("export %s: too many connections (%d at most, %d in "
-               "negotiation); refusing new ones", where,
-               LBD_EXPORT_MAX_CONNS, LBD_MAX_HANDSHAKING);
-    break;
-  case CONNSET_STOPPING:
-  case CONNSET_FAILED:
-    break;
-  }
-  x_free (x);
+  connset_start (&x_set, fd, el, el->conf->listen.text, peer, x);
 }
 
 void

@@ -64,6 +64,25 @@ session_find (void *listener, const char *identity, struct lb_key *key,
   return found;
 }
 
+static void
+session_full (void *listener)
+{
+  struct listener *l = listener;
+
+  lb_warn ("%s: too many connections in handshake; refusing new ones",
+           l->addr.text);
+}
+
+static void
+session_refused (void *client)
+{
+  struct client *cl = client;
+
+  pthread_mutex_lock (&cl->lock);
+  cl->refused++;
+  pthread_mutex_unlock (&cl->lock);
+}
+
 static void session_main (struct connset_conn *c, void *arg);
 static void session_free (void *arg);
 
@@ -72,7 +91,9 @@ static const struct connset_ops session_ops = {
   .log_prefix = "",
   .handshake = "handshake",
   .max_handshaking = LBD_MAX_HANDSHAKING,
+  .full = session_full,
   .find = session_find,
+  .refused = session_refused,
   .serve = session_main,
   .release = session_free,
 };
@@ -90,12 +111,16 @@ session_take_over (struct session *s)
   pthread_mutex_lock (&cl->lock);
   while (cl->owner) {
     struct session *old = cl->owner;
-    /* OLD is inside session_main until it lets go: its C is alive. */
-    if (connset_conn_stop (old->c)) {
+    /* OLD is inside session_main until it lets go: its C is alive.
+     * Said before OLD is stopped, so that this line comes before OLD's
+     * "replaced"; once, since every replacement holds CL->lock.
+     */
+    if (!connset_conn_stopping (old->c)) {
       lb_info ("client %s: replacing the connection from %s by the one "
                "from %s", cl->conf->name, old->peer, s->peer);
       cl->replaced++;
     }
+    connset_conn_stop (old->c);
     pthread_cond_wait (&cl->cond, &cl->lock);
   }
   cl->owner = s;
@@ -490,15 +515,8 @@ session_main (struct connset_conn *c, void *arg)
                             &client, identity, sizeof identity,
                             err, sizeof err);
   connset_handshake_done (c);
-  if (connset_refused (c, s->conn, client, identity, err)) {
-    if (client) {
-      struct client *cl = client;
-      pthread_mutex_lock (&cl->lock);
-      cl->refused++;
-      pthread_mutex_unlock (&cl->lock);
-    }
+  if (connset_refused (c, s->conn, client, identity, err))
     return;                     /* session_free closes FD or CONN */
-  }
   s->cl = client;
   lb_info ("client %s (%s): authenticated (%s)", s->cl->conf->name, s->peer,
            lb_conn_encrypted (s->conn) ? "TLS" : "plain");
@@ -519,20 +537,7 @@ session_start (struct listener *l, int fd, const char *peer)
   s->l = l;
   s->fd = fd;
   snprintf (s->peer, sizeof s->peer, "%s", peer);
-  switch (connset_start (&session_set, fd, l, l->addr.text, peer, s)) {
-  case CONNSET_STARTED:
-    return;
-  case CONNSET_FULL:
-    /* Bounded cost before authentication; bounded logging too. */
-    if (connset_full_log_allow (&session_set))
-      lb_warn ("%s: too many connections in handshake; refusing new ones",
-               l->addr.text);
-    break;
-  case CONNSET_STOPPING:
-  case CONNSET_FAILED:
-    break;
-  }
-  session_free (s);
+  connset_start (&session_set, fd, l, l->addr.text, peer, s);
 }
 
 void
