@@ -12,7 +12,9 @@
  *
  * Life of a connection:
  *
- *   connset_start ──► thread: ops->serve (c, arg)
+ *   connset_start ──► refused (caps, shutdown): ops->full (rate-limited),
+ *        │                               ops->release (arg); no thread
+ *        └──────────► thread: ops->serve (c, arg)
  *                               connset_lookup   (from lb_conn_server)
  *                               connset_refused  (after it)
  *                               connset_handshake_done
