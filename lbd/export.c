@@ -11,15 +11,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
-
+#include "connset.h"
 #include "export.h"
 #include "lb_conn.h"
 #include "lb_log.h"
@@ -39,6 +36,7 @@
 
 struct xconn {
   struct export_listener *el;
+  struct connset_conn *c;       /* in x_set */
   int fd;
   struct lb_conn *tls;
   char peer[64];
@@ -61,19 +59,10 @@ struct xconn {
   uint64_t bytes_out;
   bool warned_write;
   bool warned_tls, warned_unknown;    /* log such refusals once */
-  struct xconn *next;
 };
 
 static struct client *x_clients;
 static size_t x_nclients;
-
-static pthread_mutex_t x_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t x_gone = PTHREAD_COND_INITIALIZER;
-static struct xconn *x_list;
-static unsigned x_count;
-static bool x_stopping;
-static _Atomic unsigned x_negotiating;
-static __thread bool x_unknown_name;
 
 void
 export_setup (struct client *clients, size_t nclients)
@@ -259,28 +248,34 @@ x_safe (char *out, size_t outlen, const uint8_t *name, size_t len)
 }
 
 /* The human description of what CL's export serves now, for
- * NBD_INFO_DESCRIPTION; 0 if it serves nothing.
+ * NBD_INFO_DESCRIPTION, and its *SIZE; false if it serves nothing.
  */
-static int
+static bool
 x_describe (struct client *cl, uint64_t *size, char *out, size_t len)
 {
   char when[LB_TIME_LEN];
   time_t since = 0;
   int fd = open (cl->conf->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  int what = snapset_would_serve (&cl->snaps, fd, size, &since);
+  enum snap_serves what = snapset_would_serve (&cl->snaps, fd, size, &since);
 
   if (fd >= 0)
     close (fd);
-  else if (what == 1)
-    what = 0;
-  if (what == 1)
+  else if (what == SNAP_SERVES_LIVE)
+    what = SNAP_SERVES_NOTHING;         /* no image to freeze */
+  switch (what) {
+  case SNAP_SERVES_NOTHING:
+    return false;
+  case SNAP_SERVES_LIVE:
     snprintf (out, len, "livebackup image of %s: the live image, frozen "
               "when opened", cl->conf->name);
-  else if (what == 2)
+    break;
+  case SNAP_SERVES_LAST_CONSISTENT:
     snprintf (out, len, "livebackup image of %s: its last consistent state, "
               "of %s (a scan or catch-up is running)", cl->conf->name,
               lb_time_local (since, when));
-  return what;
+    break;
+  }
+  return true;
 }
 
 static const char *
@@ -290,6 +285,19 @@ x_refusal (struct client *cl)
     return "no image yet (the client never connected)";
   return "the image is inconsistent (a scan or catch-up is running, or was "
          "interrupted) and lbd holds no consistent state of it";
+}
+
+/* Count a refusal of CL's export (a failed TLS handshake under its
+ * name, or nothing to serve), for status; also the set's ops->refused.
+ */
+static void
+x_refused (void *client)
+{
+  struct client *cl = client;
+
+  pthread_mutex_lock (&cl->lock);
+  cl->exports_refused++;
+  pthread_mutex_unlock (&cl->lock);
 }
 
 /* Open CL's export for the transmission phase: the image and the
@@ -315,6 +323,7 @@ x_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
     goto refused;
   }
   x->cl = cl;
+  connset_set_client (x->c, cl);
   x->size = x->snap->size;
   x->buf = malloc (SNAP_READ_PIECE);
   if (x->buf == NULL) {
@@ -342,9 +351,7 @@ x_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
 
  refused:
   lb_warn ("export %s to %s: refused: %s", cl->conf->name, x->peer, why);
-  pthread_mutex_lock (&cl->lock);
-  cl->exports_refused++;
-  pthread_mutex_unlock (&cl->lock);
+  x_refused (cl);
   return -1;
 }
 
@@ -354,10 +361,22 @@ x_tflags (void)
   return NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH;
 }
 
-/* NBD_OPT_INFO and NBD_OPT_GO.  1: GO succeeded (transmission), 0: go on
- * negotiating, -1: close.
- */
-static int
+/* Where the negotiation goes after an option. */
+enum x_next {
+  X_NEXT_OPTION,                /* read the next option */
+  X_NEXT_TRANSMIT,              /* NBD_OPT_GO succeeded */
+  X_NEXT_CLOSE,                 /* the connection is lost */
+};
+
+/* After sending a reply that SENT (0 or -1): the next option, or close. */
+static enum x_next
+x_after_reply (int sent)
+{
+  return sent == -1 ? X_NEXT_CLOSE : X_NEXT_OPTION;
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO. */
+static enum x_next
 x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
 {
   const uint8_t *d = x->opt;
@@ -371,8 +390,10 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
 
   if (len < 6 || (namelen = lb_get_be32 (d)) > len - 6
       || len != 4 + namelen + 2 + 2 * (uint32_t) (nreq = lb_get_be16 (d + 4 + namelen)))
-    return x_reply_err (x, opt, NBD_REP_ERR_INVALID, "malformed %s request",
-                        opt == NBD_OPT_GO ? "NBD_OPT_GO" : "NBD_OPT_INFO");
+    return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_INVALID,
+                                       "malformed %s request",
+                                       opt == NBD_OPT_GO ? "NBD_OPT_GO"
+                                                         : "NBD_OPT_INFO"));
   for (i = 0; i < nreq; i++) {
     uint16_t r = lb_get_be16 (d + 4 + namelen + 2 + 2 * i);
     if (r == NBD_INFO_NAME) want_name = true;
@@ -385,13 +406,14 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
       lb_warn ("export %s: %s asked for an export it may not see: '%s'",
                x->el->conf->listen.text, x->peer, safe);
     x->warned_unknown = true;
-    return x_reply_err (x, opt, NBD_REP_ERR_UNKNOWN, "no export named '%s'",
-                        safe) == -1 ? -1 : 0;
+    return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_UNKNOWN,
+                                       "no export named '%s'", safe));
   }
   if (opt == NBD_OPT_GO) {
     if (x_open (x, cl, why, sizeof why) == -1)
-      return x_reply_err (x, opt, NBD_REP_ERR_POLICY, "export %s: %s",
-                          cl->conf->name, why) == -1 ? -1 : 0;
+      return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_POLICY,
+                                         "export %s: %s", cl->conf->name,
+                                         why));
     size = x->size;
     if (x->since) {
       char when[LB_TIME_LEN];
@@ -403,25 +425,26 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
       snprintf (desc, sizeof desc, "livebackup image of %s: the live image, "
                 "frozen when opened", cl->conf->name);
   }
-  else if (x_describe (cl, &size, desc, sizeof desc) == 0)
-    return x_reply_err (x, opt, NBD_REP_ERR_POLICY, "export %s: %s",
-                        cl->conf->name, x_refusal (cl)) == -1 ? -1 : 0;
+  else if (!x_describe (cl, &size, desc, sizeof desc))
+    return x_after_reply (x_reply_err (x, opt, NBD_REP_ERR_POLICY,
+                                       "export %s: %s", cl->conf->name,
+                                       x_refusal (cl)));
 
   lb_put_be16 (info, NBD_INFO_EXPORT);
   lb_put_be64 (info + 2, size);
   lb_put_be16 (info + 10, x_tflags ());
   if (x_reply2 (x, opt, NBD_REP_INFO, info, 12, NULL, 0) == -1)
-    return -1;
+    return X_NEXT_CLOSE;
   if (want_name) {
     lb_put_be16 (info, NBD_INFO_NAME);
     if (x_reply2 (x, opt, NBD_REP_INFO, info, 2, cl->conf->name,
                   strlen (cl->conf->name)) == -1)
-      return -1;
+      return X_NEXT_CLOSE;
   }
   if (want_desc) {
     lb_put_be16 (info, NBD_INFO_DESCRIPTION);
     if (x_reply2 (x, opt, NBD_REP_INFO, info, 2, desc, strlen (desc)) == -1)
-      return -1;
+      return X_NEXT_CLOSE;
   }
   {
     uint8_t bs[14];
@@ -430,17 +453,17 @@ x_info_go (struct xconn *x, uint32_t opt, uint32_t len)
     lb_put_be32 (bs + 6, 4096);
     lb_put_be32 (bs + 10, LBD_EXPORT_MAX_REQUEST);
     if (x_reply2 (x, opt, NBD_REP_INFO, bs, 14, NULL, 0) == -1)
-      return -1;
+      return X_NEXT_CLOSE;
   }
   if (x_reply (x, opt, NBD_REP_ACK) == -1)
-    return -1;
+    return X_NEXT_CLOSE;
   if (opt != NBD_OPT_GO)
-    return 0;
+    return X_NEXT_OPTION;
   /* Contexts chosen for another export do not apply to this one. */
   if (x->meta && strcmp (x->meta_export, cl->conf->name) != 0
       && !(x->meta_export[0] == '\0' && namelen == 0))
     x->meta = false;
-  return 1;
+  return X_NEXT_TRANSMIT;
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT.  0, or -1. */
@@ -505,63 +528,32 @@ x_meta (struct xconn *x, uint32_t opt, uint32_t len)
 }
 
 /* The TLS handshake after NBD_OPT_STARTTLS: identity = a client's name,
- * key = its key; an unknown name gets a random key and fails as a wrong
- * key does.
+ * key = its key (connset_lookup gives unknown names a random key).
  */
-static int
-x_lookup (void *opaque, const char *identity, struct lb_key *key,
-          bool *encrypt, void **client)
+static void *
+x_find_identity (void *listener, const char *identity, struct lb_key *key,
+                 bool *encrypt)
 {
   struct client *cl = x_by_name (identity, strlen (identity));
 
-  (void) opaque;
-  *encrypt = true;
-  if (cl == NULL) {
-    gnutls_rnd (GNUTLS_RND_RANDOM, key->psk, sizeof key->psk);
-    *client = NULL;
-    x_unknown_name = true;
-    return 0;
-  }
+  (void) listener;
+  if (cl == NULL)
+    return NULL;
   *key = cl->key;
-  *client = cl;
-  return 0;
+  *encrypt = true;
+  return cl;
 }
 
 static int
 x_starttls (struct xconn *x)
 {
-  char err[256], identity[256] = "", safe[80];
+  char err[256], identity[256] = "";
   void *client = NULL;
 
-  x_unknown_name = false;
-  x->tls = lb_conn_server (x->fd, x_lookup, NULL, x_left (x), &client,
+  x->tls = lb_conn_server (x->fd, connset_lookup, x->c, x_left (x), &client,
                            identity, sizeof identity, err, sizeof err);
-  if (x->tls != NULL && client == NULL) {
-    /* Cannot happen (a random key cannot match); refuse all the same. */
-    pthread_mutex_lock (&x_lock);
-    lb_conn_close (x->tls);
-    x->tls = NULL;
-    x->fd = -1;
-    pthread_mutex_unlock (&x_lock);
-    snprintf (err, sizeof err, "unknown client name");
-  }
-  if (x->tls == NULL) {
-    lb_log_safe (safe, sizeof safe, identity, strlen (identity));
-    static struct lb_log_limit limit =
-      LB_LOG_LIMIT_INIT (20, "refused export connections");
-    if (lb_log_allow (&limit))
-      lb_warn ("export %s: %s: TLS handshake failed%s%s%s: %s",
-               x->el->conf->listen.text, x->peer,
-               safe[0] ? " (identity '" : "", safe, safe[0] ? "')" : "",
-               x_unknown_name ? "unknown client name" : err);
-    if (client) {
-      struct client *cl = client;
-      pthread_mutex_lock (&cl->lock);
-      cl->exports_refused++;
-      pthread_mutex_unlock (&cl->lock);
-    }
-    return -1;
-  }
+  if (connset_refused (x->c, x->tls, client, identity, err))
+    return -1;                  /* x_free closes TLS or FD */
   x->idc = client;
   lb_debug ("export %s: %s: TLS as client %s (%s)", x->el->conf->listen.text,
             x->peer, x->idc->conf->name, lb_conn_describe (x->tls));
@@ -576,6 +568,7 @@ x_negotiate (struct xconn *x)
   uint32_t cflags, opt, len;
   const char *addr = x->el->conf->listen.text;
   char safe[80];
+  enum x_next next;
   int n, r;
   size_t i;
 
@@ -678,7 +671,7 @@ x_negotiate (struct xconn *x)
          */
         if (!x_visible (x, cl)
             || x_by_name (cl->conf->name, strlen (cl->conf->name)) != cl
-            || x_describe (cl, &size, desc, sizeof desc) == 0)
+            || !x_describe (cl, &size, desc, sizeof desc))
           continue;
         lb_put_be32 (nl, strlen (cl->conf->name));
         r = x_reply2 (x, opt, NBD_REP_SERVER, nl, 4, cl->conf->name,
@@ -702,9 +695,10 @@ x_negotiate (struct xconn *x)
       break;
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
-      r = x_info_go (x, opt, len);
-      if (r == 1)
+      next = x_info_go (x, opt, len);
+      if (next == X_NEXT_TRANSMIT)
         return 0;
+      r = next == X_NEXT_CLOSE ? -1 : 0;
       break;
     case NBD_OPT_EXPORT_NAME: {
       struct client *cl = x_find (x, x->opt, len);
@@ -1014,20 +1008,41 @@ x_transmit (struct xconn *x)
 /* ---- threads ---------------------------------------------------------- */
 
 static void
-x_free (struct xconn *x)
+x_full (void *listener)
 {
-  struct xconn **pp;
+  struct export_listener *el = listener;
 
-  /* Out of the list before the socket closes, so that
-   * export_shutdown_all never shuts down a number reused since.
-   */
-  pthread_mutex_lock (&x_lock);
-  for (pp = &x_list; *pp; pp = &(*pp)->next)
-    if (*pp == x) {
-      *pp = x->next;
-      break;
-    }
-  pthread_mutex_unlock (&x_lock);
+  lb_warn ("export %s: too many connections (%d at most, %d in "
+           "negotiation); refusing new ones", el->conf->listen.text,
+           LBD_EXPORT_MAX_CONNS, LBD_MAX_HANDSHAKING);
+}
+
+static void x_main (struct connset_conn *c, void *arg);
+static void x_free (void *arg);
+
+static const struct connset_ops x_ops = {
+  .thread = "an export thread",
+  .log_prefix = "export ",
+  .handshake = "TLS handshake",
+  .max_conns = LBD_EXPORT_MAX_CONNS,
+  .max_handshaking = LBD_MAX_HANDSHAKING,
+  .full = x_full,
+  .find = x_find_identity,
+  .refused = x_refused,
+  .serve = x_main,
+  .release = x_free,
+};
+
+/* Every export connection; "in its handshake" is in its negotiation. */
+static struct connset x_set =
+  CONNSET_INIT (&x_ops, "refused export connections");
+
+/* The set's ops->release. */
+static void
+x_free (void *arg)
+{
+  struct xconn *x = arg;
+
   if (x->tls)
     lb_conn_close (x->tls);
   else if (x->fd >= 0)
@@ -1043,58 +1058,32 @@ x_free (struct xconn *x)
     close (x->ifd);
   free (x->buf);
   free (x->opt);
-  pthread_mutex_lock (&x_lock);
-  x_count--;
-  pthread_cond_broadcast (&x_gone);
-  pthread_mutex_unlock (&x_lock);
   free (x);
 }
 
-static void *
-x_main (void *arg)
+/* The set's ops->serve: the negotiation, then the transmission. */
+static void
+x_main (struct connset_conn *c, void *arg)
 {
   struct xconn *x = arg;
   int r;
 
-  atomic_fetch_add (&x_negotiating, 1);
+  x->c = c;
   x->deadline = (int64_t) lb_now_ms () + LBD_HANDSHAKE_MS;
   x->opt = malloc (X_OPT_MAX + 1);
   r = x->opt ? x_negotiate (x) : -1;
   x->deadline = 0;
-  atomic_fetch_sub (&x_negotiating, 1);
+  connset_handshake_done (c);
   if (r == 0)
     x_transmit (x);
-  x_free (x);
-  return NULL;
 }
 
 void
 export_start (struct export_listener *el, int fd, const char *peer)
 {
-  static time_t last_warn;
-  struct xconn *x;
-  pthread_attr_t attr;
-  pthread_t t;
-  int e;
+  struct xconn *x = calloc (1, sizeof *x);
 
-  pthread_mutex_lock (&x_lock);
-  if (x_stopping || x_count >= LBD_EXPORT_MAX_CONNS
-      || atomic_load (&x_negotiating) >= LBD_MAX_HANDSHAKING) {
-    bool full = !x_stopping;
-    pthread_mutex_unlock (&x_lock);
-    /* Bounded cost before authentication; bounded logging too. */
-    if (full && time (NULL) - last_warn >= 10) {
-      lb_warn ("export %s: too many connections (%d at most, %d in "
-               "negotiation); refusing new ones", el->conf->listen.text,
-               LBD_EXPORT_MAX_CONNS, LBD_MAX_HANDSHAKING);
-      last_warn = time (NULL);
-    }
-    close (fd);
-    return;
-  }
-  x = calloc (1, sizeof *x);
   if (x == NULL) {
-    pthread_mutex_unlock (&x_lock);
     close (fd);
     return;
   }
@@ -1102,32 +1091,18 @@ export_start (struct export_listener *el, int fd, const char *peer)
   x->fd = fd;
   x->ifd = -1;
   snprintf (x->peer, sizeof x->peer, "%s", peer);
-  x->next = x_list;
-  x_list = x;
-  x_count++;
-  pthread_mutex_unlock (&x_lock);
+  connset_start (&x_set, fd, el, el->conf->listen.text, peer, x);
+}
 
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  e = pthread_create (&t, &attr, x_main, x);
-  pthread_attr_destroy (&attr);
-  if (e != 0) {
-    lb_err ("cannot start an export thread: %s", strerror (e));
-    x_free (x);
-  }
+void
+export_stop (const struct export_listener *el, const struct client *cl)
+{
+  connset_stop (&x_set, el, cl);
+  connset_wait (&x_set, el, cl);
 }
 
 void
 export_shutdown_all (void)
 {
-  struct xconn *x;
-
-  pthread_mutex_lock (&x_lock);
-  x_stopping = true;
-  for (x = x_list; x; x = x->next)
-    if (x->fd >= 0)
-      shutdown (x->fd, SHUT_RDWR);
-  while (x_count > 0)
-    pthread_cond_wait (&x_gone, &x_lock);
-  pthread_mutex_unlock (&x_lock);
+  connset_shutdown (&x_set);
 }

@@ -58,7 +58,17 @@ extern void export_setup (struct client *clients, size_t nclients);
 extern void export_start (struct export_listener *el, int fd,
                           const char *peer);
 
-/* End every export connection and wait for its thread. */
+/* End the export connections on EL (NULL: on any) that serve client
+ * CL (NULL: any, and those that serve none yet) and wait for their
+ * threads; the others run on.  A connection serves a client from its
+ * TLS handshake (the identity's), or with tls=off from NBD_OPT_GO.
+ */
+extern void export_stop (const struct export_listener *el,
+                         const struct client *cl);
+
+/* Refuse new export connections, end every one and wait for its
+ * thread.
+ */
 extern void export_shutdown_all (void);
 
 #endif

@@ -5,9 +5,10 @@
  * Reads CONFIG (lbd.conf(5)), loads every client's key, binds every
  * listen address (clients' and exports'), then serves: one poll loop in
  * the main thread accepts connections (and status requests on a local
- * control socket, control.c); each connection gets its own thread
- * (session.c for lb's, export.c for restores over NBD).  Signal handlers
- * only set a flag and write to a pipe the loop polls.
+ * control socket, control.c); each connection gets its own thread, kept
+ * in a connection set (connset.c): session.c's for lb's, export.c's for
+ * restores over NBD.  Signal handlers only set a flag and write to a
+ * pipe the loop polls.
  */
 
 #include <config.h>
@@ -280,45 +281,21 @@ lbd_peer_name (const struct sockaddr_storage *ss, char *peer, size_t len)
   }
 }
 
-static void
-lbd_accept_export (struct export_listener *e)
+/* Accept a connection on the listening socket LFD: the socket, with
+ * keepalive on, and the peer's address in PEER; -1 if none was waiting.
+ */
+static int
+lbd_accept (int lfd, char *peer, size_t len)
 {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
-  char peer[80];
-  int fd = accept4 (e->fd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
+  int fd = accept4 (lfd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
 
   if (fd == -1)
-    return;
-  lbd_peer_name (&ss, peer, sizeof peer);
+    return -1;
+  lbd_peer_name (&ss, peer, len);
   lb_conn_set_keepalive (fd);
-  export_start (e, fd, peer);
-}
-
-static void
-lbd_accept (struct listener *l)
-{
-  static time_t last_warn;
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  char peer[80];
-  int fd = accept4 (l->fd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC);
-
-  if (fd == -1)
-    return;
-  if (session_handshaking () >= LBD_MAX_HANDSHAKING) {
-    /* Bounded cost before authentication; bounded logging too. */
-    if (time (NULL) - last_warn >= 10) {
-      lb_warn ("%s: too many connections in handshake; refusing new ones",
-               l->addr.text);
-      last_warn = time (NULL);
-    }
-    close (fd);
-    return;
-  }
-  lbd_peer_name (&ss, peer, sizeof peer);
-  lb_conn_set_keepalive (fd);
-  session_start (l, fd, peer);
+  return fd;
 }
 
 int
@@ -341,10 +318,10 @@ main (int argc, char **argv)
   bool check = false, daemonize = false, status = false, json = false;
   bool allow_open_key = false, psk_line = false;
   const char *user = NULL, *control = NULL, *config;
-  char control_buf[4096], err[1024];
+  char control_buf[4096], err[1024], peer[80];
   struct sigaction sa = { .sa_handler = lbd_on_signal };
   struct pollfd *pfd;
-  int c, cfd;
+  int c, cfd, fd;
   size_t i;
 
   while ((c = getopt_long (argc, argv, "ndu:sjc:vhV", opts, NULL)) != -1) {
@@ -459,12 +436,15 @@ main (int argc, char **argv)
     }
     if (pfd[1].revents & POLLIN)
       control_serve ();
+    /* Each connection is a thread of its own (connset.h). */
     for (i = 0; i < lbd_nlisteners; i++)
-      if (pfd[2 + i].revents & POLLIN)
-        lbd_accept (&lbd_listeners[i]);
+      if ((pfd[2 + i].revents & POLLIN)
+          && (fd = lbd_accept (lbd_listeners[i].fd, peer, sizeof peer)) >= 0)
+        session_start (&lbd_listeners[i], fd, peer);
     for (i = 0; i < lbd_cfg.nexports; i++)
-      if (pfd[2 + lbd_nlisteners + i].revents & POLLIN)
-        lbd_accept_export (&lbd_exports[i]);
+      if ((pfd[2 + lbd_nlisteners + i].revents & POLLIN)
+          && (fd = lbd_accept (lbd_exports[i].fd, peer, sizeof peer)) >= 0)
+        export_start (&lbd_exports[i], fd, peer);
   }
 
   lb_info ("shutting down (signal %d)", (int) lbd_quit);

@@ -6,16 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/socket.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
 #include <zstd.h>
 
+#include "connset.h"
 #include "image.h"
 #include "lb_array.h"
 #include "lb_log.h"
@@ -25,11 +22,11 @@
 
 struct session {
   struct listener *l;
+  struct connset_conn *c;       /* in session_set */
   struct client *cl;
   struct lb_conn *conn;
-  int fd;
+  int fd;                       /* until CONN has it */
   char peer[64];
-  _Atomic bool replaced;
   struct image im;
   bool have_image;
   uint64_t epoch;               /* from HELLO */
@@ -41,34 +38,17 @@ struct session {
   size_t data_cap;
   uint8_t *hashes;              /* LBP_MAX_HASHES * LBP_HASH_SIZE */
   ZSTD_DCtx *dctx;
-  struct session *next;
 };
 
-/* Every live session, for shutdown. */
-static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t session_gone = PTHREAD_COND_INITIALIZER;
-static struct session *session_list;
-static unsigned session_count;
-static bool session_stopping;
-static _Atomic unsigned session_nhandshaking;
-/* Set by session_lookup in this thread's handshake: the name was unknown. */
-static __thread bool session_unknown_name;
-
-unsigned
-session_handshaking (void)
-{
-  return atomic_load (&session_nhandshaking);
-}
-
-/* Map the identity the peer presented to a client on this address.  On
+/* Map the identity the peer presented to a client on listener L.  On
  * an address with a single client, that client's key is accepted under
  * any identity, so that the seed's command line (no --name) works.
  */
-static int
-session_lookup (void *opaque, const char *identity, struct lb_key *key,
-                bool *encrypt, void **client)
+static void *
+session_find (void *listener, const char *identity, struct lb_key *key,
+              bool *encrypt)
 {
-  struct listener *l = opaque;
+  struct listener *l = listener;
   struct client *found = NULL;
   size_t i;
 
@@ -77,21 +57,50 @@ session_lookup (void *opaque, const char *identity, struct lb_key *key,
       found = l->clients[i];
   if (found == NULL && l->nclients == 1)
     found = l->clients[0];
-  if (found == NULL) {
-    /* An unknown name fails exactly as a wrong key does, so that a peer
-     * without a key cannot learn which names exist.
-     */
-    gnutls_rnd (GNUTLS_RND_RANDOM, key->psk, sizeof key->psk);
-    *encrypt = true;
-    *client = NULL;
-    session_unknown_name = true;
-    return 0;
-  }
+  if (found == NULL)
+    return NULL;
   *key = found->key;
   *encrypt = found->conf->encrypt;
-  *client = found;
-  return 0;
+  return found;
 }
+
+static void
+session_full (void *listener)
+{
+  struct listener *l = listener;
+
+  lb_warn ("%s: too many connections in handshake; refusing new ones",
+           l->addr.text);
+}
+
+static void
+session_refused (void *client)
+{
+  struct client *cl = client;
+
+  pthread_mutex_lock (&cl->lock);
+  cl->refused++;
+  pthread_mutex_unlock (&cl->lock);
+}
+
+static void session_main (struct connset_conn *c, void *arg);
+static void session_free (void *arg);
+
+static const struct connset_ops session_ops = {
+  .thread = "a session thread",
+  .log_prefix = "",
+  .handshake = "handshake",
+  .max_handshaking = LBD_MAX_HANDSHAKING,
+  .full = session_full,
+  .find = session_find,
+  .refused = session_refused,
+  .serve = session_main,
+  .release = session_free,
+};
+
+/* Every live session. */
+static struct connset session_set =
+  CONNSET_INIT (&session_ops, "refused connections");
 
 /* Make S the only session writing its client's image. */
 static void
@@ -102,12 +111,16 @@ session_take_over (struct session *s)
   pthread_mutex_lock (&cl->lock);
   while (cl->owner) {
     struct session *old = cl->owner;
-    if (!atomic_exchange (&old->replaced, true)) {
+    /* OLD is inside session_main until it lets go: its C is alive.
+     * Said before OLD is stopped, so that this line comes before OLD's
+     * "replaced"; once, since every replacement holds CL->lock.
+     */
+    if (!connset_conn_stopping (old->c)) {
       lb_info ("client %s: replacing the connection from %s by the one "
                "from %s", cl->conf->name, old->peer, s->peer);
       cl->replaced++;
     }
-    shutdown (old->fd, SHUT_RDWR);
+    connset_conn_stop (old->c);
     pthread_cond_wait (&cl->cond, &cl->lock);
   }
   cl->owner = s;
@@ -236,8 +249,30 @@ session_mark_inconsistent (struct session *s)
   return session_commit (s, &st);
 }
 
-/* Apply a WRITE or BLOCK.  Returns 0, -1 (I/O, errno) or -2 (protocol). */
-static int
+/* How one message from lb was handled. */
+enum session_step {
+  SESSION_STEP_DONE,            /* applied, and answered if it asks */
+  SESSION_STEP_IO,              /* the image failed (errno) */
+  SESSION_STEP_PROTOCOL,        /* the peer broke a rule (*WHY) */
+  SESSION_STEP_LOST,            /* the answer could not be sent */
+};
+
+/* The step after an image call that returned R (0 or -1, errno). */
+static enum session_step
+session_io (int r)
+{
+  return r == -1 ? SESSION_STEP_IO : SESSION_STEP_DONE;
+}
+
+/* The step after sending an answer that returned R (0 or -1). */
+static enum session_step
+session_sent (int r)
+{
+  return r == -1 ? SESSION_STEP_LOST : SESSION_STEP_DONE;
+}
+
+/* Apply a WRITE or BLOCK. */
+static enum session_step
 session_apply_data (struct session *s, const struct lbp_msg *m,
                     const char **why)
 {
@@ -245,22 +280,22 @@ session_apply_data (struct session *s, const struct lbp_msg *m,
 
   if (!image_range_ok (&s->im, m->offset, m->length)) {
     *why = "write outside the image";
-    return -2;
+    return SESSION_STEP_PROTOCOL;
   }
   switch (m->enc) {
   case LBP_ENC_ZERO:
-    return image_zero (&s->im, m->offset, m->length);
+    return session_io (image_zero (&s->im, m->offset, m->length));
   case LBP_ENC_ZSTD: {
     size_t r;
     if (s->dctx == NULL && (s->dctx = ZSTD_createDCtx ()) == NULL)
-      return -1;
+      return SESSION_STEP_IO;
     if (lb_array_grow (&s->data, &s->data_cap, m->length, 1) == -1)
-      return -1;
+      return SESSION_STEP_IO;
     r = ZSTD_decompressDCtx (s->dctx, s->data, m->length, m->payload,
                              m->payload_len);
     if (ZSTD_isError (r) || r != m->length) {
       *why = "bad compressed payload";
-      return -2;
+      return SESSION_STEP_PROTOCOL;
     }
     data = s->data;
     break;
@@ -268,10 +303,10 @@ session_apply_data (struct session *s, const struct lbp_msg *m,
   default:
     break;
   }
-  return image_write (&s->im, m->offset, data, m->length);
+  return session_io (image_write (&s->im, m->offset, data, m->length));
 }
 
-static int
+static enum session_step
 session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
 {
   struct lbp_msg r = { .type = LBP_HASHES, .id = m->id,
@@ -280,19 +315,19 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
 
   if (m->offset > s->im.size) {
     *why = "hash request outside the image";
-    return -2;
+    return SESSION_STEP_PROTOCOL;
   }
   if (s->hashes == NULL
       && (s->hashes = malloc (LBP_MAX_HASHES * LBP_HASH_SIZE)) == NULL)
-    return -1;
+    return SESSION_STEP_IO;
   if (lb_array_grow (&s->data, &s->data_cap, m->hash_block, 1) == -1)
-    return -1;
+    return SESSION_STEP_IO;
   if (image_hash (&s->im, m->offset, m->length, m->hash_block, s->data,
                   s->hashes, &count) == -1)
-    return -1;
+    return SESSION_STEP_IO;
   r.count = count;
-  return lbw_send (s->conn, &r, s->hashes, (size_t) count * LBP_HASH_SIZE)
-         == -1 ? -3 : 0;
+  return session_sent (lbw_send (s->conn, &r, s->hashes,
+                                 (size_t) count * LBP_HASH_SIZE));
 }
 
 /* The message loop.  Returns when the peer leaves or breaks a rule. */
@@ -303,7 +338,8 @@ session_serve (struct session *s)
   struct lbp_msg m;
   const char *why = NULL;
   char err[256];
-  int r;
+  enum session_step step;
+  int r;                        /* lbw_recv's */
 
   if (image_open (&s->im, s->cl->conf->file, err, sizeof err) == -1) {
     lb_err ("client %s: %s", name, err);
@@ -364,7 +400,7 @@ session_serve (struct session *s)
 
   for (;;) {
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
-    if (r == 0 || (r == -1 && atomic_load (&s->replaced)))
+    if (r == 0 || (r == -1 && connset_conn_stopping (s->c)))
       break;
     if (r == -1) {
       lb_warn ("client %s (%s): connection lost: %s", name, s->peer, why);
@@ -379,8 +415,8 @@ session_serve (struct session *s)
         goto io;
       if (m.type == LBP_WRITE)
         session_replay_begin (s, m.seq);
-      r = session_apply_data (s, &m, &why);
-      if (r == 0 && m.type == LBP_WRITE)
+      step = session_apply_data (s, &m, &why);
+      if (step == SESSION_STEP_DONE && m.type == LBP_WRITE)
         session_replay_end (s, m.seq);
       break;
     case LBP_ZERO:
@@ -389,8 +425,8 @@ session_serve (struct session *s)
         goto protocol;
       }
       session_replay_begin (s, m.seq);
-      r = image_zero (&s->im, m.offset, m.length);
-      if (r == 0)
+      step = session_io (image_zero (&s->im, m.offset, m.length));
+      if (step == SESSION_STEP_DONE)
         session_replay_end (s, m.seq);
       break;
     case LBP_SYNC: {
@@ -408,11 +444,11 @@ session_serve (struct session *s)
       lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
                 " (%s)", name, m.seq, m.gen, lbp_phase_name (m.phase));
       struct lbp_msg a = { .type = LBP_SYNCED, .id = m.id, .seq = m.seq };
-      r = lbw_send (s->conn, &a, NULL, 0) == -1 ? -3 : 0;
+      step = session_sent (lbw_send (s->conn, &a, NULL, 0));
       break;
     }
     case LBP_HASH_REQ:
-      r = session_hashes (s, &m, &why);
+      step = session_hashes (s, &m, &why);
       break;
     case LBP_BYE:
       lb_info ("client %s (%s): said goodbye", name, s->peer);
@@ -421,15 +457,15 @@ session_serve (struct session *s)
       why = "message not allowed from a client";
       goto protocol;
     }
-    if (r == -1)
+    if (step == SESSION_STEP_IO)
       goto io;
-    if (r == -2)
+    if (step == SESSION_STEP_PROTOCOL)
       goto protocol;
-    if (r == -3)
+    if (step == SESSION_STEP_LOST)
       break;
     session_publish (s, m.payload_len);
   }
-  if (atomic_load (&s->replaced))
+  if (connset_conn_stopping (s->c))
     lb_info ("client %s (%s): replaced by a newer connection", name, s->peer);
   else
     lb_info ("client %s (%s): disconnected", name, s->peer);
@@ -445,10 +481,13 @@ session_serve (struct session *s)
   lbw_send_error (s->conn, LBP_ERR_IO, "server I/O error");
 }
 
+/* The set's ops->release: the socket (or the connection holding it),
+ * the image, the buffers.
+ */
 static void
-session_free (struct session *s)
+session_free (void *arg)
 {
-  struct session **pp;
+  struct session *s = arg;
 
   if (s->conn)
     lb_conn_close (s->conn);
@@ -460,121 +499,56 @@ session_free (struct session *s)
   free (s->buf);
   free (s->data);
   free (s->hashes);
-  pthread_mutex_lock (&session_lock);
-  for (pp = &session_list; *pp; pp = &(*pp)->next)
-    if (*pp == s) {
-      *pp = s->next;
-      break;
-    }
-  session_count--;
-  pthread_cond_broadcast (&session_gone);
-  pthread_mutex_unlock (&session_lock);
   free (s);
 }
 
-static void *
-session_main (void *arg)
+/* The set's ops->serve: handshake, then the session. */
+static void
+session_main (struct connset_conn *c, void *arg)
 {
   struct session *s = arg;
-  char err[256], identity[256] = "", safe[80];
+  char err[256], identity[256] = "";
   void *client = NULL;
 
-  atomic_fetch_add (&session_nhandshaking, 1);
-  session_unknown_name = false;
-  s->conn = lb_conn_server (s->fd, session_lookup, s->l, LBD_HANDSHAKE_MS,
+  s->c = c;
+  s->conn = lb_conn_server (s->fd, connset_lookup, c, LBD_HANDSHAKE_MS,
                             &client, identity, sizeof identity,
                             err, sizeof err);
-  atomic_fetch_sub (&session_nhandshaking, 1);
-  if (s->conn != NULL && client == NULL) {
-    /* Cannot happen: a random key cannot match.  Refuse all the same. */
-    lb_conn_close (s->conn);
-    s->conn = NULL;
-    s->fd = -1;
-    snprintf (err, sizeof err, "unknown client name");
-  }
-  if (s->conn == NULL) {
-    lb_log_safe (safe, sizeof safe, identity, strlen (identity));
-    /* One line per refused connection, but a peer decides how many
-     * connections: bounded.
-     */
-    static struct lb_log_limit limit =
-      LB_LOG_LIMIT_INIT (20, "refused connections");
-    if (lb_log_allow (&limit))
-      lb_warn ("%s: %s: handshake failed%s%s%s: %s", s->l->addr.text,
-               s->peer, safe[0] ? " (identity '" : "", safe,
-               safe[0] ? "')" : "",
-               session_unknown_name ? "unknown client name" : err);
-    if (client) {
-      struct client *cl = client;
-      pthread_mutex_lock (&cl->lock);
-      cl->refused++;
-      pthread_mutex_unlock (&cl->lock);
-    }
-    session_free (s);           /* closes FD: still ours on failure */
-    return NULL;
-  }
+  connset_handshake_done (c);
+  if (connset_refused (c, s->conn, client, identity, err))
+    return;                     /* session_free closes FD or CONN */
   s->cl = client;
   lb_info ("client %s (%s): authenticated (%s)", s->cl->conf->name, s->peer,
            lb_conn_encrypted (s->conn) ? "TLS" : "plain");
   session_take_over (s);
   session_serve (s);
   session_let_go (s);
-  session_free (s);
-  return NULL;
 }
 
-int
+void
 session_start (struct listener *l, int fd, const char *peer)
 {
   struct session *s = calloc (1, sizeof *s);
-  pthread_attr_t attr;
-  pthread_t t;
-  int e;
 
   if (s == NULL) {
     close (fd);
-    return -1;
+    return;
   }
   s->l = l;
   s->fd = fd;
   snprintf (s->peer, sizeof s->peer, "%s", peer);
-  pthread_mutex_lock (&session_lock);
-  if (session_stopping) {
-    pthread_mutex_unlock (&session_lock);
-    close (fd);
-    free (s);
-    return -1;
-  }
-  s->next = session_list;
-  session_list = s;
-  session_count++;
-  pthread_mutex_unlock (&session_lock);
+  connset_start (&session_set, fd, l, l->addr.text, peer, s);
+}
 
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  e = pthread_create (&t, &attr, session_main, s);
-  pthread_attr_destroy (&attr);
-  if (e != 0) {
-    lb_err ("cannot start a session thread: %s", strerror (e));
-    session_free (s);
-    return -1;
-  }
-  return 0;
+void
+session_stop (const struct listener *l, const struct client *cl)
+{
+  connset_stop (&session_set, l, cl);
+  connset_wait (&session_set, l, cl);
 }
 
 void
 session_shutdown_all (void)
 {
-  struct session *s;
-
-  pthread_mutex_lock (&session_lock);
-  session_stopping = true;
-  for (s = session_list; s; s = s->next) {
-    atomic_store (&s->replaced, true);
-    if (s->fd >= 0)
-      shutdown (s->fd, SHUT_RDWR);
-  }
-  while (session_count > 0)
-    pthread_cond_wait (&session_gone, &session_lock);
-  pthread_mutex_unlock (&session_lock);
+  connset_shutdown (&session_set);
 }

@@ -63,21 +63,27 @@ struct listener {
   size_t nclients;
 };
 
-/* Serve one accepted connection FD on listener L: handshake (bounded by
- * HANDSHAKE_MS), then the session.  Runs in its own detached thread;
- * returns at once.  Returns -1 if the thread could not start (FD closed).
+/* Serve one accepted connection FD from PEER on listener L: handshake
+ * (bounded by LBD_HANDSHAKE_MS), then the session, in a thread of its
+ * own (connset.h); returns at once.  Refused at once (logged, FD
+ * closed) while LBD_MAX_HANDSHAKING sessions are in their handshake.
  */
-extern int session_start (struct listener *l, int fd, const char *peer);
+extern void session_start (struct listener *l, int fd, const char *peer);
 
-/* Ask every session to end, and wait for them. */
+/* End the sessions on listener L (NULL: on any) serving client CL
+ * (NULL: any, and those still in their handshake) and wait for them;
+ * the others run on.  For a reload that drops or changes one client or
+ * one listen address.
+ */
+extern void session_stop (const struct listener *l, const struct client *cl);
+
+/* Refuse new sessions, ask every session to end, and wait for them. */
 extern void session_shutdown_all (void);
 
-/* Connections still in their handshake, for the cap on unauthenticated
- * connections.
- */
-extern unsigned session_handshaking (void);
-
 #define LBD_HANDSHAKE_MS     10000
+/* Per kind of connection (sessions, exports): at most this many in
+ * their handshake at once.
+ */
 #define LBD_MAX_HANDSHAKING  64
 
 #endif

@@ -406,27 +406,27 @@ snapshot_release (struct snapshot *s)
   pthread_rwlock_unlock (&ss->lock);
 }
 
-int
+enum snap_serves
 snapset_would_serve (struct snapset *ss, int fd, uint64_t *size,
                      time_t *since)
 {
-  int r = 0;
+  enum snap_serves r = SNAP_SERVES_NOTHING;
 
   pthread_rwlock_rdlock (&ss->lock);
   if (ss->consistent) {
     struct stat sb;
-    r = 1;
+    r = SNAP_SERVES_LIVE;
     *since = 0;
     *size = 0;
     if (fd >= 0) {
       if (fstat (fd, &sb) == 0)
         *size = sb.st_size;
       else
-        r = 0;
+        r = SNAP_SERVES_NOTHING;
     }
   }
   else if (ss->lastc && !ss->lastc->broken) {
-    r = 2;
+    r = SNAP_SERVES_LAST_CONSISTENT;
     *size = ss->lastc->size;
     *since = ss->lastc_time;
   }

@@ -130,12 +130,14 @@ extern struct snapshot *snapset_open (struct snapset *ss, int fd,
                                       size_t whylen);
 extern void snapshot_release (struct snapshot *s);
 
-/* What snapset_open would serve now: 1 the live image (*SIZE from FD if
- * FD >= 0), 2 the last consistent state (*SIZE, *SINCE: when the image
- * stopped being consistent), 0 nothing.
- */
-extern int snapset_would_serve (struct snapset *ss, int fd, uint64_t *size,
-                                time_t *since);
+/* What snapset_open would serve now. */
+enum snap_serves {
+  SNAP_SERVES_NOTHING,          /* inconsistent, and no consistent state kept */
+  SNAP_SERVES_LIVE,             /* the image, *SIZE from FD if FD >= 0 */
+  SNAP_SERVES_LAST_CONSISTENT,  /* *SIZE; *SINCE: when it stopped being so */
+};
+extern enum snap_serves snapset_would_serve (struct snapset *ss, int fd,
+                                             uint64_t *size, time_t *since);
 
 /* Read LEN bytes at OFF (inside S->size) of snapshot S, whose image is
  * open as IMAGE_FD.  0, or -1 with errno (EIO if S is broken).
