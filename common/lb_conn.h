@@ -69,7 +69,7 @@
  * it, so keys reach GnuTLS through callbacks, whose copies it wipes).
  * The functions do not change FD's flags: after the handshake a
  * blocking FD gives blocking sends and receives; a caller who sets
- * O_NONBLOCK gets -2 from lb_conn_recv when nothing is ready.
+ * O_NONBLOCK gets LB_CONN_AGAIN from lb_conn_recv when nothing is ready.
  *
  * Threads: connections are independent (many may run in parallel; the
  * GnuTLS global state initialises itself).  One connection may be used
@@ -77,6 +77,10 @@
  * (GnuTLS supports that split; a TLS 1.3 KeyUpdate the receiver is asked
  * for is deferred to the next send).  lb_conn_close must be called when
  * neither is inside a call.
+ *
+ * Files: lb_conn.c (this object, the dispatch by mode), lb_plain.c,
+ * lb_tls.c and lb_tls_io.c (the modes), lb_sock.c (the socket below,
+ * lb_sock.h); lb_conn_impl.h says which does what.
  */
 
 #ifndef LIVEBACKUP_LB_CONN_H
@@ -88,6 +92,7 @@
 #include <sys/uio.h>
 
 #include "lb_key.h"
+#include "lb_sock.h"
 
 /* Our TLS priorities: TLS 1.3 only, PSK with (EC)DHE only (no +PSK).
  * Ciphers: GnuTLS 3.7 binds an external PSK to SHA-256, so only the
@@ -149,11 +154,14 @@ extern struct lb_conn *lb_conn_server (int fd, lb_conn_lookup lookup,
                                        char *identity, size_t idlen,
                                        char *err, size_t errlen);
 
-/* Send all LEN bytes; 0, or -1 (errno set, lb_conn_error says why).
- * On a non-blocking FD it waits for room with poll.  TLS data goes in
+/* Send all LEN bytes within TIMEOUT_MS (-1: no bound); 0, or -1 (errno
+ * set, ETIMEDOUT among them; lb_conn_error says why).  After a failure
+ * an unknown part went out: the stream is good only for closing.  On a
+ * non-blocking FD it waits for room with poll.  TLS data goes in
  * full-size records.
  */
-extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len);
+extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len,
+                         int timeout_ms);
 
 /* Send the IOVCNT pieces as one stream, as lb_conn_send would their
  * concatenation.  For a small header before a large payload: in TLS the
@@ -162,12 +170,24 @@ extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len);
  * mode the pieces go to sendmsg as they are.
  */
 extern int lb_conn_sendv (struct lb_conn *c, const struct iovec *iov,
-                          int iovcnt);
+                          int iovcnt, int timeout_ms);
 
-/* Receive up to LEN bytes: > 0 bytes read, 0 orderly end (TLS
- * close_notify, or TCP FIN in plain mode), -1 error (errno set,
- * lb_conn_error says why; a TLS stream cut without close_notify is an
- * error, ECONNRESET), -2 nothing ready on a non-blocking FD.
+/* What lb_conn_recv returns besides a count of bytes (> 0).  A count,
+ * as recv(2) and gnutls_record_recv return, with the outcomes that carry
+ * none as named values of the same type: every caller needs the count,
+ * and none needs another variable for it.
+ */
+enum lb_conn_recv_outcome {
+  LB_CONN_END = 0,      /* orderly end: TLS close_notify, or TCP FIN in
+                           plain mode */
+  LB_CONN_ERROR = -1,   /* errno set, lb_conn_error says why; a TLS
+                           stream cut without close_notify is one
+                           (ECONNRESET) */
+  LB_CONN_AGAIN = -2,   /* nothing ready on a non-blocking FD */
+};
+
+/* Receive up to LEN bytes: a count (> 0) or an lb_conn_recv_outcome
+ * (LB_CONN_END too when LEN is 0).
  */
 extern ssize_t lb_conn_recv (struct lb_conn *c, void *buf, size_t len);
 
@@ -181,9 +201,9 @@ extern int lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len,
 
 /* Are bytes already received, waiting in GnuTLS's buffer (decrypted)
  * or in our read-ahead (not yet)?  A poll loop must call lb_conn_recv
- * before sleeping if so: poll on the FD does not see them.  (-2 from
- * lb_conn_recv means the read-ahead is empty: poll is then right.)
- * Always false in plain mode.
+ * before sleeping if so: poll on the FD does not see them.
+ * (LB_CONN_AGAIN from lb_conn_recv means the read-ahead is empty: poll
+ * is then right.)  Always false in plain mode.
  */
 extern bool lb_conn_pending (struct lb_conn *c);
 
@@ -203,20 +223,5 @@ extern const char *lb_conn_error (const struct lb_conn *c);
  * our buffers of plaintext).  NULL is allowed.
  */
 extern void lb_conn_close (struct lb_conn *c);
-
-/* TCP keepalive so that a dead peer is noticed within about 30 s even on
- * an idle connection (10 s idle, then 4 probes 5 s apart), and
- * TCP_USER_TIMEOUT 30 s so that unacknowledged sends fail as soon; and
- * TCP_NODELAY, since every small request waits for its reply.
- * 0, or -1 with errno.
- */
-extern int lb_conn_set_keepalive (int fd);
-
-/* Read exactly N bytes from the raw socket FD (no TLS) before DEADLINE
- * (monotonic ms as lb_now_ms gives; 0: none).  0, or -1 with errno
- * (ECONNRESET for end of stream, ETIMEDOUT).  For the plain handshakes
- * here and lbd's NBD negotiation before STARTTLS.
- */
-extern int lb_conn_read_full (int fd, void *buf, size_t n, int64_t deadline);
 
 #endif /* LIVEBACKUP_LB_CONN_H */

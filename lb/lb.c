@@ -186,7 +186,7 @@ lb_connect (const struct lb_opts *o, char *err, size_t errlen)
   freeaddrinfo (res);
   if (fd >= 0) {
     fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-    lb_conn_set_keepalive (fd);
+    lb_sock_set_keepalive (fd);
   }
   return fd;
 }

@@ -140,14 +140,14 @@ x_recv (struct xconn *x, void *buf, size_t len)
 {
   if (x->tls)
     return lb_conn_recv_all (x->tls, buf, len, x_left (x));
-  return lb_conn_read_full (x->fd, buf, len, x->deadline);
+  return lb_sock_read_full (x->fd, buf, len, x->deadline);
 }
 
 static int
 x_sendv (struct xconn *x, struct iovec *iov, int n)
 {
   if (x->tls)
-    return lb_conn_sendv (x->tls, iov, n);
+    return lb_conn_sendv (x->tls, iov, n, -1);
   while (n > 0) {
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
     ssize_t r = sendmsg (x->fd, &m, MSG_NOSIGNAL

@@ -530,7 +530,7 @@ lbd_accept_export (struct export_listener *e)
   if (fd == -1)
     return;
   lbd_peer_name (&ss, peer, sizeof peer);
-  lb_conn_set_keepalive (fd);
+  lb_sock_set_keepalive (fd);
   export_start (e, fd, peer);
 }
 
@@ -556,7 +556,7 @@ lbd_accept (struct listener *l)
     return;
   }
   lbd_peer_name (&ss, peer, sizeof peer);
-  lb_conn_set_keepalive (fd);
+  lb_sock_set_keepalive (fd);
   session_start (l, fd, peer);
 }
 

@@ -1,6 +1,7 @@
-/* Unit tests of the transport (common/lb_conn.c): handshakes in both
- * modes over TCP loopback, every way they must fail, data both ways,
- * and a throughput report.  SIGPIPE is left at its default on purpose:
+/* Unit tests of the transport (common/lb_conn.c and the files beside
+ * it): handshakes in both modes over TCP loopback, every way they must
+ * fail, data both ways, bounded sends and receives, and a throughput
+ * report.  SIGPIPE is left at its default on purpose:
  * a send that raised it would kill the test.
  *
  * LB_CONN_BENCH_MIB (default 1024, 64 under AddressSanitizer) sets the
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <time.h>
@@ -121,6 +123,7 @@ struct srv {
   char err[256], identity[300], desc[128];
   bool data_ok;
   size_t got;
+  atomic_bool release;          /* for after_hold */
 };
 
 static int
@@ -219,7 +222,7 @@ test_ok (int lfd, int port, bool encrypt)
           c ? lb_conn_describe (c) : err);
   if (c) {
     tap_ok (lb_conn_encrypted (c) == encrypt, "%s: lb_conn_encrypted", mode);
-    tap_ok (lb_conn_send (c, "ping", 4) == 0, "%s: send", mode);
+    tap_ok (lb_conn_send (c, "ping", 4, -1) == 0, "%s: send", mode);
     lb_conn_close (c);
   }
   pthread_join (s.th, NULL);
@@ -239,7 +242,8 @@ after_ping (struct srv *s, struct lb_conn *c)
 {
   char buf[8];
   s->data_ok = lb_conn_recv_all (c, buf, 4, T_TIMEOUT) == 0
-    && memcmp (buf, "ping", 4) == 0 && lb_conn_recv (c, buf, 1) == 0;
+    && memcmp (buf, "ping", 4) == 0
+    && lb_conn_recv (c, buf, 1) == LB_CONN_END;
 }
 
 static void
@@ -253,7 +257,7 @@ test_ping (int lfd, int port, bool encrypt)
   srv_start (&s, lfd, "c1", &key_a, encrypt);
   c = cli (port, "c1", &key_a, encrypt, T_TIMEOUT, err, sizeof err);
   if (c) {
-    lb_conn_send (c, "ping", 4);
+    lb_conn_send (c, "ping", 4, -1);
     lb_conn_close (c);
   }
   pthread_join (s.th, NULL);
@@ -310,7 +314,7 @@ test_pieces (int lfd, int port, bool encrypt)
   srv_start (&s, lfd, "c1", &key_a, encrypt);
   c = cli (port, "c1", &key_a, encrypt, T_TIMEOUT, err, sizeof err);
   if (c) {
-    r = lb_conn_sendv (c, v, PIECES);
+    r = lb_conn_sendv (c, v, PIECES, -1);
     lb_conn_close (c);
   }
   pthread_join (s.th, NULL);
@@ -533,14 +537,14 @@ after_echo (struct srv *s, struct lb_conn *c)
     r = lb_conn_recv (c, buf, sizeof buf);
     if (r <= 0)
       return;
-    if (lb_conn_send (c, buf, r) == -1)
+    if (lb_conn_send (c, buf, r, -1) == -1)
       return;
     s->got += r;
   }
   p = malloc (big);
   for (i = 0; i < big; i++)
     p[i] = pattern (i, 0x5a);
-  s->data_ok = lb_conn_send (c, p, big) == 0;
+  s->data_ok = lb_conn_send (c, p, big, -1) == 0;
   free (p);
 }
 
@@ -559,7 +563,7 @@ sender_thread (void *arg)
     { .iov_base = (void *) sd->hdr, .iov_len = HDR },
     { .iov_base = (void *) sd->payload, .iov_len = sd->len },
   };
-  sd->result = lb_conn_sendv (sd->c, v, 2);
+  sd->result = lb_conn_sendv (sd->c, v, 2, -1);
   return NULL;
 }
 
@@ -610,7 +614,7 @@ test_data (int lfd, int port, bool encrypt)
     if (big_back[i] != pattern (i, 0x5a))
       same = false;
   tap_ok (same, "%s: and identical", mode);
-  tap_ok (lb_conn_recv (c, &one, 1) == 0,
+  tap_ok (lb_conn_recv (c, &one, 1) == LB_CONN_END,
           "%s: recv returns 0 at the server's orderly close", mode);
   lb_conn_close (c);
   pthread_join (s.th, NULL);
@@ -630,8 +634,8 @@ after_trickle (struct srv *s, struct lb_conn *c)
   /* Wait for the client's go, then two sends (two TLS records). */
   if (lb_conn_recv_all (c, &go, 1, T_TIMEOUT) == -1)
     return;
-  lb_conn_send (c, "hello", 5);
-  lb_conn_send (c, "world", 5);
+  lb_conn_send (c, "hello", 5, -1);
+  lb_conn_send (c, "world", 5, -1);
   /* Then hold the connection open, silent, until the client closes. */
   s->data_ok = lb_conn_recv_all (c, &go, 1, T_TIMEOUT) == -1;
 }
@@ -657,11 +661,12 @@ test_nonblocking (int lfd, int port, bool encrypt)
   }
   fcntl (lb_conn_fd (c), F_SETFL,
          fcntl (lb_conn_fd (c), F_GETFL) | O_NONBLOCK);
-  tap_ok (lb_conn_recv (c, buf, sizeof buf) == -2,
-          "%s: recv on a non-blocking fd with nothing there returns -2",
+  tap_ok (lb_conn_recv (c, buf, sizeof buf) == LB_CONN_AGAIN,
+          "%s: recv on a non-blocking fd with nothing there returns "
+          "LB_CONN_AGAIN",
           mode);
   tap_ok (!lb_conn_pending (c), "%s: nothing pending", mode);
-  lb_conn_send (c, "g", 1);
+  lb_conn_send (c, "g", 1, -1);
   /* Wait for both records to arrive, then take one byte. */
   usleep (200 * 1000);
   p.fd = lb_conn_fd (c);
@@ -677,7 +682,7 @@ test_nonblocking (int lfd, int port, bool encrypt)
     r = lb_conn_recv (c, buf + 1 + n, 9 - n);
     if (r > 0)
       n += r;
-    else if (r == -2)
+    else if (r == LB_CONN_AGAIN)
       poll (&p, 1, T_TIMEOUT);
     else
       break;
@@ -698,7 +703,7 @@ test_nonblocking (int lfd, int port, bool encrypt)
 static void
 after_cut (struct srv *s, struct lb_conn *c)
 {
-  lb_conn_send (c, "x", 1);
+  lb_conn_send (c, "x", 1, -1);
   shutdown (lb_conn_fd (c), SHUT_RDWR);
 }
 
@@ -717,14 +722,15 @@ test_truncation (int lfd, int port)
     return;
   }
   tap_ok (lb_conn_recv_all (c, buf, 1, T_TIMEOUT) == 0 && buf[0] == 'x'
-          && lb_conn_recv (c, buf, 1) == -1 && errno == ECONNRESET,
+          && lb_conn_recv (c, buf, 1) == LB_CONN_ERROR
+          && errno == ECONNRESET,
           "TLS: a cut without close_notify is an error: %s",
           lb_conn_error (c));
   {
     int i, r = 0;
     /* The first sends may still be buffered; the peer's RST ends that. */
     for (i = 0; i < 100 && r == 0; i++) {
-      r = lb_conn_send (c, "yyyy", 4);
+      r = lb_conn_send (c, "yyyy", 4, -1);
       usleep (10 * 1000);
     }
     tap_ok (r == -1, "TLS: send to a peer that is gone fails (no SIGPIPE): "
@@ -773,7 +779,7 @@ pair_client (void *arg)
     buf[i] = pattern (i, 7);
   c = cli (p->port, "c1", &key_a, p->encrypt, T_TIMEOUT, err, sizeof err);
   if (c) {
-    p->ok = lb_conn_send (c, buf, 1 << 20) == 0;
+    p->ok = lb_conn_send (c, buf, 1 << 20, -1) == 0;
     lb_conn_close (c);
   }
   free (buf);
@@ -808,6 +814,62 @@ test_parallel (void)
   }
   tap_ok (good == PAIRS, "%d connections at once (TLS and plain), each "
           "1 MiB intact: %d good", PAIRS, good);
+}
+
+/* Neither read nor write until the client says so (S->release). */
+static void
+after_hold (struct srv *s, struct lb_conn *c)
+{
+  int i;
+
+  (void) c;
+  for (i = 0; i < 1000 && !atomic_load (&s->release); i++)
+    usleep (10 * 1000);
+}
+
+/* A receive and a send honour their bound against a peer that neither
+ * writes nor reads.
+ */
+static void
+test_bounds (int lfd, int port, bool encrypt)
+{
+  const char *mode = encrypt ? "TLS" : "plain";
+  struct srv s = { .after = after_hold };
+  size_t big = 64u << 20;
+  uint8_t *buf = calloc (1, big);
+  struct lb_conn *c;
+  char err[256];
+  int64_t t;
+  int r, e;
+
+  srv_start (&s, lfd, "c1", &key_a, encrypt);
+  c = cli (port, "c1", &key_a, encrypt, T_TIMEOUT, err, sizeof err);
+  if (c == NULL) {
+    tap_ok (0, "%s: bounds: %s", mode, err);
+    atomic_store (&s.release, true);
+    pthread_join (s.th, NULL);
+    free (buf);
+    return;
+  }
+  t = now_ms ();
+  r = lb_conn_recv_all (c, buf, 4, 300);
+  e = errno;
+  t = now_ms () - t;
+  tap_ok (r == -1 && e == ETIMEDOUT && t >= 290 && t < 300 + SLACK,
+          "%s: recv_all gives up after %lld ms of 300 (%s)", mode,
+          (long long) t, lb_conn_error (c));
+  t = now_ms ();
+  r = lb_conn_send (c, buf, big, 300);
+  e = errno;
+  t = now_ms () - t;
+  tap_ok (r == -1 && e == ETIMEDOUT && t >= 290 && t < 300 + SLACK
+          && strstr (lb_conn_error (c), "send timed out after 300 ms"),
+          "%s: a send of 64 MiB to a peer that does not read gives up after "
+          "%lld ms of 300 (%s)", mode, (long long) t, lb_conn_error (c));
+  lb_conn_close (c);
+  atomic_store (&s.release, true);
+  pthread_join (s.th, NULL);
+  free (buf);
 }
 
 /* ---- throughput (reported, not asserted) ------------------------------ */
@@ -851,7 +913,8 @@ bench (int lfd, int port, bool encrypt, bool vec, size_t mib)
   t0 = now_s ();
   cpu0 = cpu_s ();
   for (i = 0; i < mib && r == 0; i++)
-    r = vec ? lb_conn_sendv (c, v, 2) : lb_conn_send (c, buf, chunk);
+    r = vec ? lb_conn_sendv (c, v, 2, -1)
+      : lb_conn_send (c, buf, chunk, -1);
   lb_conn_close (c);
   pthread_join (s.th, NULL);
   t = now_s () - t0;
@@ -919,10 +982,12 @@ main (void)
   test_nonblocking (lfd, port, false);
   test_truncation (lfd, port);
   test_parallel ();
+  test_bounds (lfd, port, false);
+  test_bounds (lfd, port, true);
 
   {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
-    tap_ok (lb_conn_set_keepalive (fd) == 0, "keepalive options accepted");
+    tap_ok (lb_sock_set_keepalive (fd) == 0, "keepalive options accepted");
     close (fd);
   }
 
