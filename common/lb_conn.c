@@ -77,6 +77,8 @@ lb_conn_new (int fd, char *err, size_t errlen)
   }
   c->fd = fd;
   c->mode = LB_CONN_RAW;
+  snprintf (c->desc, sizeof c->desc, "raw (not authenticated, not "
+            "encrypted)");
   atomic_init (&c->last_err, "no error");
   return c;
 }
@@ -235,12 +237,39 @@ lb_conn_server (int fd, lb_conn_lookup lookup, void *opaque, int timeout_ms,
   return c;
 }
 
+struct lb_conn *
+lb_conn_raw (int fd)
+{
+  return lb_conn_new (fd, NULL, 0);
+}
+
+int
+lb_conn_server_starttls (struct lb_conn *c, lb_conn_lookup lookup,
+                         void *opaque, int timeout_ms, void **client,
+                         char *identity, size_t idlen, char *err,
+                         size_t errlen)
+{
+  int e;
+
+  assert (c->mode == LB_CONN_RAW);
+  if (lb_conn_server_handshake (c, lookup, opaque, timeout_ms, client,
+                                identity, idlen, err, errlen) == 0)
+    return 0;
+  /* Half a handshake went by: nothing can follow on this stream. */
+  e = errno;
+  lb_tls_free (c);
+  c->mode = LB_CONN_FAILED;
+  errno = e;
+  return -1;
+}
+
 /* ---- data --------------------------------------------------------------- */
 
 int
 lb_conn_sendv (struct lb_conn *c, const struct iovec *iov, int iovcnt,
                int timeout_ms)
 {
+  assert (c->mode != LB_CONN_FAILED);
   if (c->mode == LB_CONN_TLS)
     return lb_tls_io_sendv (c, iov, iovcnt, timeout_ms);
   if (lb_sock_writev_full (c->fd, iov, iovcnt,
@@ -264,6 +293,7 @@ lb_conn_recv (struct lb_conn *c, void *buf, size_t len)
 {
   ssize_t r;
 
+  assert (c->mode != LB_CONN_FAILED);
   if (len == 0)
     return LB_CONN_END;
   if (c->mode == LB_CONN_TLS)

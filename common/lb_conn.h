@@ -1,5 +1,8 @@
 /* livebackup: the transport.  An authenticated byte stream over one
- * connected TCP socket, in one of two modes:
+ * connected TCP socket, in one of two modes, TLS or plain (below); or,
+ * for a protocol that starts in clear, a raw one (lb_conn_raw) that the
+ * server upgrades in place (lb_conn_server_starttls).  The same calls
+ * send and receive in every mode.
  *
  * TLS (the default): TLS 1.3 with an external pre-shared key through
  * GnuTLS.  PSK identity = the client's name; PSK = the 32 bytes of its
@@ -154,6 +157,29 @@ extern struct lb_conn *lb_conn_server (int fd, lb_conn_lookup lookup,
                                        char *identity, size_t idlen,
                                        char *err, size_t errlen);
 
+/* Raw: a connection over the connected socket FD as it is, neither
+ * authenticated nor encrypted, for a protocol that negotiates in clear
+ * and may then upgrade (NBD: the options before STARTTLS, or all of
+ * them where TLS is off).  Takes over FD; NULL (errno ENOMEM) leaves it
+ * to the caller.  lb_conn_describe says "raw (not authenticated, not
+ * encrypted)".
+ */
+extern struct lb_conn *lb_conn_raw (int fd);
+
+/* Server: upgrade the raw connection C in place, by the handshake that
+ * lb_conn_server runs (the mode the peer's first byte tells, as the
+ * lookup allows), within TIMEOUT_MS, with the same reports in *CLIENT,
+ * IDENTITY and ERR.  For STARTTLS, whose lookup requires TLS of every
+ * name.  Raw mode reads nothing ahead: the handshake starts at the first
+ * byte the caller has not received.  0, or -1 with errno as
+ * lb_conn_server's; then C can only be closed (lb_conn_close).
+ */
+extern int lb_conn_server_starttls (struct lb_conn *c, lb_conn_lookup lookup,
+                                    void *opaque, int timeout_ms,
+                                    void **client,
+                                    char *identity, size_t idlen,
+                                    char *err, size_t errlen);
+
 /* Send all LEN bytes within TIMEOUT_MS (-1: no bound); 0, or -1 (errno
  * set, ETIMEDOUT among them; lb_conn_error says why).  After a failure
  * an unknown part went out: the stream is good only for closing.  On a
@@ -167,7 +193,7 @@ extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len,
  * concatenation.  For a small header before a large payload: in TLS the
  * header and the payload's start share a record (one copy of at most a
  * record), the rest goes straight from the caller's buffer; in plain
- * mode the pieces go to sendmsg as they are.
+ * and raw mode the pieces go to sendmsg as they are.
  */
 extern int lb_conn_sendv (struct lb_conn *c, const struct iovec *iov,
                           int iovcnt, int timeout_ms);
@@ -179,7 +205,7 @@ extern int lb_conn_sendv (struct lb_conn *c, const struct iovec *iov,
  */
 enum lb_conn_recv_outcome {
   LB_CONN_END = 0,      /* orderly end: TLS close_notify, or TCP FIN in
-                           plain mode */
+                           plain and raw mode */
   LB_CONN_ERROR = -1,   /* errno set, lb_conn_error says why; a TLS
                            stream cut without close_notify is one
                            (ECONNRESET) */
@@ -203,15 +229,15 @@ extern int lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len,
  * or in our read-ahead (not yet)?  A poll loop must call lb_conn_recv
  * before sleeping if so: poll on the FD does not see them.
  * (LB_CONN_AGAIN from lb_conn_recv means the read-ahead is empty: poll
- * is then right.)  Always false in plain mode.
+ * is then right.)  Always false in plain and raw mode.
  */
 extern bool lb_conn_pending (struct lb_conn *c);
 
 extern int lb_conn_fd (const struct lb_conn *c);
 extern bool lb_conn_encrypted (const struct lb_conn *c);
 
-/* What was negotiated, for logs: "TLS1.3 ECDHE-PSK SECP256R1 AES-128-GCM"
- * or "plain (authenticated, not encrypted)".
+/* What was negotiated, for logs: "TLS1.3 ECDHE-PSK SECP256R1 AES-128-GCM",
+ * "plain (authenticated, not encrypted)", or raw mode's.
  */
 extern const char *lb_conn_describe (const struct lb_conn *c);
 

@@ -31,9 +31,10 @@
 #define LB_PLAIN_MAGIC_LEN 8
 
 enum lb_conn_mode {
-  LB_CONN_RAW,          /* before the handshake: nobody authenticated */
+  LB_CONN_RAW,          /* bytes as they are, nobody authenticated */
   LB_CONN_PLAIN,        /* authenticated by plain mode, not encrypted */
   LB_CONN_TLS,          /* TLS 1.3 PSK */
+  LB_CONN_FAILED,       /* a handshake on it failed: only closing is left */
 };
 
 /* TLS mode's state, touched only by lb_tls.c and lb_tls_io.c. */
@@ -124,7 +125,7 @@ extern void lb_conn_senderr (struct lb_conn *c, int e, int timeout_ms);
 /* The handshakes below work on C, in mode LB_CONN_RAW on entry, with
  * C->deadline set.  On success they set C->desc, and the caller sets the
  * mode; on failure they leave ERR and errno set, and the caller frees
- * C.
+ * C or marks it failed.
  */
 
 /* lb_plain.c */
