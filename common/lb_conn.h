@@ -1,5 +1,8 @@
 /* livebackup: the transport.  An authenticated byte stream over one
- * connected TCP socket, in one of two modes:
+ * connected TCP socket, in one of two modes, TLS or plain (below); or,
+ * for a protocol that starts in clear, a raw one (lb_conn_raw) that the
+ * server upgrades in place (lb_conn_server_starttls).  The same calls
+ * send and receive in every mode.
  *
  * TLS (the default): TLS 1.3 with an external pre-shared key through
  * GnuTLS.  PSK identity = the client's name; PSK = the 32 bytes of its
@@ -69,7 +72,7 @@
  * it, so keys reach GnuTLS through callbacks, whose copies it wipes).
  * The functions do not change FD's flags: after the handshake a
  * blocking FD gives blocking sends and receives; a caller who sets
- * O_NONBLOCK gets -2 from lb_conn_recv when nothing is ready.
+ * O_NONBLOCK gets LB_CONN_AGAIN from lb_conn_recv when nothing is ready.
  *
  * Threads: connections are independent (many may run in parallel; the
  * GnuTLS global state initialises itself).  One connection may be used
@@ -77,6 +80,10 @@
  * (GnuTLS supports that split; a TLS 1.3 KeyUpdate the receiver is asked
  * for is deferred to the next send).  lb_conn_close must be called when
  * neither is inside a call.
+ *
+ * Files: lb_conn.c (this object, the dispatch by mode), lb_plain.c,
+ * lb_tls.c and lb_tls_io.c (the modes), lb_sock.c (the socket below,
+ * lb_sock.h); lb_conn_impl.h says which does what.
  */
 
 #ifndef LIVEBACKUP_LB_CONN_H
@@ -88,6 +95,7 @@
 #include <sys/uio.h>
 
 #include "lb_key.h"
+#include "lb_sock.h"
 
 /* Our TLS priorities: TLS 1.3 only, PSK with (EC)DHE only (no +PSK).
  * Ciphers: GnuTLS 3.7 binds an external PSK to SHA-256, so only the
@@ -149,25 +157,63 @@ extern struct lb_conn *lb_conn_server (int fd, lb_conn_lookup lookup,
                                        char *identity, size_t idlen,
                                        char *err, size_t errlen);
 
-/* Send all LEN bytes; 0, or -1 (errno set, lb_conn_error says why).
- * On a non-blocking FD it waits for room with poll.  TLS data goes in
+/* Raw: a connection over the connected socket FD as it is, neither
+ * authenticated nor encrypted, for a protocol that negotiates in clear
+ * and may then upgrade (NBD: the options before STARTTLS, or all of
+ * them where TLS is off).  Takes over FD; NULL (errno ENOMEM) leaves it
+ * to the caller.  lb_conn_describe says "raw (not authenticated, not
+ * encrypted)".
+ */
+extern struct lb_conn *lb_conn_raw (int fd);
+
+/* Server: upgrade the raw connection C in place, by the handshake that
+ * lb_conn_server runs (the mode the peer's first byte tells, as the
+ * lookup allows), within TIMEOUT_MS, with the same reports in *CLIENT,
+ * IDENTITY and ERR.  For STARTTLS, whose lookup requires TLS of every
+ * name.  Raw mode reads nothing ahead: the handshake starts at the first
+ * byte the caller has not received.  0, or -1 with errno as
+ * lb_conn_server's; then C can only be closed (lb_conn_close).
+ */
+extern int lb_conn_server_starttls (struct lb_conn *c, lb_conn_lookup lookup,
+                                    void *opaque, int timeout_ms,
+                                    void **client,
+                                    char *identity, size_t idlen,
+                                    char *err, size_t errlen);
+
+/* Send all LEN bytes within TIMEOUT_MS (-1: no bound); 0, or -1 (errno
+ * set, ETIMEDOUT among them; lb_conn_error says why).  After a failure
+ * an unknown part went out: the stream is good only for closing.  On a
+ * non-blocking FD it waits for room with poll.  TLS data goes in
  * full-size records.
  */
-extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len);
+extern int lb_conn_send (struct lb_conn *c, const void *buf, size_t len,
+                         int timeout_ms);
 
 /* Send the IOVCNT pieces as one stream, as lb_conn_send would their
  * concatenation.  For a small header before a large payload: in TLS the
  * header and the payload's start share a record (one copy of at most a
  * record), the rest goes straight from the caller's buffer; in plain
- * mode the pieces go to sendmsg as they are.
+ * and raw mode the pieces go to sendmsg as they are.
  */
 extern int lb_conn_sendv (struct lb_conn *c, const struct iovec *iov,
-                          int iovcnt);
+                          int iovcnt, int timeout_ms);
 
-/* Receive up to LEN bytes: > 0 bytes read, 0 orderly end (TLS
- * close_notify, or TCP FIN in plain mode), -1 error (errno set,
- * lb_conn_error says why; a TLS stream cut without close_notify is an
- * error, ECONNRESET), -2 nothing ready on a non-blocking FD.
+/* What lb_conn_recv returns besides a count of bytes (> 0).  A count,
+ * as recv(2) and gnutls_record_recv return, with the outcomes that carry
+ * none as named values of the same type: every caller needs the count,
+ * and none needs another variable for it.
+ */
+enum lb_conn_recv_outcome {
+  LB_CONN_END = 0,      /* orderly end: TLS close_notify, or TCP FIN in
+                           plain and raw mode */
+  LB_CONN_ERROR = -1,   /* errno set, lb_conn_error says why; a TLS
+                           stream cut without close_notify is one
+                           (ECONNRESET) */
+  LB_CONN_AGAIN = -2,   /* nothing ready on a non-blocking FD */
+};
+
+/* Receive up to LEN bytes: a count (> 0) or an lb_conn_recv_outcome
+ * (LB_CONN_END too when LEN is 0).
  */
 extern ssize_t lb_conn_recv (struct lb_conn *c, void *buf, size_t len);
 
@@ -181,17 +227,17 @@ extern int lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len,
 
 /* Are bytes already received, waiting in GnuTLS's buffer (decrypted)
  * or in our read-ahead (not yet)?  A poll loop must call lb_conn_recv
- * before sleeping if so: poll on the FD does not see them.  (-2 from
- * lb_conn_recv means the read-ahead is empty: poll is then right.)
- * Always false in plain mode.
+ * before sleeping if so: poll on the FD does not see them.
+ * (LB_CONN_AGAIN from lb_conn_recv means the read-ahead is empty: poll
+ * is then right.)  Always false in plain and raw mode.
  */
 extern bool lb_conn_pending (struct lb_conn *c);
 
 extern int lb_conn_fd (const struct lb_conn *c);
 extern bool lb_conn_encrypted (const struct lb_conn *c);
 
-/* What was negotiated, for logs: "TLS1.3 ECDHE-PSK SECP256R1 AES-128-GCM"
- * or "plain (authenticated, not encrypted)".
+/* What was negotiated, for logs: "TLS1.3 ECDHE-PSK SECP256R1 AES-128-GCM",
+ * "plain (authenticated, not encrypted)", or raw mode's.
  */
 extern const char *lb_conn_describe (const struct lb_conn *c);
 
@@ -203,20 +249,5 @@ extern const char *lb_conn_error (const struct lb_conn *c);
  * our buffers of plaintext).  NULL is allowed.
  */
 extern void lb_conn_close (struct lb_conn *c);
-
-/* TCP keepalive so that a dead peer is noticed within about 30 s even on
- * an idle connection (10 s idle, then 4 probes 5 s apart), and
- * TCP_USER_TIMEOUT 30 s so that unacknowledged sends fail as soon; and
- * TCP_NODELAY, since every small request waits for its reply.
- * 0, or -1 with errno.
- */
-extern int lb_conn_set_keepalive (int fd);
-
-/* Read exactly N bytes from the raw socket FD (no TLS) before DEADLINE
- * (monotonic ms as lb_now_ms gives; 0: none).  0, or -1 with errno
- * (ECONNRESET for end of stream, ETIMEDOUT).  For the plain handshakes
- * here and lbd's NBD negotiation before STARTTLS.
- */
-extern int lb_conn_read_full (int fd, void *buf, size_t n, int64_t deadline);
 
 #endif /* LIVEBACKUP_LB_CONN_H */

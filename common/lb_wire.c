@@ -22,7 +22,7 @@ lbw_send (struct lb_conn *c, const struct lbp_msg *m, const void *payload,
   iov[0].iov_len = n;
   iov[1].iov_base = (void *) payload;
   iov[1].iov_len = payload_len;
-  return lb_conn_sendv (c, iov, payload_len ? 2 : 1);
+  return lb_conn_sendv (c, iov, payload_len ? 2 : 1, -1);
 }
 
 void
@@ -59,7 +59,7 @@ lbw_recv (struct lb_conn *c, struct lbp_msg *m, uint8_t **buf, size_t *cap,
    */
   do
     n = lb_conn_recv (c, hdr, sizeof hdr);
-  while (n == -2);
+  while (n == LB_CONN_AGAIN);
   if (n == 0)
     return 0;
   if (n < 0) {

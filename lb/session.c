@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "lb_conn.h"
+#include "lb_sock.h"
 #include "lb_log.h"
 #include "lb_proto.h"
 #include "lb_wire.h"
@@ -68,7 +69,7 @@ lb_session_connect (const struct lb_opts *o, char *err, size_t errlen)
   freeaddrinfo (res);
   if (fd >= 0) {
     fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
-    lb_conn_set_keepalive (fd);
+    lb_sock_set_keepalive (fd);
   }
   return fd;
 }

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -37,8 +36,9 @@
 struct xconn {
   struct export_listener *el;
   struct connset_conn *c;       /* in x_set */
-  int fd;
-  struct lb_conn *tls;
+  int fd;                       /* conn's once it is set; kept for the
+                                   set's shutdown */
+  struct lb_conn *conn;         /* raw; upgraded in place by STARTTLS */
   char peer[64];
   int64_t deadline;             /* of the negotiation, ms, monotonic */
   struct client *idc;           /* the TLS identity's client */
@@ -83,12 +83,6 @@ x_left (const struct xconn *x)
   return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int) left;
 }
 
-static bool
-x_expired (const struct xconn *x)
-{
-  return x->deadline != 0 && (int64_t) lb_now_ms () >= x->deadline;
-}
-
 /* The first client named NAME (LEN bytes), or NULL. */
 static struct client *
 x_by_name (const char *name, size_t len)
@@ -103,23 +97,7 @@ x_by_name (const char *name, size_t len)
   return NULL;
 }
 
-/* ---- I/O: raw before TLS (or with tls=off), lb_conn after ------------ */
-
-static int
-x_wait (struct xconn *x, short events)
-{
-  struct pollfd p = { .fd = x->fd, .events = events };
-  int r;
-
-  do
-    r = poll (&p, 1, x_left (x));
-  while (r == -1 && errno == EINTR);
-  if (r == 0 || x_expired (x)) {
-    errno = ETIMEDOUT;
-    return -1;
-  }
-  return r < 0 ? -1 : 0;
-}
+/* ---- I/O: one lb_conn, raw before STARTTLS, TLS after ----------------- */
 
 /* Receive exactly LEN bytes; within the negotiation's deadline while it
  * runs.  0, or -1 (errno; ECONNRESET at the end of the stream).
@@ -127,46 +105,19 @@ x_wait (struct xconn *x, short events)
 static int
 x_recv (struct xconn *x, void *buf, size_t len)
 {
-  if (x->tls)
-    return lb_conn_recv_all (x->tls, buf, len, x_left (x));
-  return lb_conn_read_full (x->fd, buf, len, x->deadline);
+  return lb_conn_recv_all (x->conn, buf, len, x_left (x));
 }
 
 static int
 x_sendv (struct xconn *x, struct iovec *iov, int n)
 {
-  if (x->tls)
-    return lb_conn_sendv (x->tls, iov, n);
-  while (n > 0) {
-    struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
-    ssize_t r = sendmsg (x->fd, &m, MSG_NOSIGNAL
-                         | (x->deadline ? MSG_DONTWAIT : 0));
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK)
-          || x_wait (x, POLLOUT) == -1)
-        return -1;
-      continue;
-    }
-    while (n > 0 && (size_t) r >= iov->iov_len) {
-      r -= iov->iov_len;
-      iov++;
-      n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (uint8_t *) iov->iov_base + r;
-      iov->iov_len -= r;
-    }
-  }
-  return 0;
+  return lb_conn_sendv (x->conn, iov, n, x_left (x));
 }
 
 static int
 x_send (struct xconn *x, const void *buf, size_t len)
 {
-  struct iovec v = { .iov_base = (void *) buf, .iov_len = len };
-  return x_sendv (x, &v, 1);
+  return lb_conn_send (x->conn, buf, len, x_left (x));
 }
 
 /* ---- negotiation ------------------------------------------------------ */
@@ -549,14 +500,16 @@ x_starttls (struct xconn *x)
 {
   char err[256], identity[256] = "";
   void *client = NULL;
+  int r;
 
-  x->tls = lb_conn_server (x->fd, connset_lookup, x->c, x_left (x), &client,
-                           identity, sizeof identity, err, sizeof err);
-  if (connset_refused (x->c, x->tls, client, identity, err))
-    return -1;                  /* x_free closes TLS or FD */
+  r = lb_conn_server_starttls (x->conn, connset_lookup, x->c, x_left (x),
+                               &client, identity, sizeof identity, err,
+                               sizeof err);
+  if (connset_refused (x->c, r == 0 ? x->conn : NULL, client, identity, err))
+    return -1;                  /* x_free closes the connection */
   x->idc = client;
   lb_debug ("export %s: %s: TLS as client %s (%s)", x->el->conf->listen.text,
-            x->peer, x->idc->conf->name, lb_conn_describe (x->tls));
+            x->peer, x->idc->conf->name, lb_conn_describe (x->conn));
   return 0;
 }
 
@@ -603,7 +556,7 @@ x_negotiate (struct xconn *x)
     if (x_recv (x, x->opt, len) == -1)
       goto io;
 
-    if (x->el->conf->tls && x->tls == NULL) {
+    if (x->el->conf->tls && !lb_conn_encrypted (x->conn)) {
       /* FORCEDTLS: nothing but STARTTLS and ABORT before TLS. */
       switch (opt) {
       case NBD_OPT_STARTTLS:
@@ -646,10 +599,10 @@ x_negotiate (struct xconn *x)
 
     switch (opt) {
     case NBD_OPT_STARTTLS:
-      r = x->tls ? x_reply_err (x, opt, NBD_REP_ERR_INVALID, "TLS is already "
-                                "on")
-                 : x_reply_err (x, opt, NBD_REP_ERR_POLICY, "TLS is off on "
-                                "this address (tls=off)");
+      r = lb_conn_encrypted (x->conn)
+        ? x_reply_err (x, opt, NBD_REP_ERR_INVALID, "TLS is already on")
+        : x_reply_err (x, opt, NBD_REP_ERR_POLICY, "TLS is off on this "
+                       "address (tls=off)");
       break;
     case NBD_OPT_ABORT:
       x_reply (x, opt, NBD_REP_ACK);
@@ -737,7 +690,7 @@ x_negotiate (struct xconn *x)
              addr, x->peer, LBD_HANDSHAKE_MS);
   else
     lb_debug ("export %s: %s: gone during the negotiation (%s)", addr,
-              x->peer, x->tls ? lb_conn_error (x->tls) : strerror (errno));
+              x->peer, lb_conn_error (x->conn));
   return -1;
 }
 
@@ -1043,8 +996,8 @@ x_free (void *arg)
 {
   struct xconn *x = arg;
 
-  if (x->tls)
-    lb_conn_close (x->tls);
+  if (x->conn)
+    lb_conn_close (x->conn);
   else if (x->fd >= 0)
     close (x->fd);
   if (x->snap)
@@ -1071,7 +1024,8 @@ x_main (struct connset_conn *c, void *arg)
   x->c = c;
   x->deadline = (int64_t) lb_now_ms () + LBD_HANDSHAKE_MS;
   x->opt = malloc (X_OPT_MAX + 1);
-  r = x->opt ? x_negotiate (x) : -1;
+  x->conn = lb_conn_raw (x->fd);
+  r = x->opt && x->conn ? x_negotiate (x) : -1;
   x->deadline = 0;
   connset_handshake_done (c);
   if (r == 0)

@@ -294,7 +294,7 @@ lbd_accept (int lfd, char *peer, size_t len)
   if (fd == -1)
     return -1;
   lbd_peer_name (&ss, peer, len);
-  lb_conn_set_keepalive (fd);
+  lb_sock_set_keepalive (fd);
   return fd;
 }
 

@@ -102,7 +102,7 @@ peer_server (const char *portfile)
   fprintf (stderr, "conn-peer: handshake ok: identity=%s %s\n", identity,
            lb_conn_describe (c));
   while ((r = lb_conn_recv (c, buf, sizeof buf)) > 0)
-    if (lb_conn_send (c, buf, r) == -1)
+    if (lb_conn_send (c, buf, r, -1) == -1)
       break;
   if (r < 0)
     fprintf (stderr, "conn-peer: %s\n", lb_conn_error (c));
@@ -132,7 +132,7 @@ peer_client (int port, bool encrypt)
     return 1;
   }
   fprintf (stderr, "conn-peer: handshake ok: %s\n", lb_conn_describe (c));
-  if (lb_conn_send (c, line, sizeof line - 1) == -1
+  if (lb_conn_send (c, line, sizeof line - 1, -1) == -1
       || lb_conn_recv_all (c, buf, sizeof line - 1, 5000) == -1)
     fprintf (stderr, "conn-peer: %s\n", lb_conn_error (c));
   else

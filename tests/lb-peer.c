@@ -180,21 +180,21 @@ main (int argc, char **argv)
     struct lbp_msg m = { .type = LBP_WRITE, .seq = 1, .length = 4096 };
     lbp_encode (&m, 0, hdr);
     lb_put_le32 (hdr + 4, 0x7fffffff);
-    lb_conn_send (c, hdr, LBP_HDR_SIZE);
+    lb_conn_send (c, hdr, LBP_HDR_SIZE, -1);
     r = peer_expect_close (c, "oversized");
   }
   else if (strcmp (mode, "truncated") == 0) {
     struct lbp_msg m = { .type = LBP_WRITE, .seq = 1, .offset = 0,
                          .length = 65536 };
     size_t n = lbp_encode (&m, 65536, hdr);
-    lb_conn_send (c, hdr, n);
-    lb_conn_send (c, "partial", 7);
+    lb_conn_send (c, hdr, n, -1);
+    lb_conn_send (c, "partial", 7, -1);
     printf ("lb-peer: truncated: sent a cut WRITE and left\n");
   }
   else if (strcmp (mode, "badtype") == 0) {
     memset (hdr, 0, LBP_HDR_SIZE);
     hdr[0] = 0x99;
-    lb_conn_send (c, hdr, LBP_HDR_SIZE);
+    lb_conn_send (c, hdr, LBP_HDR_SIZE, -1);
     r = peer_expect_close (c, "badtype");
   }
   else if (strcmp (mode, "server-msg") == 0) {

@@ -1,7 +1,8 @@
-/* Unit tests of the transport (common/lb_conn.c): handshakes in both
- * modes over TCP loopback, every way they must fail, data both ways,
- * and a throughput report.  SIGPIPE is left at its default on purpose:
- * a send that raised it would kill the test.
+/* Unit tests of the transport (common/lb_conn.c and the files beside
+ * it): handshakes in both modes over TCP loopback, every way they must
+ * fail, data both ways, and a throughput report.  Raw mode, STARTTLS
+ * and bounded sends are tests/test-conn-raw.c's.  SIGPIPE is left at
+ * its default on purpose: a send that raised it would kill the test.
  *
  * LB_CONN_BENCH_MIB (default 1024, 64 under AddressSanitizer) sets the
  * size of the throughput runs; 0 skips them.
@@ -18,190 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "conn-harness.h"
 #include "lb_conn.h"
 #include "tap.h"
-
-#define T_TIMEOUT 5000          /* ms, for handshakes that should work */
-/* ms a bounded wait may overrun its bound on a busy machine; a wait
- * that ignored the bound would run into GnuTLS's or TCP's own limits,
- * tens of seconds, or forever.
- */
-#define SLACK 2000
-
-static struct lb_key key_a, key_b;
-
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds used by the whole process (every thread) so far. */
-static double
-cpu_s (void)
-{
-  struct rusage ru;
-  getrusage (RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
-    + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static int
-listen_any (int *port)
-{
-  struct sockaddr_in a = { .sin_family = AF_INET };
-  socklen_t len = sizeof a;
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
-
-  if (fd == -1)
-    return -1;
-  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  if (bind (fd, (struct sockaddr *) &a, sizeof a) == -1
-      || listen (fd, 64) == -1
-      || getsockname (fd, (struct sockaddr *) &a, &len) == -1) {
-    close (fd);
-    return -1;
-  }
-  *port = ntohs (a.sin_port);
-  return fd;
-}
-
-static int
-connect_to (int port)
-{
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons (port) };
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  if (fd == -1)
-    return -1;
-  if (connect (fd, (struct sockaddr *) &a, sizeof a) == -1) {
-    close (fd);
-    return -1;
-  }
-  return fd;
-}
-
-/* A server thread: accepts one connection on LFD and shakes hands as if
- * configured with one client line (NAME, KEY, ENCRYPT); then AFTER runs
- * on the connection, which is closed when it returns.
- */
-struct srv {
-  int lfd;
-  const char *name;
-  struct lb_key key;
-  bool encrypt;
-  int timeout_ms;
-  void (*after) (struct srv *s, struct lb_conn *c);
-  size_t nbytes;                /* for AFTER */
-
-  pthread_t th;
-  bool ok;
-  int e;
-  int64_t ms;                   /* handshake time */
-  void *client;
-  char err[256], identity[300], desc[128];
-  bool data_ok;
-  size_t got;
-};
-
-static int
-srv_lookup (void *opaque, const char *identity, struct lb_key *key,
-            bool *encrypt, void **client)
-{
-  struct srv *s = opaque;
-
-  if (strcmp (identity, s->name) != 0)
-    return -1;
-  *key = s->key;
-  *encrypt = s->encrypt;
-  *client = s;
-  return 0;
-}
-
-static void *
-srv_thread (void *arg)
-{
-  struct srv *s = arg;
-  struct lb_conn *c;
-  int64_t t0;
-  int fd = accept (s->lfd, NULL, NULL);
-
-  if (fd == -1) {
-    snprintf (s->err, sizeof s->err, "accept: %s", strerror (errno));
-    return NULL;
-  }
-  t0 = now_ms ();
-  c = lb_conn_server (fd, srv_lookup, s, s->timeout_ms, &s->client,
-                      s->identity, sizeof s->identity, s->err, sizeof s->err);
-  s->ms = now_ms () - t0;
-  s->e = errno;
-  if (c == NULL) {
-    close (fd);
-    return NULL;
-  }
-  s->ok = true;
-  snprintf (s->desc, sizeof s->desc, "%s", lb_conn_describe (c));
-  if (s->after)
-    s->after (s, c);
-  lb_conn_close (c);
-  return NULL;
-}
-
-static void
-srv_start (struct srv *s, int lfd, const char *name, const struct lb_key *k,
-           bool encrypt)
-{
-  s->lfd = lfd;
-  s->name = name;
-  s->key = *k;
-  s->encrypt = encrypt;
-  if (s->timeout_ms == 0)
-    s->timeout_ms = T_TIMEOUT;
-  pthread_create (&s->th, NULL, srv_thread, s);
-}
-
-/* Connect and shake hands as a client; NULL with ERR on failure. */
-static struct lb_conn *
-cli (int port, const char *name, const struct lb_key *k, bool encrypt,
-     int timeout_ms, char *err, size_t errlen)
-{
-  struct lb_conn *c;
-  int fd = connect_to (port);
-
-  if (fd == -1) {
-    snprintf (err, errlen, "connect: %s", strerror (errno));
-    return NULL;
-  }
-  c = lb_conn_client (fd, name, k, encrypt, timeout_ms, err, errlen);
-  if (c == NULL)
-    close (fd);
-  return c;
-}
-
-static uint8_t
-pattern (size_t i, unsigned seed)
-{
-  return (uint8_t) ((i * 2654435761u) >> 13) ^ seed;
-}
 
 /* ---- handshakes that work ------------------------------------------ */
 
@@ -219,7 +43,7 @@ test_ok (int lfd, int port, bool encrypt)
           c ? lb_conn_describe (c) : err);
   if (c) {
     tap_ok (lb_conn_encrypted (c) == encrypt, "%s: lb_conn_encrypted", mode);
-    tap_ok (lb_conn_send (c, "ping", 4) == 0, "%s: send", mode);
+    tap_ok (lb_conn_send (c, "ping", 4, -1) == 0, "%s: send", mode);
     lb_conn_close (c);
   }
   pthread_join (s.th, NULL);
@@ -239,7 +63,8 @@ after_ping (struct srv *s, struct lb_conn *c)
 {
   char buf[8];
   s->data_ok = lb_conn_recv_all (c, buf, 4, T_TIMEOUT) == 0
-    && memcmp (buf, "ping", 4) == 0 && lb_conn_recv (c, buf, 1) == 0;
+    && memcmp (buf, "ping", 4) == 0
+    && lb_conn_recv (c, buf, 1) == LB_CONN_END;
 }
 
 static void
@@ -253,7 +78,7 @@ test_ping (int lfd, int port, bool encrypt)
   srv_start (&s, lfd, "c1", &key_a, encrypt);
   c = cli (port, "c1", &key_a, encrypt, T_TIMEOUT, err, sizeof err);
   if (c) {
-    lb_conn_send (c, "ping", 4);
+    lb_conn_send (c, "ping", 4, -1);
     lb_conn_close (c);
   }
   pthread_join (s.th, NULL);
@@ -310,7 +135,7 @@ test_pieces (int lfd, int port, bool encrypt)
   srv_start (&s, lfd, "c1", &key_a, encrypt);
   c = cli (port, "c1", &key_a, encrypt, T_TIMEOUT, err, sizeof err);
   if (c) {
-    r = lb_conn_sendv (c, v, PIECES);
+    r = lb_conn_sendv (c, v, PIECES, -1);
     lb_conn_close (c);
   }
   pthread_join (s.th, NULL);
@@ -533,14 +358,14 @@ after_echo (struct srv *s, struct lb_conn *c)
     r = lb_conn_recv (c, buf, sizeof buf);
     if (r <= 0)
       return;
-    if (lb_conn_send (c, buf, r) == -1)
+    if (lb_conn_send (c, buf, r, -1) == -1)
       return;
     s->got += r;
   }
   p = malloc (big);
   for (i = 0; i < big; i++)
     p[i] = pattern (i, 0x5a);
-  s->data_ok = lb_conn_send (c, p, big) == 0;
+  s->data_ok = lb_conn_send (c, p, big, -1) == 0;
   free (p);
 }
 
@@ -559,7 +384,7 @@ sender_thread (void *arg)
     { .iov_base = (void *) sd->hdr, .iov_len = HDR },
     { .iov_base = (void *) sd->payload, .iov_len = sd->len },
   };
-  sd->result = lb_conn_sendv (sd->c, v, 2);
+  sd->result = lb_conn_sendv (sd->c, v, 2, -1);
   return NULL;
 }
 
@@ -610,7 +435,7 @@ test_data (int lfd, int port, bool encrypt)
     if (big_back[i] != pattern (i, 0x5a))
       same = false;
   tap_ok (same, "%s: and identical", mode);
-  tap_ok (lb_conn_recv (c, &one, 1) == 0,
+  tap_ok (lb_conn_recv (c, &one, 1) == LB_CONN_END,
           "%s: recv returns 0 at the server's orderly close", mode);
   lb_conn_close (c);
   pthread_join (s.th, NULL);
@@ -630,8 +455,8 @@ after_trickle (struct srv *s, struct lb_conn *c)
   /* Wait for the client's go, then two sends (two TLS records). */
   if (lb_conn_recv_all (c, &go, 1, T_TIMEOUT) == -1)
     return;
-  lb_conn_send (c, "hello", 5);
-  lb_conn_send (c, "world", 5);
+  lb_conn_send (c, "hello", 5, -1);
+  lb_conn_send (c, "world", 5, -1);
   /* Then hold the connection open, silent, until the client closes. */
   s->data_ok = lb_conn_recv_all (c, &go, 1, T_TIMEOUT) == -1;
 }
@@ -657,11 +482,12 @@ test_nonblocking (int lfd, int port, bool encrypt)
   }
   fcntl (lb_conn_fd (c), F_SETFL,
          fcntl (lb_conn_fd (c), F_GETFL) | O_NONBLOCK);
-  tap_ok (lb_conn_recv (c, buf, sizeof buf) == -2,
-          "%s: recv on a non-blocking fd with nothing there returns -2",
+  tap_ok (lb_conn_recv (c, buf, sizeof buf) == LB_CONN_AGAIN,
+          "%s: recv on a non-blocking fd with nothing there returns "
+          "LB_CONN_AGAIN",
           mode);
   tap_ok (!lb_conn_pending (c), "%s: nothing pending", mode);
-  lb_conn_send (c, "g", 1);
+  lb_conn_send (c, "g", 1, -1);
   /* Wait for both records to arrive, then take one byte. */
   usleep (200 * 1000);
   p.fd = lb_conn_fd (c);
@@ -677,7 +503,7 @@ test_nonblocking (int lfd, int port, bool encrypt)
     r = lb_conn_recv (c, buf + 1 + n, 9 - n);
     if (r > 0)
       n += r;
-    else if (r == -2)
+    else if (r == LB_CONN_AGAIN)
       poll (&p, 1, T_TIMEOUT);
     else
       break;
@@ -698,7 +524,7 @@ test_nonblocking (int lfd, int port, bool encrypt)
 static void
 after_cut (struct srv *s, struct lb_conn *c)
 {
-  lb_conn_send (c, "x", 1);
+  lb_conn_send (c, "x", 1, -1);
   shutdown (lb_conn_fd (c), SHUT_RDWR);
 }
 
@@ -717,14 +543,15 @@ test_truncation (int lfd, int port)
     return;
   }
   tap_ok (lb_conn_recv_all (c, buf, 1, T_TIMEOUT) == 0 && buf[0] == 'x'
-          && lb_conn_recv (c, buf, 1) == -1 && errno == ECONNRESET,
+          && lb_conn_recv (c, buf, 1) == LB_CONN_ERROR
+          && errno == ECONNRESET,
           "TLS: a cut without close_notify is an error: %s",
           lb_conn_error (c));
   {
     int i, r = 0;
     /* The first sends may still be buffered; the peer's RST ends that. */
     for (i = 0; i < 100 && r == 0; i++) {
-      r = lb_conn_send (c, "yyyy", 4);
+      r = lb_conn_send (c, "yyyy", 4, -1);
       usleep (10 * 1000);
     }
     tap_ok (r == -1, "TLS: send to a peer that is gone fails (no SIGPIPE): "
@@ -773,7 +600,7 @@ pair_client (void *arg)
     buf[i] = pattern (i, 7);
   c = cli (p->port, "c1", &key_a, p->encrypt, T_TIMEOUT, err, sizeof err);
   if (c) {
-    p->ok = lb_conn_send (c, buf, 1 << 20) == 0;
+    p->ok = lb_conn_send (c, buf, 1 << 20, -1) == 0;
     lb_conn_close (c);
   }
   free (buf);
@@ -810,65 +637,6 @@ test_parallel (void)
           "1 MiB intact: %d good", PAIRS, good);
 }
 
-/* ---- throughput (reported, not asserted) ------------------------------ */
-
-static void
-after_sink (struct srv *s, struct lb_conn *c)
-{
-  uint8_t *buf = malloc (1 << 20);
-  ssize_t r;
-
-  while ((r = lb_conn_recv (c, buf, 1 << 20)) > 0)
-    s->got += r;
-  s->data_ok = r == 0;
-  free (buf);
-}
-
-static void
-bench (int lfd, int port, bool encrypt, bool vec, size_t mib)
-{
-  struct srv s = { .after = after_sink };
-  size_t chunk = 1 << 20, i;
-  uint8_t *buf = malloc (chunk), hdr[32] = { 0 };
-  struct iovec v[2] = {
-    { .iov_base = hdr, .iov_len = sizeof hdr },
-    { .iov_base = buf, .iov_len = chunk },
-  };
-  struct lb_conn *c;
-  char err[256];
-  double t0, t, cpu0, cpu;
-  int r = 0;
-
-  memset (buf, 0xa5, chunk);
-  srv_start (&s, lfd, "c1", &key_a, encrypt);
-  c = cli (port, "c1", &key_a, encrypt, T_TIMEOUT, err, sizeof err);
-  if (c == NULL) {
-    printf ("# bench: %s\n", err);
-    pthread_join (s.th, NULL);
-    free (buf);
-    return;
-  }
-  t0 = now_s ();
-  cpu0 = cpu_s ();
-  for (i = 0; i < mib && r == 0; i++)
-    r = vec ? lb_conn_sendv (c, v, 2) : lb_conn_send (c, buf, chunk);
-  lb_conn_close (c);
-  pthread_join (s.th, NULL);
-  t = now_s () - t0;
-  cpu = cpu_s () - cpu0;
-  /* CPU time says more than wall time on a shared machine. */
-  printf ("# throughput %-5s %-22s %zu MiB in %.2f s: %5.0f MB/s; "
-          "CPU %.2f s/GiB (both ends)%s\n",
-          encrypt ? "TLS" : "plain",
-          vec ? "(sendv 32 B + 1 MiB)" : "(send 1 MiB)", mib, t,
-          s.got / t / 1e6, cpu * 1024 / mib,
-          s.data_ok && s.got == mib * (chunk + (vec ? sizeof hdr : 0))
-          ? "" : " (INCOMPLETE)");
-  if (encrypt && !vec)
-    printf ("#   negotiated: %s\n", s.desc);
-  free (buf);
-}
-
 int
 main (void)
 {
@@ -878,19 +646,9 @@ main (void)
 #else
   size_t mib = env ? strtoul (env, NULL, 10) : 1024;
 #endif
-  int lfd, port, i;
+  int lfd, port;
 
-  for (i = 0; i < 32; i++) {
-    key_a.psk[i] = i * 7 + 1;
-    key_b.psk[i] = i * 7 + 1;
-  }
-  key_b.psk[31] ^= 1;
-
-  lfd = listen_any (&port);
-  if (lfd == -1) {
-    printf ("Bail out! cannot listen on 127.0.0.1: %s\n", strerror (errno));
-    return 1;
-  }
+  lfd = harness_setup (&port);
 
   tap_ok (lb_conn_identity_ok ("client1/wd0e") && !lb_conn_identity_ok ("")
           && !lb_conn_identity_ok ("a b") && !lb_conn_identity_ok ("\xc3\xa9")
@@ -922,7 +680,7 @@ main (void)
 
   {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
-    tap_ok (lb_conn_set_keepalive (fd) == 0, "keepalive options accepted");
+    tap_ok (lb_sock_set_keepalive (fd) == 0, "keepalive options accepted");
     close (fd);
   }
 
