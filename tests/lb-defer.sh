@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy after the burst (DESIGN.md): while writes go on, lb leaves the
+# Copy after the burst (doc/architecture.md): while writes go on, lb leaves the
 # blocks the filter marks for later, so that catch-up does not compete
 # with the writer; once the writes pause it copies them and goes live.
 # And a writer that never pauses still gets its blocks copied: one pass
