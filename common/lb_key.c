@@ -12,6 +12,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "lb_err.h"
 #include "lb_key.h"
 
 /* Close FD (if open), wipe KEY and fail with "PATH: WHAT" in ERR. */
@@ -22,8 +23,7 @@ lb_key_fail (int fd, struct lb_key *key, char *err, size_t errlen,
   if (fd >= 0)
     close (fd);
   lb_key_wipe (key);
-  if (err && errlen)
-    snprintf (err, errlen, "%s: %s", path, what);
+  lb_errf (err, errlen, "%s: %s", path, what);
   return -1;
 }
 
