@@ -2,9 +2,11 @@
 # make install DESTDIR=$T/root: the programs, the filter (in nbdkit's
 # filter folder), the man pages, the systemd units, the sysusers.d file
 # and the examples land where they belong; every unit passes
-# systemd-analyze verify in a staged root; every man page renders with
-# groff -ww and no warning; the example lbd.conf passes lbd -n; the
-# example environment file sets every variable the units use.
+# systemd-analyze verify in a staged root, and so do the mounts that
+# README.md's fstab lines make, with the chain of units under them; every
+# man page renders with groff -ww and no warning; the example lbd.conf
+# passes lbd -n; the example environment file sets every variable the
+# units use.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires systemd-analyze
 requires systemd-sysusers
@@ -104,6 +106,36 @@ for u in $VERIFY; do
     if [ "$rc" = 0 ] && [ -z "$out" ]; then ok "systemd-analyze verify $u: no complaint"
     else not_ok "systemd-analyze verify $u: no complaint (exit $rc)"; diag "$out"; fi
 done
+
+# The fstab lines of README.md, made into mount units by systemd's own
+# generator, in a copy of the staged root each: the mount of /dev/nbd0
+# for a protected partition, then the second tier's image folder, which
+# lbd.service needs mounted.  A missing unit or an ordering cycle in the
+# chain mount -> nbd@nbd0 -> nbdkit-livewatch@1 fails verify.
+GEN=/lib/systemd/system-generators/systemd-fstab-generator
+verify_fstab () {
+    local where=$1 line S out rc u; shift
+    line=$(sed -n "s|^ *\(/dev/nbd0  *$where  .*\)|\1|p" "$top_srcdir/README.md")
+    if [ -z "$line" ]; then not_ok "README.md has an fstab line for $where"; return; fi
+    S=$T/stage${where//\//-}
+    cp -a "$R" "$S"
+    echo "$line" >"$S/etc/fstab"
+    SYSTEMD_FSTAB=$S/etc/fstab SYSTEMD_PROC_CMDLINE= \
+        "$GEN" "$S/etc/systemd/system" "$S/etc/systemd/system" "$S/etc/systemd/system"
+    for u in "$@"; do
+        out=$(cd "$T" && MANPATH="$R$mandir:/usr/share/man" \
+              systemd-analyze verify --root="$S" "$u" 2>&1); rc=$?
+        out=$(echo "$out" | grep -v 'Dependency Before=dev-nbd0.device ignored')
+        if [ "$rc" = 0 ] && [ -z "$out" ]; then ok "README's fstab line for $where: verify $u, no complaint"
+        else not_ok "README's fstab line for $where: verify $u, no complaint"; diag "$out"; fi
+    done
+}
+if [ -x "$GEN" ] && [ -f /lib/systemd/system/nbd@.service ]; then
+    verify_fstab /srv/data srv-data.mount
+    verify_fstab /var/lib/lbd var-lib-lbd.mount lbd.service
+else
+    diag "no fstab generator or no nbd@.service: README's fstab lines are not verified"
+fi
 
 # --- sysusers.d ----------------------------------------------------------------
 check "sysusers.d/livebackup.conf installed in $sysusersdir" \
