@@ -6,7 +6,8 @@
 cd "$(dirname "$0")" || exit 1
 ./scripts/install-deps.sh || exit 1
 ./scripts/build.sh || exit 1
-make -s check VERBOSE=1 >check.log 2>&1
+# The tests use their own units and folders, so they run in parallel.
+make -s -j"$(nproc)" check VERBOSE=1 >check.log 2>&1
 rc=$?
 grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR):|^# (TOTAL|PASS|SKIP|FAIL|ERROR)' check.log | \
     grep -v '^PASS:' | tail -40

@@ -4,12 +4,17 @@
 # nbdkit, libnbd, GnuTLS and zstd headers) or the tests (nbdkit and its
 # plugins, libnbd's tools and nbdsh, fio, qemu-io, e2fsprogs, fuse3 for
 # nbdfuse, iproute2 for network namespaces and tc, gnutls-bin for
-# gnutls-cli, valgrind, clang for sanitizers and fuzzers).
+# gnutls-cli, valgrind, clang for sanitizers and fuzzers), the production
+# set-up in README.md (nbd-client), and the install test (systemd for
+# systemd-analyze and systemd-sysusers, which it runs on files only:
+# installing the package does not make systemd PID 1; groff-base for
+# groff), and git for .ci/run's demo from a fresh clone.
 set -e
 PACKAGES="build-essential autoconf automake libtool pkg-config clang
   nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
   libgnutls28-dev gnutls-bin libzstd-dev
-  fio qemu-utils e2fsprogs fuse3 iproute2 util-linux procps valgrind"
+  fio qemu-utils e2fsprogs fuse3 iproute2 util-linux procps valgrind
+  nbd-client systemd groff-base git"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=
