@@ -70,17 +70,49 @@ test_types (void)
   lb_status_bytes (d, "b", 16777216);
   lb_status_time (d, "t", 1796146478);
   lb_status_time (d, "never", 0);
+  lb_status_size (d, "z", 7088373350);
+  lb_status_rate (d, "r", 222298112);
+  lb_status_seconds (d, "d", 3725);
+  lb_status_percent (d, "p", 413, 1000);
+  lb_status_set_now (d, 1796146478 + 65);
   tap_ok (renders (d, LB_STATUS_JSON,
                    "{\"s\":\"text\",\"f\":\"d67c68da36c0403d\","
                    "\"u\":18446744073709551615,\"i\":-42,\"yes\":true,"
                    "\"no\":false,\"b\":16777216,\"t\":1796146478,"
-                   "\"never\":0}\n"),
-          "every type in JSON, in the order added, on one line");
+                   "\"t_iso\":\"2026-12-01T17:34:38Z\","
+                   "\"never\":0,\"never_iso\":null,\"z\":7088373350,"
+                   "\"r\":222298112,\"d\":3725,\"p\":41.3}\n"),
+          "every type in JSON, in the order added, on one line; times "
+          "with their ISO 8601 twin");
   tap_ok (renders (d, LB_STATUS_TEXT,
                    "s: text\nf: d67c68da36c0403d\nu: 18446744073709551615\n"
                    "i: -42\nyes: 1\nno: 0\nb: 16777216\n"
-                   "t: 2026-12-01 17:34:38\nnever: never\n"),
-          "every type in text: times in local time, 0 is never");
+                   "t: 2026-12-01 17:34:38 (1 min 5 s ago)\nnever: never\n"
+                   "z: 6.6 GiB\nr: 212 MiB/s\nd: 1 h 2 min\np: 41.3%\n"),
+          "every type in text: times in local time and how long ago, 0 is "
+          "never; sizes, rates and durations for people");
+  lb_status_free (d);
+
+  d = lb_status_new ();
+  lb_status_size (d, "z0", 0);
+  lb_status_size (d, "z1", 1023);
+  lb_status_size (d, "z2", 1024);
+  lb_status_size (d, "z3", 1048575);
+  lb_status_size (d, "z4", UINT64_MAX);
+  lb_status_rate (d, "r", 512);
+  lb_status_percent (d, "p0", 0, 0);
+  lb_status_percent (d, "p1", 9999, 10000);
+  lb_status_percent (d, "p2", 12, 10);
+  lb_status_percent (d, "p3", UINT64_MAX - 1, UINT64_MAX);
+  lb_status_time (d, "ahead", 1796146478 + 10);
+  lb_status_set_now (d, 1796146478);
+  tap_ok (renders (d, LB_STATUS_TEXT,
+                   "z0: 0 bytes\nz1: 1023 bytes\nz2: 1.0 KiB\n"
+                   "z3: 1023 KiB\nz4: 15.9 EiB\nr: 512 bytes/s\n"
+                   "p0: 100.0%\np1: 99.9%\np2: 100.0%\np3: 99.9%\n"
+                   "ahead: 2026-12-01 17:34:48 (in 10 s)\n"),
+          "sizes round down and change unit at 1024; 100%% only when done; "
+          "a time ahead of the document's is 'in'");
   lb_status_free (d);
 
   d = lb_status_new ();
@@ -176,9 +208,10 @@ test_layouts (void)
   x = lb_status_object (lb_status_array (d, "items"), NULL);
   lb_status_uint (x, "id", 5);
   lb_status_layout (x, "  item {id}\n");
+  lb_status_set_now (d, 1796146478 + 5);
   tap_ok (renders (d, LB_STATUS_TEXT,
                    "unit 1: up, down\n"
-                   "kept since 2026-12-01 17:34:38; yes\n"
+                   "kept since 2026-12-01 17:34:38 (5 s ago); yes\n"
                    "1 reader, 0 readers\n"
                    "empty, [unset]not x\n"
                    "only up, and 1\n"
@@ -191,7 +224,8 @@ test_layouts (void)
   tap_ok (renders (d, LB_STATUS_JSON,
                    "{\"unit\":1,\"up\":true,\"down\":false,"
                    "\"word\":\"last-consistent\",\"empty\":\"\",\"n\":1,"
-                   "\"zero\":0,\"when\":1796146478,\"json_only\":9,"
+                   "\"zero\":0,\"when\":1796146478,"
+                   "\"when_iso\":\"2026-12-01T17:34:38Z\",\"json_only\":9,"
                    "\"grouped\":\"g\",\"items\":[{\"id\":5}]}\n"),
           "JSON ignores layouts and leaves text-only fields out");
   lb_status_free (d);
