@@ -116,7 +116,7 @@ lb_control_fields (struct lb_status *g)
 }
 
 /* The answer of the running lb (lb_ctl_build_fn). */
-static void
+static int
 lb_control_build (struct lb_status *d, void *arg)
 {
   const struct lb_opts *o = lb_control.o;
@@ -128,6 +128,7 @@ lb_control_build (struct lb_status *d, void *arg)
   lwc_detach (c);
   lb_status_bool (d, "lb_running", true);
   lb_control_fields (lb_status_object (d, NULL));
+  return 0;
 }
 
 /* Once a second at most: the rate of the last interval. */
@@ -230,7 +231,7 @@ lb_control_status (const struct lb_opts *o, bool json)
     e = ENOENT;
   }
   else {
-    a = lb_ctl_ask (o->control, format, LB_CTL_ASK_MS, stdout, why,
+    a = lb_ctl_ask (o->control, format, LB_CTL_ASK_MS, stdout, NULL, why,
                     sizeof why);
     e = errno;
   }

@@ -163,8 +163,10 @@ control_client (struct lb_status *o, struct client *cl)
                     refused);
 }
 
-/* Every client's state (lb_ctl_build_fn). */
-static void
+/* Every client's state (lb_ctl_build_fn); the verdict is 0: lbd
+ * answered.
+ */
+static int
 control_build (struct lb_status *d, void *arg)
 {
   struct lb_status *clients = lb_status_array (d, "clients");
@@ -173,6 +175,7 @@ control_build (struct lb_status *d, void *arg)
   (void) arg;
   for (i = 0; i < control_nclients; i++)
     control_client (lb_status_object (clients, NULL), &control_clients[i]);
+  return 0;
 }
 
 void
@@ -193,7 +196,7 @@ control_ask (const char *path, bool json)
   char err[640];
 
   switch (lb_ctl_ask (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
-                      LB_CTL_ASK_MS, stdout, err, sizeof err)) {
+                      LB_CTL_ASK_MS, stdout, NULL, err, sizeof err)) {
   case LB_CTL_ANSWERED:
     return fflush (stdout) == 0 ? 0 : 1;
   case LB_CTL_UNREACHED:

@@ -271,11 +271,12 @@ test_failures (void)
 
 static char dir[] = "/tmp/test-status.XXXXXX";
 
-static void
+static int
 build (struct lb_status *doc, void *arg)
 {
   lb_status_str (doc, "who", arg);
   lb_status_layout (doc, "who: {who}\n");
+  return 7;
 }
 
 struct server {
@@ -300,16 +301,18 @@ serve (void *arg)
   return NULL;
 }
 
-/* Ask PATH; the answer, malloc'd (NULL unless answered), *A the outcome. */
+/* Ask PATH (for its verdict too, with VERDICT); the answer, malloc'd
+ * (NULL unless answered), *A the outcome.
+ */
 static char *
-ask (const char *path, enum lb_status_format format, int timeout_ms,
-     enum lb_ctl_answer *a, char *err, size_t errlen)
+ask_verdict (const char *path, enum lb_status_format format, int timeout_ms,
+             enum lb_ctl_answer *a, int *verdict, char *err, size_t errlen)
 {
   char *buf = NULL;
   size_t len = 0;
   FILE *fp = open_memstream (&buf, &len);
 
-  *a = lb_ctl_ask (path, format, timeout_ms, fp, err, errlen);
+  *a = lb_ctl_ask (path, format, timeout_ms, fp, verdict, err, errlen);
   fclose (fp);
   if (*a != LB_CTL_ANSWERED) {
     free (buf);
@@ -318,17 +321,24 @@ ask (const char *path, enum lb_status_format format, int timeout_ms,
   return buf;
 }
 
+static char *
+ask (const char *path, enum lb_status_format format, int timeout_ms,
+     enum lb_ctl_answer *a, char *err, size_t errlen)
+{
+  return ask_verdict (path, format, timeout_ms, a, NULL, err, errlen);
+}
+
 static void
 test_ctl (void)
 {
   char path[LB_CTL_PATH_MAX], abs[LB_CTL_PATH_MAX], err[512], *got;
   char cwd[4096], longp[200];
   struct lb_ctl ctl, other;
-  struct server srv = { .ctl = &ctl, .requests = 3 };
+  struct server srv = { .ctl = &ctl, .requests = 5 };  /* in_use's too */
   enum lb_ctl_answer a;
   pthread_t th;
   struct stat st;
-  int fd;
+  int fd, verdict = -2;
 
   if (mkdtemp (dir) == NULL) {
     tap_ok (0, "mkdtemp: %s", strerror (errno));
@@ -352,6 +362,7 @@ test_ctl (void)
   tap_ok (a == LB_CTL_UNREACHED && errno == ENOENT
           && strstr (err, path) != NULL,
           "nothing there: unreached, ENOENT, the path named (%s)", err);
+  tap_ok (!lb_ctl_in_use (path), "... and not in use");
 
   /* A regular file where the socket goes, as a dead daemon's would be. */
   fd = open (path, O_CREAT | O_WRONLY, 0644);
@@ -361,6 +372,8 @@ test_ctl (void)
   tap_ok (stat (path, &st) == 0 && S_ISSOCK (st.st_mode)
           && (st.st_mode & 0777) == 0600, "a socket, mode 0600 (%o)",
           (unsigned) st.st_mode & 0777);
+  tap_ok (lb_ctl_holds (&ctl), "the listener holds its path");
+  tap_ok (lb_ctl_in_use (path), "a listening socket is in use");
   pthread_create (&th, NULL, serve, &srv);
   got = ask (path, LB_STATUS_TEXT, 5000, &a, err, sizeof err);
   tap_ok (a == LB_CTL_ANSWERED && got && strcmp (got, "who: lb \"1\"\n") == 0,
@@ -370,6 +383,13 @@ test_ctl (void)
   tap_ok (a == LB_CTL_ANSWERED && got
           && strcmp (got, "{\"who\":\"lb \\\"1\\\"\"}\n") == 0,
           "JSON asked, JSON answered");
+  free (got);
+  got = ask_verdict (path, LB_STATUS_JSON, 5000, &a, &verdict, err,
+                     sizeof err);
+  tap_ok (a == LB_CTL_ANSWERED && verdict == 7 && got
+          && strcmp (got, "{\"who\":\"lb \\\"1\\\"\"}\n") == 0,
+          "the verdict asked for comes, and only the document is copied "
+          "(verdict %d)", verdict);
   free (got);
   /* A reader that asks nothing gets text once the second is up. */
   {
@@ -395,6 +415,8 @@ test_ctl (void)
   /* Another daemon took the path: closing must not remove its socket. */
   tap_ok (lb_ctl_listen (&other, path, err, sizeof err) == 0,
           "a second listener takes the path");
+  tap_ok (!lb_ctl_holds (&ctl) && lb_ctl_holds (&other),
+          "... which the first one no longer holds");
   lb_ctl_close (&ctl);
   tap_ok (stat (path, &st) == 0 && st.st_ino == other.ino,
           "closing the first leaves the second's socket");
@@ -402,6 +424,7 @@ test_ctl (void)
   got = ask (path, LB_STATUS_TEXT, 1000, &a, err, sizeof err);
   tap_ok (a == LB_CTL_UNREACHED && errno == ECONNREFUSED,
           "a socket left by a dead daemon: unreached, ECONNREFUSED");
+  tap_ok (!lb_ctl_in_use (path), "... and not in use");
   other.fd = socket (AF_UNIX, SOCK_STREAM, 0);
   lb_ctl_close (&other);
   tap_ok (stat (path, &st) == -1 && errno == ENOENT,
