@@ -135,7 +135,9 @@ lbd_load (const char *config, bool allow_open_key, char *err, size_t errlen)
         cl->last_consistent = st.last_consistent;
         cl->epoch = st.epoch;
         cl->seq = st.seq;
+        cl->size = st.size;
       }
+      cl->phase_since = (uint64_t) time (NULL);
       /* Snapshots are kept only where someone may read them. */
       if (snapset_init (&cl->snaps, cc->file, cl->consistent,
                         lbd_cfg.nexports > 0) == -1) {
