@@ -18,6 +18,7 @@
 #include "lb_log.h"
 #include "lb_time.h"
 #include "lb_wire.h"
+#include "metrics.h"
 #include "session.h"
 
 struct session {
@@ -87,6 +88,7 @@ session_refused (void *client)
   pthread_mutex_lock (&cl->lock);
   cl->refused++;
   pthread_mutex_unlock (&cl->lock);
+  metrics_changed ();
 }
 
 static void session_main (struct connset_conn *c, void *arg);
@@ -136,6 +138,7 @@ session_take_over (struct session *s)
   cl->backlog_known = false;
   snprintf (cl->peer, sizeof cl->peer, "%s", s->peer);
   pthread_mutex_unlock (&cl->lock);
+  metrics_changed ();
 }
 
 static void
@@ -151,6 +154,7 @@ session_let_go (struct session *s)
   }
   pthread_cond_broadcast (&cl->cond);
   pthread_mutex_unlock (&cl->lock);
+  metrics_changed ();
 }
 
 static void
@@ -159,8 +163,11 @@ session_publish (struct session *s, uint64_t bytes)
   struct client *cl = s->cl;
   uint64_t now = lb_now_ms ();
   int64_t backlog = lbp_backlog_decode (s->backlog);
+  bool changed;
 
   pthread_mutex_lock (&cl->lock);
+  changed = cl->phase != s->im.st.phase
+            || cl->consistent != s->im.st.consistent;
   if (cl->phase != s->im.st.phase)
     cl->phase_since = (uint64_t) time (NULL);
   cl->bytes_in += bytes;
@@ -182,6 +189,8 @@ session_publish (struct session *s, uint64_t bytes)
     cl->rate_time_ms = now;
   }
   pthread_mutex_unlock (&cl->lock);
+  if (changed)
+    metrics_changed ();
 }
 
 /* Store ST durably.  When the image stops being consistent, its last

@@ -304,6 +304,14 @@ CONF
 bad setting-on-client 1 "metrics=a.prom: unknown key for client (expected file, key, listen, type, name or encrypt)" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P metrics=a.prom
 CONF
+# A metrics= lbd cannot write stops it at start, before it serves.
+cat >"$C/metrics-nofolder.conf" <<CONF
+client file=a.img key=k listen=127.0.0.1/$(free_port)
+metrics=nofolder/lbd.prom
+CONF
+OUT=$(timeout 10 "$LBD" --control="$T/ctl" "$C/metrics-nofolder.conf" 2>"$T/err"); RC=$?
+check "a metrics= in a missing folder: lbd does not start ($RC), says why" \
+    test "$RC" = 1 -a "$(cat "$T/err")" = "lbd: $C/metrics-nofolder.conf:2: metrics=$C/nofolder/lbd.prom: $C/nofolder/lbd.prom.tmp: No such file or directory"
 
 # --- the file itself ---------------------------------------------------------
 OUT=$("$LBD" -n "$C/absent.conf" 2>"$T/err"); RC=$?
