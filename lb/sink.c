@@ -19,6 +19,7 @@
 #include "lb_io.h"
 #include "lb_log.h"
 #include "lb_proto.h"
+#include "lb_time.h"
 #include "lb_wire.h"
 #include "sink.h"
 
@@ -282,13 +283,17 @@ lb_sink_sync_phase (struct lb_sink *s, const struct lwf_mark *at,
   if (lb_sink_scan_drain (s) == -1)
     return -1;
   if (phase != LBP_PHASE_LIVE) {
-    /* Not live: tell lbd what is still to come (in live mode nothing
-     * is marked, and counting at every flush would cost too much).
+    /* Not live: tell lbd what is still to come, counted afresh at a
+     * phase change and at most once a second (a large device's bitmap
+     * takes a while); in live mode nothing is marked.
      */
-    uint64_t dirty, pending, marked;
-    lwc_count_bits (s->c, &dirty, &pending);
-    marked = (dirty + pending) * lwc_header (s->c)->block_size;
-    m.backlog = lbp_backlog_encode (marked
+    uint64_t dirty, pending, now = lb_now_ms ();
+    if (s->counted_ms == 0 || now - s->counted_ms >= 1000) {
+      lwc_count_bits (s->c, &dirty, &pending);
+      s->marked = (dirty + pending) * lwc_header (s->c)->block_size;
+      s->counted_ms = now;
+    }
+    m.backlog = lbp_backlog_encode (s->marked
                                     + atomic_load (&s->progress->to_compare));
   }
   else
@@ -332,6 +337,7 @@ lb_sink_phase (void *opaque, enum lwf_phase phase, const struct lwf_mark *at)
                                   ? LWF_SCANNING : LWF_CATCHING_UP,
                      phase, !s->phased);
   s->phased = true;
+  s->counted_ms = 0;                /* count the marked blocks afresh */
   s->phase = p;
   atomic_store (&s->pub_phase, p);
   /* Tell lbd now: an image about to receive block copies must be marked

@@ -38,6 +38,7 @@ struct lb_sink {
   char why[256];
   uint32_t phase;
   bool phased;                      /* a phase change came this session */
+  uint64_t marked, counted_ms;      /* bytes marked, when last counted */
   uint64_t next_id;
   struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
   unsigned scan_head, scan_n;
