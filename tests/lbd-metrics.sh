@@ -17,7 +17,7 @@ truncate -s 512M "$T/disk"
 dd if=/dev/urandom of="$T/disk" bs=1M count=96 seek=4 conv=notrunc status=none
 start_nbdkit nbd "$T/disk"
 start_lbd lbd "$T/srv/lbd.conf"
-check "lbd wrote the metrics file at start" test -s "$M"
+check "lbd wrote the metrics file at start" wait_for 10 test -s "$M"
 
 # metric NAME [PHASE]: client1's value of NAME (of the series for PHASE).
 metric () {
