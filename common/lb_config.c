@@ -31,6 +31,7 @@ lb_config_free (struct lb_config *cfg)
     lb_config_stmt_free_client (&cfg->clients[i]);
   free (cfg->clients);
   free (cfg->exports);
+  free (cfg->server.metrics);
   free (cfg->path);
   free (cfg->dir);
   memset (cfg, 0, sizeof *cfg);

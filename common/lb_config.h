@@ -26,6 +26,10 @@
  *     newline.  A NUL or other control byte (except tab) is an error.
  *
  * Statements:
+ *   KEY=VALUE ...
+ *     Server-wide settings: a line that starts with a KEY=VALUE word
+ *     rather than a keyword.  Each key may be given once in the file.
+ *       metrics=PATH    the Prometheus metrics file (lbd/metrics.h)
  *   client file=PATH key=PATH listen=ADDR/PORT [type=simple]
  *          [name=NAME] [encrypt=yes|no]
  *     file, key and listen are required; type defaults to simple, the
@@ -35,7 +39,7 @@
  *   export listen=ADDR/PORT [tls=psk|off]
  *     For restores.  tls=off is allowed only on a loopback address.
  *
- * Relative paths in file= and key= are made absolute against the config
+ * Relative paths in file=, key= and metrics= are made absolute against the config
  * file's folder.  ADDR is an IPv4 literal, an IPv6 literal with or
  * without brackets (::1/15440, [::1]/15440; fe80::1%eth0 names a zone),
  * or '*' for every address; PORT is 1..65535.  No name is ever looked up
@@ -99,9 +103,16 @@ struct lb_export_conf {
   int line;
 };
 
+/* The server-wide settings. */
+struct lb_server_conf {
+  char *metrics;        /* metrics=, absolute; NULL: none */
+  int metrics_line;     /* where it is given, for messages */
+};
+
 struct lb_config {
   char *path;           /* as given, for messages */
   char *dir;            /* folder relative paths were resolved against */
+  struct lb_server_conf server;
   struct lb_client_conf *clients;
   size_t nclients;
   struct lb_export_conf *exports;

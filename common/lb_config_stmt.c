@@ -10,7 +10,12 @@
  * (the default name, tls=off on loopback only) or several statements
  * (lb_config_whole.c) and keeps the record in the config.
  *
- * To add a key to a statement:
+ * Server-wide settings (a line of KEY=VALUE words, no keyword) are a
+ * statement too, whose record is the config's struct lb_server_conf
+ * itself and whose values are kept across lines, so that a key given
+ * twice anywhere is a duplicate.
+ *
+ * To add a key to a statement (or a setting):
  *   1. a member for its value in the record (lb_config.h), and its
  *      default in the statement's init function unless that is zero;
  *   2. a check function, unless one below fits: it parses the value
@@ -63,21 +68,11 @@ struct lb_config_key {
 #define LB_CONFIG_NO_FIELD SIZE_MAX
 #define LB_CONFIG_CLIENT(member) offsetof (struct lb_client_conf, member)
 #define LB_CONFIG_EXPORT(member) offsetof (struct lb_export_conf, member)
-
-/* The most keys a statement may have. */
-#define LB_CONFIG_KEYS_MAX 16
+#define LB_CONFIG_SERVER(member) offsetof (struct lb_server_conf, member)
 
 union lb_config_record {
   struct lb_client_conf client;
   struct lb_export_conf export;
-};
-
-/* One key's value in the statement being read. */
-struct lb_config_val {
-  bool set;
-  struct lb_config_word word;   /* the whole KEY=VALUE */
-  const char *v;                /* the value, inside word */
-  size_t vn;
 };
 
 struct lb_config_kind;
@@ -86,12 +81,13 @@ struct lb_config_kind;
 struct lb_config_stmt {
   const struct lb_config_kind *kind;
   int line;                     /* where it starts */
+  const char *first;            /* its first word */
   struct lb_config_val vals[LB_CONFIG_KEYS_MAX];  /* as kind->keys */
   union lb_config_record rec;
 };
 
 struct lb_config_kind {
-  const char *keyword;
+  const char *keyword;          /* for the settings: what messages say */
   const struct lb_config_key *keys;
   size_t nkeys;
   /* Give ST->rec its defaults. */
@@ -102,6 +98,10 @@ struct lb_config_kind {
   int (*add) (struct lb_config_parser *p, struct lb_config_stmt *st);
   /* Free what the checks allocated in ST->rec. */
   void (*discard) (struct lb_config_stmt *st);
+  /* True for the settings: the checks store into P->cfg->server, and
+   * the values are P->settings, not ST's own.
+   */
+  bool settings;
 };
 
 /* --- the checks of single values ------------------------------------- */
@@ -118,6 +118,18 @@ lb_config_stmt_path (const char *v, size_t n, const char *dir, void *field,
   }
   *path = lb_path_abs (dir, v, n);
   return *path ? LB_CONFIG_GOOD : LB_CONFIG_NOMEM;
+}
+
+/* A path that names a file (not a folder), to write. */
+static enum lb_config_verdict
+lb_config_stmt_file (const char *v, size_t n, const char *dir, void *field,
+                     char *why, size_t whylen)
+{
+  if (v[n - 1] == '/') {
+    lb_errf (why, whylen, "names a folder; give a file's name");
+    return LB_CONFIG_BAD;
+  }
+  return lb_config_stmt_path (v, n, dir, field, why, whylen);
 }
 
 static enum lb_config_verdict
@@ -199,11 +211,17 @@ static const struct lb_config_key lb_config_stmt_export_keys[] = {
   { "tls", false, lb_config_stmt_tls, LB_CONFIG_EXPORT (tls) },
 };
 
+static const struct lb_config_key lb_config_stmt_settings_keys[] = {
+  { "metrics", false, lb_config_stmt_file, LB_CONFIG_SERVER (metrics) },
+};
+
 #define LB_CONFIG_NKEYS(keys) (sizeof (keys) / sizeof *(keys))
 _Static_assert (LB_CONFIG_NKEYS (lb_config_stmt_client_keys)
                 <= LB_CONFIG_KEYS_MAX, "too many client keys");
 _Static_assert (LB_CONFIG_NKEYS (lb_config_stmt_export_keys)
                 <= LB_CONFIG_KEYS_MAX, "too many export keys");
+_Static_assert (LB_CONFIG_NKEYS (lb_config_stmt_settings_keys)
+                <= LB_CONFIG_KEYS_MAX, "too many settings");
 
 /* ST's value of the key NAME (which its statement has), set or not. */
 static const struct lb_config_val *
@@ -327,16 +345,64 @@ static const struct lb_config_kind lb_config_stmt_kinds[] = {
     "client",
     lb_config_stmt_client_keys, LB_CONFIG_NKEYS (lb_config_stmt_client_keys),
     lb_config_stmt_client_init, lb_config_stmt_client_add,
-    lb_config_stmt_client_discard,
+    lb_config_stmt_client_discard, false,
   },
   {
     "export",
     lb_config_stmt_export_keys, LB_CONFIG_NKEYS (lb_config_stmt_export_keys),
-    lb_config_stmt_export_init, lb_config_stmt_export_add, NULL,
+    lb_config_stmt_export_init, lb_config_stmt_export_add, NULL, false,
   },
 };
 
 #define LB_CONFIG_NKINDS LB_CONFIG_NKEYS (lb_config_stmt_kinds)
+
+static void
+lb_config_stmt_settings_init (struct lb_config_stmt *st)
+{
+  (void) st;
+}
+
+/* Each check stored its value into P->cfg->server; the lines, for
+ * lbd's messages at run time, are kept here.
+ */
+static int
+lb_config_stmt_settings_add (struct lb_config_parser *p,
+                             struct lb_config_stmt *st)
+{
+  (void) st;
+  if (p->settings[0].set)       /* metrics= */
+    p->cfg->server.metrics_line = p->settings[0].word.line;
+  return 0;
+}
+
+static const struct lb_config_kind lb_config_stmt_settings = {
+  "server-wide settings",
+  lb_config_stmt_settings_keys,
+  LB_CONFIG_NKEYS (lb_config_stmt_settings_keys),
+  lb_config_stmt_settings_init, lb_config_stmt_settings_add, NULL, true,
+};
+
+/* ST's values, as its kind keeps them. */
+static struct lb_config_val *
+lb_config_stmt_vals (struct lb_config_parser *p, struct lb_config_stmt *st)
+{
+  return st->kind->settings ? p->settings : st->vals;
+}
+
+/* Is the key of the KN bytes at K one of a statement's?  (Then a line
+ * that starts with it was likely meant to continue the one before.)
+ */
+static bool
+lb_config_stmt_elsewhere (const char *k, size_t kn)
+{
+  size_t i, j;
+
+  for (i = 0; i < LB_CONFIG_NKINDS; i++)
+    for (j = 0; j < lb_config_stmt_kinds[i].nkeys; j++)
+      if (lb_config_lex_is (k, kn, lb_config_stmt_kinds[i].keys[j].name))
+        return true;
+  return false;
+}
 
 /* --- reading a statement --------------------------------------------- */
 
@@ -376,10 +442,14 @@ lb_config_stmt_key (struct lb_config_parser *p, struct lb_config_stmt *st,
       lb_config_stmt_list (known, sizeof known, k, kind->nkeys,
                            kind->keys[k].name);
     return LB_CONFIG_FAIL (&p->lex, w->line, "%s: unknown key for %s "
-                           "(expected %s)", shown, kind->keyword, known);
+                           "(expected %s)%s", shown, kind->keyword, known,
+                           kind->settings && w->p == st->first
+                           && lb_config_stmt_elsewhere (w->p, kn)
+                           ? "; does the line before lack a continuation "
+                           "backslash?" : "");
   }
   key = &kind->keys[k];
-  val = &st->vals[k];
+  val = &lb_config_stmt_vals (p, st)[k];
   if (eq == NULL)
     return LB_CONFIG_FAIL (&p->lex, w->line, "%s: no value (write "
                            "%s=VALUE)", shown, key->name);
@@ -393,7 +463,8 @@ lb_config_stmt_key (struct lb_config_parser *p, struct lb_config_stmt *st,
     .set = true, .word = *w, .v = eq + 1, .vn = w->p + w->n - (eq + 1),
   };
   field = key->field == LB_CONFIG_NO_FIELD ? NULL
-    : (char *) &st->rec + key->field;
+    : (kind->settings ? (char *) &p->cfg->server : (char *) &st->rec)
+      + key->field;
   switch (key->check (val->v, val->vn, p->dir, field, why, sizeof why)) {
   case LB_CONFIG_GOOD:
     return 0;
@@ -410,6 +481,7 @@ static int
 lb_config_stmt_keys (struct lb_config_parser *p, struct lb_config_stmt *st)
 {
   const struct lb_config_kind *kind = st->kind;
+  const struct lb_config_val *vals = lb_config_stmt_vals (p, st);
   enum lb_config_lex_token t;
   struct lb_config_word w;
   size_t k;
@@ -420,7 +492,7 @@ lb_config_stmt_keys (struct lb_config_parser *p, struct lb_config_stmt *st)
   if (t == LB_CONFIG_LEX_ERROR)
     return -1;
   for (k = 0; k < kind->nkeys; k++)
-    if (kind->keys[k].required && !st->vals[k].set)
+    if (kind->keys[k].required && !vals[k].set)
       return LB_CONFIG_FAIL (&p->lex, st->line, "%s without %s= "
                              "(required)", kind->keyword,
                              kind->keys[k].name);
@@ -440,6 +512,19 @@ lb_config_stmt_read (struct lb_config_parser *p)
   if (t != LB_CONFIG_LEX_WORD)
     return t == LB_CONFIG_LEX_ERROR ? -1 : 0;
   memset (&st, 0, sizeof st);
+  st.line = kw.line;
+  st.first = kw.p;
+  if (memchr (kw.p, '=', kw.n)) {
+    /* No keyword: settings, the first word already one of them. */
+    st.kind = &lb_config_stmt_settings;
+    st.kind->init (&st);
+    r = lb_config_stmt_key (p, &st, &kw);
+    if (r == 0)
+      r = lb_config_stmt_keys (p, &st);
+    if (r == 0)
+      r = st.kind->add (p, &st);
+    return r;
+  }
   for (i = 0; i < LB_CONFIG_NKINDS; i++)
     if (lb_config_lex_is (kw.p, kw.n, lb_config_stmt_kinds[i].keyword))
       st.kind = &lb_config_stmt_kinds[i];
@@ -448,13 +533,9 @@ lb_config_stmt_read (struct lb_config_parser *p)
       lb_config_stmt_list (known, sizeof known, i, LB_CONFIG_NKINDS,
                            lb_config_stmt_kinds[i].keyword);
     return LB_CONFIG_FAIL (&p->lex, kw.line, "%s: unknown keyword (expected "
-                           "%s)%s", lb_config_lex_show (kw.p, kw.n, shown),
-                           known,
-                           memchr (kw.p, '=', kw.n)
-                           ? "; does the line before lack a continuation "
-                           "backslash?" : "");
+                           "%s)", lb_config_lex_show (kw.p, kw.n, shown),
+                           known);
   }
-  st.line = kw.line;
   st.kind->init (&st);
   r = lb_config_stmt_keys (p, &st);
   if (r == 0)

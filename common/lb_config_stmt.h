@@ -12,6 +12,17 @@
 #include "lb_config_lex.h"
 #include "lb_config_whole.h"
 
+/* One key's value in the statement being read. */
+struct lb_config_val {
+  bool set;
+  struct lb_config_word word;   /* the whole KEY=VALUE */
+  const char *v;                /* the value, inside word */
+  size_t vn;
+};
+
+/* The most keys a statement may have. */
+#define LB_CONFIG_KEYS_MAX 16
+
 /* The state of one parse. */
 struct lb_config_parser {
   struct lb_config_lex lex;
@@ -19,6 +30,8 @@ struct lb_config_parser {
   struct lb_config *cfg;        /* what is read so far */
   size_t clcap, ecap;           /* room in cfg->clients, cfg->exports */
   struct lb_config_whole whole;
+  /* The server-wide settings given so far, on any line (each once). */
+  struct lb_config_val settings[LB_CONFIG_KEYS_MAX];
 };
 
 /* Read the next statement (nothing, for a blank or comment line) and add

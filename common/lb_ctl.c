@@ -105,10 +105,11 @@ lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
   enum lb_status_format format;
   struct lb_status *doc;
   char req[32] = "", *buf = NULL;
+  bool want_verdict;
   size_t len = 0;
   FILE *mem;
   ssize_t n;
-  int fd;
+  int fd, verdict = 0;
 
   fd = accept4 (ctl->fd, NULL, NULL, SOCK_CLOEXEC);
   if (fd == -1)
@@ -119,13 +120,17 @@ lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
   if (n > 0)
     req[n] = '\0';
   format = strncmp (req, "json", 4) == 0 ? LB_STATUS_JSON : LB_STATUS_TEXT;
+  want_verdict = strncmp (req + 4, " verdict", 8) == 0;
 
   doc = lb_status_new ();
   if (doc)
-    build (doc, arg);
+    verdict = build (doc, arg);
   mem = open_memstream (&buf, &len);
   if (mem) {
-    int r = lb_status_render (doc, format, mem);
+    int r;
+    if (want_verdict)
+      fprintf (mem, "verdict %d\n", verdict & 255);
+    r = lb_status_render (doc, format, mem);
     if (fclose (mem) == 0 && r == 0)
       lb_ctl_send_all (fd, buf, len);
     free (buf);
@@ -134,18 +139,63 @@ lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
   close (fd);
 }
 
+bool
+lb_ctl_holds (const struct lb_ctl *ctl)
+{
+  struct stat st;
+
+  return ctl->fd != -1 && lstat (ctl->path, &st) == 0
+         && st.st_dev == ctl->dev && st.st_ino == ctl->ino;
+}
+
 void
 lb_ctl_close (struct lb_ctl *ctl)
 {
-  struct stat st;
+  bool ours = lb_ctl_holds (ctl);
 
   if (ctl->fd == -1)
     return;
   close (ctl->fd);
   ctl->fd = -1;
-  if (lstat (ctl->path, &st) == 0 && st.st_dev == ctl->dev
-      && st.st_ino == ctl->ino)
+  if (ours)
     unlink (ctl->path);
+}
+
+/* A non-blocking connection to the socket at PATH, or -1 (errno). */
+static int
+lb_ctl_connect (const char *path)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd, e;
+
+  if (strlen (path) >= sizeof sun.sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy (sun.sun_path, path, strlen (path));
+  /* Non-blocking: a daemon that is stopped with its queue full must not
+   * hold us in connect.
+   */
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1 || connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
+    e = errno;
+    if (fd != -1)
+      close (fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+bool
+lb_ctl_in_use (const char *path)
+{
+  int fd = lb_ctl_connect (path);
+
+  if (fd == -1)
+    return errno == EAGAIN;
+  close (fd);
+  return true;
 }
 
 /* Read FD to its end into *BUF (LEN bytes, CAP allocated) by DEADLINE
@@ -187,39 +237,53 @@ lb_ctl_read_all (int fd, uint64_t deadline, int timeout_ms, char **buf,
   }
 }
 
+/* Take the verdict line off the LEN bytes of answer at BUF into
+ * *VERDICT (-1 if there is none); returns the bytes it took.
+ */
+static size_t
+lb_ctl_verdict (const char *buf, size_t len, int *verdict)
+{
+  const char *nl = memchr (buf, '\n', len);
+  char line[16];
+  int n, v;
+
+  *verdict = -1;
+  if (nl == NULL || (size_t) (nl - buf) >= sizeof line)
+    return 0;
+  memcpy (line, buf, nl - buf);
+  line[nl - buf] = '\0';
+  if (sscanf (line, "verdict %d%n", &v, &n) != 1 || line[n] != '\0'
+      || v < 0 || v > 255)
+    return 0;
+  *verdict = v;
+  return nl + 1 - buf;
+}
+
 enum lb_ctl_answer
 lb_ctl_ask (const char *path, enum lb_status_format format, int timeout_ms,
-            FILE *out, char *err, size_t errlen)
+            FILE *out, int *verdict, char *err, size_t errlen)
 {
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  const char *req = format == LB_STATUS_JSON ? "json\n" : "text\n";
+  const char *req = format == LB_STATUS_JSON ? "json" : "text";
   uint64_t deadline = lb_now_ms () + timeout_ms;
   enum lb_ctl_answer r = LB_CTL_SILENT;
-  char why[256], *buf = NULL;
-  size_t len = 0, cap = 0;
+  char why[256], line[32], *buf = NULL;
+  size_t len = 0, cap = 0, skip = 0;
   int fd, e;
 
-  if (strlen (path) >= sizeof sun.sun_path) {
-    lb_errf (err, errlen, "%s: path too long for a socket", path);
-    errno = ENAMETOOLONG;
-    return LB_CTL_UNREACHED;
-  }
-  memcpy (sun.sun_path, path, strlen (path));
-  /* Non-blocking: a daemon that is stopped with its queue full must not
-   * hold us in connect.
-   */
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd == -1 || connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
+  snprintf (line, sizeof line, "%s%s\n", req, verdict ? " verdict" : "");
+  fd = lb_ctl_connect (path);
+  if (fd == -1) {
     e = errno;
-    if (fd != -1)
-      close (fd);
-    lb_errf (err, errlen, "%s: %s%s", path,
-             e == EAGAIN ? "no answer (is it stopped?): " : "",
-             strerror (e));
+    if (e == ENAMETOOLONG)
+      lb_errf (err, errlen, "%s: path too long for a socket", path);
+    else
+      lb_errf (err, errlen, "%s: %s%s", path,
+               e == EAGAIN ? "no answer (is it stopped?): " : "",
+               strerror (e));
     errno = e;
     return e == EAGAIN ? LB_CTL_SILENT : LB_CTL_UNREACHED;
   }
-  if (send (fd, req, strlen (req), MSG_NOSIGNAL) != (ssize_t) strlen (req))
+  if (send (fd, line, strlen (line), MSG_NOSIGNAL) != (ssize_t) strlen (line))
     lb_errf (err, errlen, "%s: %s", path, strerror (errno));
   else if (lb_ctl_read_all (fd, deadline, timeout_ms, &buf, &len, &cap, why,
                             sizeof why) == -1)
@@ -227,7 +291,9 @@ lb_ctl_ask (const char *path, enum lb_status_format format, int timeout_ms,
   else if (len == 0)
     lb_errf (err, errlen, "%s: an empty answer", path);
   else {
-    fwrite (buf, 1, len, out);
+    if (verdict)
+      skip = lb_ctl_verdict (buf, len, verdict);
+    fwrite (buf + skip, 1, len - skip, out);
     r = LB_CTL_ANSWERED;
   }
   free (buf);

@@ -3,18 +3,22 @@
  *
  * A unix stream socket, mode 0600 (its owner only: status names
  * clients, images and servers).  The protocol is one line each way
- * round: the client sends "text" or "json" and a newline; the daemon
- * answers with its status document (lb_status.h) rendered that way and
- * closes the connection.  A request that is neither, or none within a
- * second, gets text.  The daemon gives a reader at most one second to
- * send its request and one to take each part of the answer, so that a
- * stuck reader cannot stall it; the document is built before any of it
- * is sent, so no lock is held while a reader is slow.
+ * round: the client sends "text" or "json", optionally followed by
+ * " verdict", and a newline; the daemon answers with its status
+ * document (lb_status.h) rendered that way and closes the connection.
+ * Asked for its verdict, it first sends a line "verdict N" (N from 0 to
+ * 255: what --status exits with, for Nagios-style checks).  A request
+ * that is neither, or none within a second, gets text.  The daemon
+ * gives a reader at most one second to send its request and one to
+ * take each part of the answer, so that a stuck reader cannot stall it;
+ * the document is built before any of it is sent, so no lock is held
+ * while a reader is slow.
  */
 
 #ifndef LIVEBACKUP_LB_CTL_H
 #define LIVEBACKUP_LB_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -49,8 +53,10 @@ extern int lb_ctl_path (const char *path, char out[LB_CTL_PATH_MAX],
 extern int lb_ctl_listen (struct lb_ctl *ctl, const char *path,
                           char *err, size_t errlen);
 
-/* Fills DOC (a new, empty document) with the daemon's status. */
-typedef void lb_ctl_build_fn (struct lb_status *doc, void *arg);
+/* Fills DOC (a new, empty document) with the daemon's status and
+ * returns its verdict (0 to 255).
+ */
+typedef int lb_ctl_build_fn (struct lb_status *doc, void *arg);
 
 /* Answer one request waiting on CTL with the document BUILD (ARG)
  * makes; returns at once if none is waiting.  Blocks at most about two
@@ -64,6 +70,15 @@ extern void lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build,
  */
 extern void lb_ctl_close (struct lb_ctl *ctl);
 
+/* Is PATH still the socket CTL bound (not replaced or removed since)? */
+extern bool lb_ctl_holds (const struct lb_ctl *ctl);
+
+/* Does something listen at PATH: a daemon that takes connections, or
+ * one whose queue of them is full (stopped)?  A socket left by a
+ * daemon that was killed, or nothing, is not.
+ */
+extern bool lb_ctl_in_use (const char *path);
+
 /* What lb_ctl_ask found. */
 enum lb_ctl_answer {
   LB_CTL_ANSWERED,      /* the whole answer is written to OUT */
@@ -75,11 +90,14 @@ enum lb_ctl_answer {
 };
 
 /* Ask the daemon at PATH for its status in FORMAT and copy the answer
- * to OUT once it is whole.  Unless answered, ERR says why, naming PATH.
+ * to OUT once it is whole.  With VERDICT, ask for the daemon's verdict
+ * too and store it there (-1 if the answer had none: a daemon that does
+ * not give one).  Unless answered, ERR says why, naming PATH.
  */
 extern enum lb_ctl_answer lb_ctl_ask (const char *path,
                                       enum lb_status_format format,
                                       int timeout_ms, FILE *out,
+                                      int *verdict,
                                       char *err, size_t errlen);
 
 #endif /* LIVEBACKUP_LB_CTL_H */

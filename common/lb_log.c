@@ -15,6 +15,7 @@ bool lb_log_verbose;
 static const char *lb_log_prog = "livebackup";
 static bool lb_log_syslog;
 static pthread_mutex_t lb_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*lb_log_eraser) (void);
 
 void
 lb_log_init (const char *progname, bool use_syslog)
@@ -45,6 +46,8 @@ lb_log (int priority, const char *fmt, ...)
     strftime (when, sizeof when, "%H:%M:%S", &tm);
     /* One lock so that lines from threads never interleave. */
     pthread_mutex_lock (&lb_log_lock);
+    if (lb_log_eraser)
+      lb_log_eraser ();
     fprintf (stderr, "%s.%03ld %s: ", when, ts.tv_nsec / 1000000,
              lb_log_prog);
     vfprintf (stderr, fmt, ap);
@@ -52,6 +55,22 @@ lb_log (int priority, const char *fmt, ...)
     pthread_mutex_unlock (&lb_log_lock);
   }
   va_end (ap);
+}
+
+void
+lb_log_locked (void (*fn) (void *), void *arg)
+{
+  pthread_mutex_lock (&lb_log_lock);
+  fn (arg);
+  pthread_mutex_unlock (&lb_log_lock);
+}
+
+void
+lb_log_set_eraser (void (*erase) (void))
+{
+  pthread_mutex_lock (&lb_log_lock);
+  lb_log_eraser = erase;
+  pthread_mutex_unlock (&lb_log_lock);
 }
 
 void

@@ -29,6 +29,14 @@ extern void lb_log_safe (char *out, size_t outlen, const char *text,
 
 extern bool lb_log_verbose;
 
+/* Something else on the log's terminal between log lines (lb's progress
+ * line, lb/progress.h): FN (ARG) runs under the log's lock, so never in
+ * the middle of a log line; ERASE, if set, runs under it before every
+ * log line written to standard error, to take that something away.
+ */
+extern void lb_log_locked (void (*fn) (void *), void *arg);
+extern void lb_log_set_eraser (void (*erase) (void));
+
 /* A rate limit for lines a peer can cause before it is authenticated
  * (one per refused connection): at most MAX lines per 10 s; then one line
  * saying how many were not logged.

@@ -128,6 +128,7 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     m->id = lb_get_le64 (b);
     m->seq = lb_get_le64 (b + 8);
     m->phase = lb_get_le32 (b + 16);
+    m->backlog = lb_get_le32 (b + 20);
     m->gen = lb_get_le64 (b + 24);
     m->swept = lb_get_le64 (b + 32);
     if (m->phase > LBP_PHASE_LIVE)
@@ -216,6 +217,7 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
     lb_put_le64 (b, m->id);
     lb_put_le64 (b + 8, m->seq);
     lb_put_le32 (b + 16, m->phase);
+    lb_put_le32 (b + 20, m->backlog);
     lb_put_le64 (b + 24, m->gen);
     lb_put_le64 (b + 32, m->swept);
     break;

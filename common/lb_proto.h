@@ -40,7 +40,7 @@ enum lbp_type {
   LBP_WRITE    = 2,  /* u64 seq, u64 offset, u32 length, u32 enc; payload */
   LBP_ZERO     = 3,  /* u64 seq, u64 offset, u64 length */
   LBP_BLOCK    = 4,  /* u64 offset, u32 length, u32 enc; payload */
-  LBP_SYNC     = 5,  /* u64 id, u64 seq, u32 phase, u32 reserved, u64 gen,
+  LBP_SYNC     = 5,  /* u64 id, u64 seq, u32 phase, u32 backlog, u64 gen,
                       * u64 swept */
   LBP_HASH_REQ = 6,  /* u64 id, u64 offset, u32 length, u32 hash_block */
   LBP_BYE      = 7,  /* empty */
@@ -59,6 +59,25 @@ enum lbp_type {
  * predates gens, or lost it, reports LBP_GEN_NONE, which matches nothing.
  */
 #define LBP_GEN_NONE      UINT64_MAX
+
+/* SYNC's backlog: how much lb still has to bring to the image (bytes
+ * marked on the client, and in a scan those not yet compared), for
+ * lbd's status: 0 if not said (lb before this field), else 1 + the
+ * bytes in 64 KiB units rounded up, at most UINT32_MAX (256 TiB).
+ */
+#define LBP_BACKLOG_UNIT  (64u << 10)
+static inline uint32_t
+lbp_backlog_encode (uint64_t bytes)
+{
+  uint64_t units = bytes / LBP_BACKLOG_UNIT + (bytes % LBP_BACKLOG_UNIT != 0);
+  return units >= UINT32_MAX - 1 ? UINT32_MAX : (uint32_t) units + 1;
+}
+/* The bytes BACKLOG says (a multiple of the unit), or -1: not said. */
+static inline int64_t
+lbp_backlog_decode (uint32_t backlog)
+{
+  return backlog == 0 ? -1 : (int64_t) (backlog - 1) * LBP_BACKLOG_UNIT;
+}
 
 /* How a WRITE or BLOCK payload is encoded. */
 enum lbp_enc {
@@ -88,7 +107,7 @@ enum lbp_error {
  */
 struct lbp_msg {
   uint16_t type;
-  uint32_t magic, version, hash_block, phase, enc, count, code;
+  uint32_t magic, version, hash_block, phase, enc, count, code, backlog;
   uint64_t epoch, dev_size, seq, offset, length, id;
   uint64_t image_size, last_consistent, gen, swept;
   const uint8_t *payload;

@@ -18,6 +18,10 @@ enum lb_status_kind {
   LB_STATUS_BOOL,
   LB_STATUS_BYTES,
   LB_STATUS_TIME,
+  LB_STATUS_SIZE,
+  LB_STATUS_RATE,
+  LB_STATUS_SECONDS,
+  LB_STATUS_PERCENT,            /* v.u in tenths of a percent */
   LB_STATUS_OBJECT,
   LB_STATUS_ARRAY,
 };
@@ -33,6 +37,7 @@ struct lb_status {
   bool text_only;
   bool broken;                  /* root: a builder failed (errno saved) */
   int broken_errno;
+  uint64_t now;                 /* root: times are told against it */
   const char *layout;           /* objects: the text form, or NULL */
   struct lb_status *parent, *first, *last, *next;
 };
@@ -60,9 +65,27 @@ lb_status_new (void)
 {
   struct lb_status *d = calloc (1, sizeof *d);
 
-  if (d)
+  if (d) {
     d->kind = LB_STATUS_OBJECT;
+    d->now = (uint64_t) time (NULL);
+  }
   return d;
+}
+
+void
+lb_status_set_now (struct lb_status *doc, uint64_t now)
+{
+  if (doc)
+    doc->now = now;
+}
+
+/* The root of N's document. */
+static const struct lb_status *
+lb_status_root (const struct lb_status *n)
+{
+  while (n->parent)
+    n = n->parent;
+  return n;
 }
 
 /* Free N and the siblings after it (a root has none), children first. */
@@ -185,6 +208,37 @@ lb_status_time (struct lb_status *obj, const char *key, uint64_t t)
 }
 
 struct lb_status *
+lb_status_size (struct lb_status *obj, const char *key, uint64_t bytes)
+{
+  return lb_status_add_u (obj, key, LB_STATUS_SIZE, bytes);
+}
+
+struct lb_status *
+lb_status_rate (struct lb_status *obj, const char *key, uint64_t bytes_per_s)
+{
+  return lb_status_add_u (obj, key, LB_STATUS_RATE, bytes_per_s);
+}
+
+struct lb_status *
+lb_status_seconds (struct lb_status *obj, const char *key, uint64_t seconds)
+{
+  return lb_status_add_u (obj, key, LB_STATUS_SECONDS, seconds);
+}
+
+struct lb_status *
+lb_status_percent (struct lb_status *obj, const char *key, uint64_t done,
+                   uint64_t total)
+{
+  /* Rounded down, so that 100% means done (and 0% nothing done only
+   * when nothing is).
+   */
+  uint64_t tenths = total == 0 || done >= total ? 1000
+    : (uint64_t) ((unsigned __int128) done * 1000 / total);
+
+  return lb_status_add_u (obj, key, LB_STATUS_PERCENT, tenths);
+}
+
+struct lb_status *
 lb_status_int (struct lb_status *obj, const char *key, int64_t value)
 {
   return lb_status_add_u (obj, key, LB_STATUS_INT, (uint64_t) value);
@@ -227,8 +281,55 @@ lb_status_layout (struct lb_status *obj, const char *layout)
 
 /* --- text ------------------------------------------------------------ */
 
-/* Room for any field's text but a string's: a time, a 20-digit number. */
-#define LB_STATUS_VALUE_LEN LB_TIME_LEN
+/* Room for any field's text but a string's: a time and its age, a
+ * 20-digit number.
+ */
+#define LB_STATUS_VALUE_LEN (2 * LB_TIME_LEN + 16)
+
+/* BYTES as people read a size, into BUF: "512 bytes", "6.6 GiB", "212
+ * MiB" (binary units, rounded down, one decimal below 100).
+ */
+static void
+lb_status_human (uint64_t bytes, char buf[LB_STATUS_VALUE_LEN])
+{
+  static const char unit[][4] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  unsigned k = 0;
+  uint64_t tenths;
+
+  if (bytes < 1024) {
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%" PRIu64 " bytes", bytes);
+    return;
+  }
+  while (k + 1 < sizeof unit / sizeof unit[0] && bytes >> (10 * (k + 1))
+         >= 1024)
+    k++;
+  tenths = (uint64_t) ((unsigned __int128) bytes * 10 >> (10 * (k + 1)));
+  if (tenths < 1000)
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%" PRIu64 ".%" PRIu64 " %s",
+              tenths / 10, tenths % 10, unit[k]);
+  else
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%" PRIu64 " %s", tenths / 10,
+              unit[k]);
+}
+
+/* Time T of the document whose time is NOW: local time and how long
+ * ago (or "in" how long, for a clock that went back), "never" for 0.
+ */
+static void
+lb_status_when (uint64_t t, uint64_t now, char buf[LB_STATUS_VALUE_LEN])
+{
+  char local[LB_TIME_LEN], age[LB_TIME_LEN];
+
+  lb_time_local (t, local);
+  if (t == 0)
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%s", local);
+  else if (t <= now)
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%s (%s ago)", local,
+              lb_duration (now - t, age));
+  else
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%s (in %s)", local,
+              lb_duration (t - now, age));
+}
 
 /* Field F as text; BUF holds it unless it is a string. */
 static const char *
@@ -247,7 +348,22 @@ lb_status_text_of (const struct lb_status *f, char buf[LB_STATUS_VALUE_LEN])
   case LB_STATUS_BOOL:
     return f->v.u ? "1" : "0";
   case LB_STATUS_TIME:
-    return lb_time_local (f->v.u, buf);
+    lb_status_when (f->v.u, lb_status_root (f)->now, buf);
+    return buf;
+  case LB_STATUS_SIZE:
+    lb_status_human (f->v.u, buf);
+    return buf;
+  case LB_STATUS_RATE:
+    lb_status_human (f->v.u, buf);
+    /* "bytes" and the binary units alike take "/s". */
+    strcat (buf, "/s");
+    return buf;
+  case LB_STATUS_SECONDS:
+    return lb_duration (f->v.u, buf);
+  case LB_STATUS_PERCENT:
+    snprintf (buf, LB_STATUS_VALUE_LEN, "%" PRIu64 ".%" PRIu64 "%%",
+              f->v.u / 10, f->v.u % 10);
+    return buf;
   case LB_STATUS_OBJECT:
   case LB_STATUS_ARRAY:
     break;
@@ -269,6 +385,10 @@ lb_status_is_set (const struct lb_status *f)
   case LB_STATUS_UINT:
   case LB_STATUS_BYTES:
   case LB_STATUS_TIME:
+  case LB_STATUS_SIZE:
+  case LB_STATUS_RATE:
+  case LB_STATUS_SECONDS:
+  case LB_STATUS_PERCENT:
     return f->v.u != 0;
   case LB_STATUS_OBJECT:
   case LB_STATUS_ARRAY:
@@ -369,11 +489,10 @@ lb_status_text (FILE *fp, const struct lb_status *obj, unsigned depth)
 
 /* --- JSON ------------------------------------------------------------ */
 
-/* S as a JSON string, quotes included. */
+/* S inside a JSON string, escaped. */
 static void
-lb_status_json_str (FILE *fp, const char *s)
+lb_status_json_chars (FILE *fp, const char *s)
 {
-  fputc ('"', fp);
   for (; *s; s++) {
     unsigned char ch = *s;
     if (ch == '"' || ch == '\\')
@@ -383,10 +502,34 @@ lb_status_json_str (FILE *fp, const char *s)
     else
       fputc (ch, fp);
   }
+}
+
+/* S as a JSON string, quotes included. */
+static void
+lb_status_json_str (FILE *fp, const char *s)
+{
+  fputc ('"', fp);
+  lb_status_json_chars (fp, s);
   fputc ('"', fp);
 }
 
 static void lb_status_json_value (FILE *fp, const struct lb_status *n);
+
+/* After time field N of an object: its KEY_iso member. */
+static void
+lb_status_json_iso (FILE *fp, const struct lb_status *n)
+{
+  char iso[LB_TIME_LEN];
+
+  fputc (',', fp);
+  fputc ('"', fp);
+  lb_status_json_chars (fp, n->key);
+  fputs ("_iso\":", fp);
+  if (n->v.u == 0)
+    fputs ("null", fp);
+  else
+    lb_status_json_str (fp, lb_time_iso (n->v.u, iso));
+}
 
 /* The members of OBJ (a group's inline), after FIRST ones; returns
  * whether none has been written yet.
@@ -411,6 +554,8 @@ lb_status_json_members (FILE *fp, const struct lb_status *obj, bool first)
       fputc (':', fp);
     }
     lb_status_json_value (fp, n);
+    if (obj->kind == LB_STATUS_OBJECT && n->kind == LB_STATUS_TIME)
+      lb_status_json_iso (fp, n);
   }
   return first;
 }
@@ -425,7 +570,13 @@ lb_status_json_value (FILE *fp, const struct lb_status *n)
   case LB_STATUS_UINT:
   case LB_STATUS_BYTES:
   case LB_STATUS_TIME:
+  case LB_STATUS_SIZE:
+  case LB_STATUS_RATE:
+  case LB_STATUS_SECONDS:
     fprintf (fp, "%" PRIu64, n->v.u);
+    break;
+  case LB_STATUS_PERCENT:
+    fprintf (fp, "%" PRIu64 ".%" PRIu64, n->v.u / 10, n->v.u % 10);
     break;
   case LB_STATUS_INT:
     fprintf (fp, "%" PRId64, (int64_t) n->v.u);

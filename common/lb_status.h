@@ -49,6 +49,11 @@ extern struct lb_status *lb_status_new (void);
 /* Free DOC (a root; NULL is fine) and every node in it. */
 extern void lb_status_free (struct lb_status *doc);
 
+/* The time a document's times are told against ("5 s ago"): when it
+ * was made (lb_status_new), unless set here.  On the root DOC.
+ */
+extern void lb_status_set_now (struct lb_status *doc, uint64_t now);
+
 /* Fields of object OBJ, each returning the new field.  KEY and string
  * values are copied.  In an array, KEY is ignored (pass NULL).  How
  * each type is written:
@@ -56,8 +61,19 @@ extern void lb_status_free (struct lb_status *doc);
  *   str, strf               as is                 string
  *   uint, int, bytes        decimal               number
  *   bool                    1 or 0                true or false
- *   time (seconds since     local time, "never"   number of seconds
- *   1970; 0: never)         for 0 (lb_time.h)     (0 for never)
+ *   time (seconds since     local time and how    number of seconds (0
+ *   1970; 0: never)         long ago: "2026-12-   for never), and a
+ *                           01 17:34:38 (5 s      member KEY_iso: ISO
+ *                           ago)"; "never" for 0  8601 in UTC, or null
+ *                           (lb_time.h)           for never
+ *   size (bytes)            "512 bytes", "6.6     number of bytes
+ *                           GiB", "212 MiB"
+ *   rate (bytes per         "0 bytes/s", "1.5     number of bytes per
+ *   second)                 MiB/s"                second
+ *   seconds (a duration)    lb_duration: "1 min   number of seconds
+ *                           5 s"
+ *   percent (DONE of        "41.3%"; 100% only    number with one
+ *   TOTAL; TOTAL 0: 100)    when DONE is TOTAL    decimal: 41.3
  * A layout chooses other words for a field with {KEY?...|...}.
  */
 extern struct lb_status *lb_status_str (struct lb_status *obj,
@@ -76,6 +92,17 @@ extern struct lb_status *lb_status_bytes (struct lb_status *obj,
                                           const char *key, uint64_t bytes);
 extern struct lb_status *lb_status_time (struct lb_status *obj,
                                          const char *key, uint64_t t);
+extern struct lb_status *lb_status_size (struct lb_status *obj,
+                                         const char *key, uint64_t bytes);
+extern struct lb_status *lb_status_rate (struct lb_status *obj,
+                                         const char *key,
+                                         uint64_t bytes_per_s);
+extern struct lb_status *lb_status_seconds (struct lb_status *obj,
+                                            const char *key,
+                                            uint64_t seconds);
+extern struct lb_status *lb_status_percent (struct lb_status *obj,
+                                            const char *key, uint64_t done,
+                                            uint64_t total);
 
 /* A nested object or array in OBJ under KEY (in an array: an element,
  * KEY NULL).  An object added to an object with KEY NULL is a group:

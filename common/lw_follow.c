@@ -35,6 +35,7 @@ struct lwf {
   bool track;
   struct { uint64_t offset, length; } *touched;
   size_t ntouched, touched_cap;
+  unsigned pass;                /* catch-up passes in this phase */
 };
 
 const char *
@@ -152,7 +153,19 @@ static void
 lwf_set_phase (struct lwf *f, enum lwf_phase phase, const struct lwf_mark *m)
 {
   f->phase = phase;
+  f->pass = 0;
   f->sink->phase (f->sink->opaque, phase, m);
+}
+
+/* Tell the sink how far the pass has got, if it wants to know. */
+static void
+lwf_progress (struct lwf *f, struct lwf_progress *p, uint64_t done, bool end)
+{
+  if (f->sink->progress == NULL)
+    return;
+  p->done = done;
+  p->end = end;
+  f->sink->progress (f->sink->opaque, p);
 }
 
 /* Remember a run taken, to clear its pending bits once synced. */
@@ -172,7 +185,8 @@ lwf_add_run (struct lwf *f, uint64_t block, uint64_t count)
 static int64_t
 lwf_pass (struct lwf *f)
 {
-  uint64_t block, count, off, len, total = 0;
+  uint64_t block, count, off, len, total = 0, copied = 0;
+  struct lwf_progress p = { .phase = LWF_CATCHING_UP };
 
   while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count)) {
     /* A copy makes the mirror a mix of moments until the next barrier:
@@ -181,13 +195,22 @@ lwf_pass (struct lwf *f)
      */
     if (f->phase == LWF_LIVE)
       lwf_set_phase (f, LWF_CATCHING_UP, &f->m);
+    if (total == 0 && f->sink->progress) {
+      /* What is marked now, this run included (it is pending). */
+      uint64_t dirty, pending;
+      lwc_count_bits (f->c, &dirty, &pending);
+      p.pass = ++f->pass;
+      p.total = (dirty + pending) * lwc_header (f->c)->block_size;
+    }
     if (lwf_add_run (f, block, count) == -1)
       return -1;
     lwc_run_bytes (f->c, block, count, &off, &len);
     if (f->sink->copy (f->sink->opaque, off, len, false) == -1)
       return -1;
     total += count;
+    copied += len;
     f->unsynced += len;
+    lwf_progress (f, &p, copied, false);
     if (f->unsynced >= f->o->copy_batch_bytes && lwf_commit (f) == -1)
       return -1;
     if (f->sink->stop (f->sink->opaque))
@@ -195,6 +218,8 @@ lwf_pass (struct lwf *f)
   }
   if (lwf_commit (f) == -1)
     return -1;
+  if (total > 0)
+    lwf_progress (f, &p, copied, true);
   return total;
 }
 
@@ -210,6 +235,7 @@ static int64_t
 lwf_sweep (struct lwf *f, uint64_t from)
 {
   const struct lw_header *h = lwc_header (f->c);
+  struct lwf_progress p = { .phase = LWF_SCANNING, .total = h->dev_size };
   uint64_t block, n, off, len;
 
   assert (from % LWF_MAX_RUN == 0);
@@ -223,13 +249,17 @@ lwf_sweep (struct lwf *f, uint64_t from)
       return -1;
     f->unsynced += len;
     f->m.swept = off + len;
+    lwf_progress (f, &p, f->m.swept, false);
     if (f->unsynced >= f->o->scan_batch_bytes && lwf_commit (f) == -1)
       return -1;
-    if (f->sink->stop (f->sink->opaque))
+    if (f->sink->stop (f->sink->opaque)) {
+      lwf_progress (f, &p, f->m.swept, true);
       return 0;
+    }
   }
   if (lwf_commit (f) == -1)
     return -1;
+  lwf_progress (f, &p, f->m.swept, true);
   return h->nblocks - from;
 }
 

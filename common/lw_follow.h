@@ -33,6 +33,20 @@ struct lwf_mark {
                          * otherwise the device's size */
 };
 
+/* How far a pass has got (lwf_sink.progress). */
+struct lwf_progress {
+  enum lwf_phase phase; /* LWF_SCANNING: a scan's sweep; LWF_CATCHING_UP:
+                         * a pass over the marked blocks */
+  unsigned pass;        /* catch-up passes since the phase began: 1, 2 ...
+                         * (0 for a sweep) */
+  uint64_t done;        /* device bytes covered: the sweep's position,
+                         * or the bytes this pass copied */
+  uint64_t total;       /* of: the device's size, or the bytes marked
+                         * when the pass began (writes may add more: DONE
+                         * can pass it) */
+  bool end;             /* the pass is over (through, or stopped) */
+};
+
 struct lwf_sink {
   void *opaque;
   /* Apply one record (never PAD).  WRITE data is valid during the call
@@ -61,6 +75,11 @@ struct lwf_sink {
    * writes to end (lwf_options.defer_ms), for status displays.
    */
   void (*deferring) (void *opaque, bool on);
+  /* Optional: after each step of a sweep or of a pass that copies
+   * something, and once more with P->end at its end, for progress
+   * displays.  Called often: keep it cheap.
+   */
+  void (*progress) (void *opaque, const struct lwf_progress *p);
 };
 
 struct lwf_options {

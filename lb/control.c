@@ -16,22 +16,30 @@
 #include "control.h"
 #include "lb_ctl.h"
 #include "lb_err.h"
+#include "lb_log.h"
 #include "lb_proto.h"
 #include "lb_status.h"
 #include "lb_time.h"
 #include "lw_consumer.h"
 
-/* lb --status in text: the channel's line, whether lb runs, then (when
- * it does) its fields as "KEY: VALUE" lines.
+/* lb --status in text: the channel's line, what lb is doing, then
+ * (when it answers) its fields as "KEY: VALUE" lines.
  */
 static const char lb_control_layout[] =
   "unit {unit}: {filter?filter {mode}, queue {queue_used}/{queue_size} "
   "bytes, {out_of_sync_bytes} bytes out of sync, seq {head_seq} (released "
   "{released_seq})|no filter ({error})}\n"
-  "lb: {lb_running?running|not running}\n";
+  "lb: {lb_running?{responding?running"
+  "{waiting?, waiting for the filter's channel ({waiting})}"
+  "{stale_for?, not responding: its data path has not moved for {stale_for} "
+  "(stuck reading DEVICE, or on the network?)}"
+  "|not responding ({silence})}|not running}\n";
+static const char lb_control_progress_layout[] =
+  "  progress: {percent}, {pass_done_bytes} of {pass_total_bytes} "
+  "{done_word}{pass_rate?, {pass_rate}}{eta_seconds?, {eta_seconds} left}\n";
 
 /* The one control socket of this lb.  RATE and what it is computed
- * from belong to the control thread.
+ * from belong to the control thread; WAITING to whoever holds LOCK.
  */
 static struct {
   const struct lb_opts *o;
@@ -42,7 +50,10 @@ static struct {
   bool started;
   uint64_t rate;                /* bytes_sent per second, last second */
   uint64_t rate_bytes, rate_ms;
-} lb_control = { .ctl = { .fd = -1 }, .wake = { -1, -1 } };
+  pthread_mutex_t lock;
+  char waiting[512];            /* why there is no channel; "": attached */
+} lb_control = { .ctl = { .fd = -1 }, .wake = { -1, -1 },
+                 .lock = PTHREAD_MUTEX_INITIALIZER };
 
 int
 lb_control_default (const struct lb_opts *o, char *out, char *err,
@@ -57,26 +68,28 @@ lb_control_default (const struct lb_opts *o, char *out, char *err,
 }
 
 /* The fields of channel C, or (C NULL) why it could not be opened,
- * ERR; and the layout of the text.
+ * ERR; and the layout of the text.  TO_COMPARE: bytes a scan has yet
+ * to compare, out of sync too though the filter marks none of them.
  */
 static void
 lb_control_channel (struct lb_status *d, unsigned unit, struct lwc *c,
-                    const char *err)
+                    const char *err, uint64_t to_compare)
 {
   lb_status_uint (d, "unit", unit);
   lb_status_bool (d, "filter", c != NULL);
   if (c) {
     const struct lw_header *h = lwc_header (c);
-    uint64_t dirty, pending;
+    uint64_t dirty, pending, out;
 
     lwc_count_bits (c, &dirty, &pending);
+    out = (dirty + pending) * h->block_size + to_compare;
     lb_status_str (d, "mode", lwc_mode (c) == LW_MODE_NORMAL ? "normal"
                                                              : "degraded");
     lb_status_bytes (d, "queue_used", atomic_load (&h->head_pos)
                                       - atomic_load (&h->tail_pos));
     lb_status_bytes (d, "queue_size", h->ring_size);
     lb_status_bytes (d, "out_of_sync_bytes",
-                     (dirty + pending) * h->block_size);
+                     out < h->dev_size ? out : h->dev_size);
     lb_status_uint (d, "head_seq", atomic_load (&h->head_seq));
     lb_status_uint (d, "released_seq", atomic_load (&h->tail_seq));
     lb_status_strf (d, "epoch", "%016" PRIx64, h->epoch);
@@ -87,47 +100,103 @@ lb_control_channel (struct lb_status *d, unsigned unit, struct lwc *c,
   lb_status_layout (d, lb_control_layout);
 }
 
-/* lb's own fields, into group G.  The counters belong to the current
- * connection and read 0 while there is none.
+/* What lb --status exits with, and says in "state". */
+enum lb_control_verdict {
+  LB_CONTROL_CURRENT = 0,       /* live and current */
+  LB_CONTROL_BEHIND = 1,        /* connecting, scanning, catching up, or
+                                   waiting for the filter */
+  LB_CONTROL_DOWN = 2,          /* not running, or not responding */
+};
+
+/* lb's own fields, into group G, and its verdict.  The counters belong
+ * to the current connection and read 0 while there is none.
  */
-static void
-lb_control_fields (struct lb_status *g)
+static enum lb_control_verdict
+lb_control_fields (struct lb_status *g, bool waiting, bool stale,
+                   uint64_t updated)
 {
   const struct lb_opts *o = lb_control.o;
   struct lb_session_pub *pub = lb_control.pub;
+  const struct lb_progress *p = &pub->progress;
   struct lb_sink *s = atomic_load (&pub->sink);
   bool up = atomic_load (&pub->connected) && s;
+  uint32_t phase = up ? atomic_load (&s->pub_phase) : 0;
+  const char *why = atomic_load (&p->why);
 
   lb_status_uint (g, "pid", (uint64_t) getpid ());
   lb_status_strf (g, "server", "%s/%s", o->host, o->port);
   lb_status_bool (g, "connected", atomic_load (&pub->connected));
   lb_status_time (g, "since", atomic_load (&pub->since));
-  lb_status_str (g, "phase", up ? lbp_phase_name (atomic_load (&s->pub_phase))
-                                : "connecting");
+  lb_status_str (g, "phase", up ? lbp_phase_name (phase) : "connecting");
+  lb_status_time (g, "phase_since", atomic_load (&p->phase_since));
+  if (why)
+    lb_status_str (g, "why", why);
+  lb_progress_fields (p, g, lb_control_progress_layout);
+  lb_status_size (g, "to_compare_bytes", atomic_load (&p->to_compare));
   lb_status_bool (g, "deferring", up && atomic_load (&s->pub_deferring));
   lb_status_bytes (g, "bytes_sent", s ? atomic_load (&s->bytes_sent) : 0);
-  lb_status_uint (g, "rate", lb_control.rate);
+  lb_status_rate (g, "rate", lb_control.rate);
   lb_status_bytes (g, "bytes_scanned",
                    s ? atomic_load (&s->bytes_scanned) : 0);
   lb_status_bytes (g, "bytes_same", s ? atomic_load (&s->bytes_same) : 0);
   lb_status_time (g, "last_consistent",
                   s ? atomic_load (&s->last_consistent) : 0);
-  lb_status_time (g, "updated", (uint64_t) time (NULL));
+  lb_status_time (g, "updated", updated);
+  lb_status_bool (g, "stale", stale);
+  if (stale)
+    return LB_CONTROL_DOWN;
+  if (!waiting && up && phase == LBP_PHASE_LIVE)
+    return LB_CONTROL_CURRENT;
+  return LB_CONTROL_BEHIND;
+}
+
+static const char *
+lb_control_state (enum lb_control_verdict v, bool waiting, bool stale)
+{
+  if (stale)
+    return "stale";
+  if (waiting)
+    return "waiting";
+  return v == LB_CONTROL_CURRENT ? "live" : "behind";
 }
 
 /* The answer of the running lb (lb_ctl_build_fn). */
-static void
+static int
 lb_control_build (struct lb_status *d, void *arg)
 {
   const struct lb_opts *o = lb_control.o;
-  char err[512];
+  const struct lb_progress *p = &lb_control.pub->progress;
+  char err[512], waiting[sizeof lb_control.waiting];
   struct lwc *c = lwc_attach (o->dir, o->unit, LWC_OBSERVE, err, sizeof err);
+  uint64_t age = lb_now_ms () - atomic_load (&p->beat_ms);
+  bool stale = age > LB_PROGRESS_STALE_SECONDS * 1000;
+  enum lb_control_verdict v;
 
   (void) arg;
-  lb_control_channel (d, o->unit, c, err);
+  pthread_mutex_lock (&lb_control.lock);
+  memcpy (waiting, lb_control.waiting, sizeof waiting);
+  pthread_mutex_unlock (&lb_control.lock);
+  lb_control_channel (d, o->unit, c, err, atomic_load (&p->to_compare));
   lwc_detach (c);
   lb_status_bool (d, "lb_running", true);
-  lb_control_fields (lb_status_object (d, NULL));
+  lb_status_bool (d, "responding", true);
+  lb_status_str (d, "waiting", waiting);
+  if (stale)
+    lb_status_text_only (lb_status_seconds (d, "stale_for", age / 1000));
+  v = lb_control_fields (lb_status_object (d, NULL), waiting[0] != '\0',
+                         stale, (uint64_t) time (NULL) - age / 1000);
+  /* Beside the layout's fields, JSON's one word for the verdict. */
+  lb_status_str (d, "state", lb_control_state (v, waiting[0], stale));
+  return v;
+}
+
+void
+lb_control_waiting (const char *why)
+{
+  pthread_mutex_lock (&lb_control.lock);
+  snprintf (lb_control.waiting, sizeof lb_control.waiting, "%s",
+            why ? why : "");
+  pthread_mutex_unlock (&lb_control.lock);
 }
 
 /* Once a second at most: the rate of the last interval. */
@@ -148,6 +217,28 @@ lb_control_sample (void)
   lb_control.rate_ms = now;
 }
 
+/* In the control thread (lb_control_claim): listen again unless the
+ * socket at the path is still this lb's.
+ */
+static void
+lb_control_reclaim (void)
+{
+  struct lb_ctl fresh;
+  char err[512];
+
+  if (lb_ctl_holds (&lb_control.ctl))
+    return;
+  /* Another lb took the path while this one waited for the channel,
+   * then found the unit taken and left: the path is this lb's again.
+   */
+  if (lb_ctl_listen (&fresh, lb_control.o->control, err, sizeof err) == -1) {
+    lb_warn ("no status: %s", err);
+    return;
+  }
+  close (lb_control.ctl.fd);
+  lb_control.ctl = fresh;
+}
+
 static void *
 lb_control_thread (void *arg)
 {
@@ -158,32 +249,44 @@ lb_control_thread (void *arg)
       { .fd = lb_control.ctl.fd, .events = POLLIN },
     };
 
+    char cmd = 'q';
+
     lb_control_sample ();
     if (poll (pfd, 2, 1000) == -1 && errno != EINTR)
       break;
-    if (pfd[0].revents)
+    if (pfd[0].revents && (read (lb_control.wake[0], &cmd, 1) != 1
+                           || cmd == 'q'))
       break;
+    if (cmd == 'c') {
+      lb_control_reclaim ();
+      continue;
+    }
     if (pfd[1].revents & POLLIN)
       lb_ctl_serve (&lb_control.ctl, lb_control_build, NULL);
   }
   return NULL;
 }
 
-int
+enum lb_control_start
 lb_control_start (const struct lb_opts *o, struct lb_session_pub *pub,
                   char *err, size_t errlen)
 {
   sigset_t all, old;
   int e;
 
+  if (lb_ctl_in_use (o->control)) {
+    lb_errf (err, errlen, "%s: another lb answers there (does one follow "
+             "unit %u already?)", o->control, o->unit);
+    return LB_CONTROL_TAKEN;
+  }
   lb_control.o = o;
   lb_control.pub = pub;
   if (lb_ctl_listen (&lb_control.ctl, o->control, err, errlen) == -1)
-    return -1;
+    return LB_CONTROL_FAILED;
   if (pipe2 (lb_control.wake, O_CLOEXEC) == -1) {
     lb_errf (err, errlen, "pipe: %s", strerror (errno));
     lb_ctl_close (&lb_control.ctl);
-    return -1;
+    return LB_CONTROL_FAILED;
   }
   lb_control.rate_ms = lb_now_ms ();
   /* Signals go to the main thread, whose waits they should cut short. */
@@ -196,10 +299,18 @@ lb_control_start (const struct lb_opts *o, struct lb_session_pub *pub,
     close (lb_control.wake[0]);
     close (lb_control.wake[1]);
     lb_ctl_close (&lb_control.ctl);
-    return -1;
+    return LB_CONTROL_FAILED;
   }
   lb_control.started = true;
-  return 0;
+  return LB_CONTROL_STARTED;
+}
+
+void
+lb_control_claim (void)
+{
+  if (lb_control.started && write (lb_control.wake[1], "c", 1) != 1)
+    lb_warn ("no status: cannot wake the status thread: %s",
+             strerror (errno));
 }
 
 void
@@ -207,7 +318,7 @@ lb_control_stop (void)
 {
   if (!lb_control.started)
     return;
-  if (write (lb_control.wake[1], "", 1) == 1)
+  if (write (lb_control.wake[1], "q", 1) == 1)
     pthread_join (lb_control.thread, NULL);
   close (lb_control.wake[0]);
   close (lb_control.wake[1]);
@@ -219,35 +330,38 @@ int
 lb_control_status (const struct lb_opts *o, bool json)
 {
   enum lb_status_format format = json ? LB_STATUS_JSON : LB_STATUS_TEXT;
-  char err[512], why[640];
-  struct lwc *c = lwc_attach (o->dir, o->unit, LWC_OBSERVE, err, sizeof err);
+  char err[512], why[640] = "";
+  struct lwc *c;
   enum lb_ctl_answer a;
   struct lb_status *d;
-  int e;
+  int e = ENOENT, verdict = -1;
 
-  if (o->control[0] == '\0') {
-    a = LB_CTL_UNREACHED;       /* lb.c said why */
-    e = ENOENT;
-  }
-  else {
-    a = lb_ctl_ask (o->control, format, LB_CTL_ASK_MS, stdout, why,
-                    sizeof why);
+  if (o->control[0] != '\0') {
+    a = lb_ctl_ask (o->control, format, LB_CTL_ASK_MS, stdout, &verdict,
+                    why, sizeof why);
     e = errno;
+    if (a == LB_CTL_ANSWERED)
+      /* An lb that gives no verdict is not known to be current. */
+      return verdict >= 0 ? verdict : LB_CONTROL_BEHIND;
   }
-  if (a != LB_CTL_ANSWERED) {
-    /* No lb: the channel speaks for itself.  Say why unless nothing
-     * listens there, which is what "not running" means.
-     */
-    if (a == LB_CTL_SILENT || (e != ENOENT && e != ECONNREFUSED))
-      fprintf (stderr, "lb: %s\n", why);
-    d = lb_status_new ();
-    lb_control_channel (d, o->unit, c, err);
-    lb_status_bool (d, "lb_running", a == LB_CTL_SILENT);
-    if (lb_status_render (d, format, stdout) == -1)
-      fprintf (stderr, "lb: --status: %s\n", strerror (errno));
-    lb_status_free (d);
-  }
-  e = c ? 0 : 1;
+  else
+    a = LB_CTL_UNREACHED;       /* lb.c said why */
+  /* No answer: the channel speaks for itself.  Say why on standard
+   * error where it is not what "not running" or "not responding" mean.
+   */
+  if (a == LB_CTL_UNREACHED && e != ENOENT && e != ECONNREFUSED)
+    fprintf (stderr, "lb: %s\n", why);
+  c = lwc_attach (o->dir, o->unit, LWC_OBSERVE, err, sizeof err);
+  d = lb_status_new ();
+  lb_control_channel (d, o->unit, c, err, 0);
   lwc_detach (c);
-  return e;
+  lb_status_bool (d, "lb_running", a == LB_CTL_SILENT);
+  lb_status_bool (d, "responding", false);
+  lb_status_text_only (lb_status_str (d, "silence", why));
+  lb_status_str (d, "state", a == LB_CTL_SILENT ? "not-responding"
+                                                : "not-running");
+  if (lb_status_render (d, format, stdout) == -1)
+    fprintf (stderr, "lb: --status: %s\n", strerror (errno));
+  lb_status_free (d);
+  return LB_CONTROL_DOWN;
 }

@@ -24,14 +24,33 @@
 extern int lb_control_default (const struct lb_opts *o, char *out,
                                char *err, size_t errlen);
 
+/* How lb_control_start went. */
+enum lb_control_start {
+  LB_CONTROL_STARTED,
+  LB_CONTROL_TAKEN,             /* another lb answers there: the unit is
+                                   followed already, or soon will be */
+  LB_CONTROL_FAILED,            /* no socket: lb goes on without status */
+};
+
 /* Listen on O->control and answer from PUB and the channel, in a
- * thread of its own.  Call once this lb is the unit's consumer (so any
- * socket already there is a dead lb's), before other threads start.
- * 0, or -1 with ERR (lb goes on without a status).
+ * thread of its own: as soon as lb has started, so that an lb waiting
+ * for its channel says so.  Call before other threads start.  Unless
+ * started, ERR says why.
  */
-extern int lb_control_start (const struct lb_opts *o,
-                             struct lb_session_pub *pub,
-                             char *err, size_t errlen);
+extern enum lb_control_start lb_control_start (const struct lb_opts *o,
+                                               struct lb_session_pub *pub,
+                                               char *err, size_t errlen);
+
+/* Why lb has no channel (lwc_attach's message), shown as "waiting for
+ * the filter's channel"; NULL once it is attached.
+ */
+extern void lb_control_waiting (const char *why);
+
+/* This lb is now the unit's consumer: any other lb that took the socket
+ * meanwhile has found the unit taken and left, so take the socket back
+ * if it did.  Returns at once (the status thread does it).
+ */
+extern void lb_control_claim (void);
 
 /* Stop answering: end the thread, remove the socket.  Fine if never
  * started.
@@ -40,7 +59,10 @@ extern void lb_control_stop (void);
 
 /* lb --status: print O's unit's state (JSON if JSON) on standard
  * output, asking the lb at O->control ("": none can listen there).
- * Returns the exit code: 0 if the channel could be opened, 1 if not.
+ * Returns the exit code, for Nagios-style checks: 0 live and current;
+ * 1 behind (connecting, scanning, catching up, waiting for the
+ * filter); 2 not running, or not responding (no answer, or its data
+ * path stuck for LB_PROGRESS_STALE_SECONDS).
  */
 extern int lb_control_status (const struct lb_opts *o, bool json);
 

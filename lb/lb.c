@@ -34,6 +34,7 @@
 #include "lb_log.h"
 #include "lb_priv.h"
 #include "lw_consumer.h"
+#include "progress.h"
 #include "session.h"
 #include "sink.h"
 
@@ -72,10 +73,14 @@ lb_usage (FILE *fp)
 "                         DIR/livewatch-UNIT.lb.ctl)\n"
 "      --allow-open-key   accept a key file that group or others can read\n"
 "  -d, --daemon           detach and log to syslog (default: foreground,\n"
-"                         log to stderr)\n"
+"                         log to stderr, with a progress line for scans\n"
+"                         and catch-ups when it is a terminal)\n"
 "  -u, --user=NAME        drop to user NAME once DEVICE and KEYFILE are\n"
 "                         open (the channel must be readable by NAME)\n"
-"  -s, --status           print UNIT's state and exit\n"
+"  -s, --status           print UNIT's state and exit: 0 live and current,\n"
+"                         1 behind (connecting, scanning, catching up,\n"
+"                         waiting for the filter), 2 not running or not\n"
+"                         responding\n"
 "  -j, --json             with --status: print JSON\n"
 "  -v, --verbose          log more\n"
 "  -h, --help             this help\n"
@@ -99,15 +104,16 @@ lb_parse_size (const char *s, uint32_t *out)
 }
 
 /* Sleep up to SECONDS, waking early on a signal or when the channel goes
- * away.
+ * away; still moving, for status (P).
  */
 static void
-lb_pause (int seconds, struct lwc *c)
+lb_pause (int seconds, struct lwc *c, struct lb_progress *p)
 {
   int i;
   for (i = 0; i < seconds * 10 && !lb_quit; i++) {
     if (c && i % 10 == 0 && !lwc_alive (c))
       return;
+    lb_progress_beat (p);
     usleep (100000);
   }
 }
@@ -139,7 +145,7 @@ main (int argc, char **argv)
   static struct lb_session_pub pub;
   static struct lb_sink sink;
   static char control[LB_CTL_PATH_MAX];
-  bool status = false, json = false, answering = false, fatal = false;
+  bool status = false, json = false, fatal = false;
   char hostname[256], err[1024], *end;
   struct sigaction sa = { .sa_handler = lb_on_signal };
   struct lb_key key;
@@ -262,6 +268,14 @@ main (int argc, char **argv)
     fprintf (stderr, "lb: %s\n", err);
     return 1;
   }
+  /* Where another lb answers, the unit is taken (or soon will be): say
+   * so while a terminal may still read it.
+   */
+  if (lb_ctl_in_use (o.control)) {
+    fprintf (stderr, "lb: %s: another lb answers there (does one follow "
+             "unit %u already?)\n", o.control, o.unit);
+    return 1;
+  }
   if (o.daemonize) {
     if (daemon (0, 0) == -1) {
       perror ("lb: daemon");
@@ -269,10 +283,26 @@ main (int argc, char **argv)
     }
     lb_log_init ("lb", true);
   }
+  else if (isatty (STDERR_FILENO))
+    lb_progress_tty ();
   signal (SIGPIPE, SIG_IGN);
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGHUP, &sa, NULL);
+
+  /* Status from the start: an lb waiting for its channel says so. */
+  lb_progress_idle (&pub.progress);
+  lb_progress_beat (&pub.progress);
+  switch (lb_control_start (&o, &pub, err, sizeof err)) {
+  case LB_CONTROL_STARTED:
+    break;
+  case LB_CONTROL_TAKEN:
+    lb_err ("%s", err);
+    return 1;
+  case LB_CONTROL_FAILED:
+    lb_warn ("no status: %s", err);
+    break;
+  }
 
   while (!lb_quit) {
     enum lb_session_end ended;
@@ -289,19 +319,15 @@ main (int argc, char **argv)
         if (errno != last_errno)
           lb_info ("waiting for the filter: %s", err);
         last_errno = errno;
-        lb_pause (1, NULL);
+        lb_control_waiting (err);
+        lb_pause (1, NULL, &pub.progress);
         continue;
       }
       lb_info ("attached to unit %u: %" PRIu64 " bytes, epoch %016" PRIx64,
                o.unit, lwc_header (c)->dev_size, lwc_header (c)->epoch);
-      /* Answer for the unit only as its one consumer: a socket already
-       * there is then a dead lb's.
-       */
-      if (!answering) {
-        answering = lb_control_start (&o, &pub, err, sizeof err) == 0;
-        if (!answering)
-          lb_warn ("no status: %s", err);
-      }
+      lb_control_waiting (NULL);
+      /* The unit's one consumer answers for it. */
+      lb_control_claim ();
       {
         struct stat st;
         if (fstat (dev_fd, &st) == 0 && S_ISREG (st.st_mode)
@@ -323,7 +349,7 @@ main (int argc, char **argv)
       break;
     if (ended == LB_SESSION_FAILED) {
       lb_info ("retrying in %d s", o.retry);
-      lb_pause (o.retry, c);
+      lb_pause (o.retry, c, &pub.progress);
     }
   }
   lb_info ("exiting");

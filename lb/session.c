@@ -113,7 +113,9 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
   char err[512];
   int fd, r;
 
+  lb_progress_beat (&pub->progress);
   fd = lb_session_connect (o, err, sizeof err);
+  lb_progress_beat (&pub->progress);
   if (fd == -1) {
     lb_warn ("cannot connect to %s", err);
     return LB_SESSION_FAILED;
@@ -124,6 +126,8 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
   sink->hash_block = o->hash_block;
   sink->compress = o->compress;
   sink->quit = quit;
+  sink->c = c;
+  sink->progress = &pub->progress;
   sink->conn = lb_conn_client (fd, o->name, key, o->encrypt, 15000,
                                err, sizeof err);
   if (sink->conn == NULL) {
@@ -166,7 +170,13 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
   at = (struct lwf_mark) { .seq = m.seq, .gen = m.gen, .swept = m.swept };
   start = lwf_decide (c, m.epoch, &at, m.phase == LBP_PHASE_SCANNING, &why);
   lb_session_log_start (c, start, &m, why);
+  lb_progress_session (&pub->progress, start, why, m.swept, h->dev_size);
   sink->phase = m.phase;
+  /* What status shows until lw_follow says otherwise: a continued image
+   * goes on in its phase, the others are about to be scanned.
+   */
+  atomic_store (&sink->pub_phase, start == LWF_CONTINUE ? m.phase
+                                                        : LBP_PHASE_SCANNING);
   lwc_rewind (c);
   lwf_default_options (c, &fo);
   fo.defer_ms = o->defer * 1000;
@@ -180,6 +190,7 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
   }
   atomic_store (&pub->connected, false);
   atomic_store (&pub->sink, NULL);
+  lb_progress_idle (&pub->progress);
   lb_conn_close (sink->conn);
   lb_sink_free (sink);
   if (sink->failed || r == -1)

@@ -16,16 +16,19 @@
 #include "lb.h"
 #include "lb_key.h"
 #include "lw_consumer.h"
+#include "progress.h"
 #include "sink.h"
 
 /* What the session shows lb's status: written by the session, read by
  * the status thread.  SINK's counters are atomics, and the struct it
- * points to outlives every session (only its buffers come and go).
+ * points to outlives every session (only its buffers come and go);
+ * PROGRESS outlives them too (a cut scan is still to be finished).
  */
 struct lb_session_pub {
   _Atomic bool connected;
   _Atomic uint64_t since;       /* when the last connection was made */
   struct lb_sink *_Atomic sink; /* NULL while not connected */
+  struct lb_progress progress;  /* the data path's heartbeat and pass */
 };
 
 /* How a session ended. */

@@ -19,6 +19,7 @@
 #include "lb_io.h"
 #include "lb_log.h"
 #include "lb_proto.h"
+#include "lb_time.h"
 #include "lb_wire.h"
 #include "sink.h"
 
@@ -281,6 +282,22 @@ lb_sink_sync_phase (struct lb_sink *s, const struct lwf_mark *at,
 
   if (lb_sink_scan_drain (s) == -1)
     return -1;
+  if (phase != LBP_PHASE_LIVE) {
+    /* Not live: tell lbd what is still to come, counted afresh at a
+     * phase change and at most once a second (a large device's bitmap
+     * takes a while); in live mode nothing is marked.
+     */
+    uint64_t dirty, pending, now = lb_now_ms ();
+    if (s->counted_ms == 0 || now - s->counted_ms >= 1000) {
+      lwc_count_bits (s->c, &dirty, &pending);
+      s->marked = (dirty + pending) * lwc_header (s->c)->block_size;
+      s->counted_ms = now;
+    }
+    m.backlog = lbp_backlog_encode (s->marked
+                                    + atomic_load (&s->progress->to_compare));
+  }
+  else
+    m.backlog = lbp_backlog_encode (0);
   m.id = ++s->next_id;
   if (lb_sink_send (s, &m, NULL, 0) == -1
       || lb_sink_reply (s, LBP_SYNCED, &a) == -1)
@@ -315,6 +332,12 @@ lb_sink_phase (void *opaque, enum lwf_phase phase, const struct lwf_mark *at)
 
   lb_info ("%s%s", lwf_phase_name (phase),
            phase == LWF_LIVE ? " (image consistent)" : "");
+  lb_progress_phase (s->progress, s->phase == LBP_PHASE_LIVE ? LWF_LIVE
+                                  : s->phase == LBP_PHASE_SCANNING
+                                  ? LWF_SCANNING : LWF_CATCHING_UP,
+                     phase, !s->phased);
+  s->phased = true;
+  s->counted_ms = 0;                /* count the marked blocks afresh */
   s->phase = p;
   atomic_store (&s->pub_phase, p);
   /* Tell lbd now: an image about to receive block copies must be marked
@@ -343,6 +366,7 @@ lb_sink_stop (void *opaque)
   struct lb_sink *s = opaque;
   struct pollfd pfd;
 
+  lb_progress_beat (s->progress);
   if (*s->quit || s->failed)
     return true;
   if (s->scan_n > 0)
@@ -359,12 +383,20 @@ lb_sink_stop (void *opaque)
   return false;
 }
 
+static void
+lb_sink_progress (void *opaque, const struct lwf_progress *p)
+{
+  struct lb_sink *s = opaque;
+
+  lb_progress_step (s->progress, p);
+}
+
 void
 lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
 {
   *ops = (struct lwf_sink) {
     .opaque = s, .record = lb_sink_record, .copy = lb_sink_copy,
     .sync = lb_sink_sync, .phase = lb_sink_phase, .stop = lb_sink_stop,
-    .deferring = lb_sink_deferring,
+    .deferring = lb_sink_deferring, .progress = lb_sink_progress,
   };
 }

@@ -18,6 +18,7 @@
 #include "lb_conn.h"
 #include "lw_consumer.h"
 #include "lw_follow.h"
+#include "progress.h"
 
 #define LB_SCAN_WINDOW 16
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
@@ -29,11 +30,15 @@ struct lb_sink {
   uint32_t hash_block;
   int compress;                     /* zstd level, 0: off */
   volatile sig_atomic_t *quit;
+  const struct lwc *c;              /* for the count of marked blocks */
+  struct lb_progress *progress;     /* where the data path stands */
 
   /* State. */
   bool failed;
   char why[256];
   uint32_t phase;
+  bool phased;                      /* a phase change came this session */
+  uint64_t marked, counted_ms;      /* bytes marked, when last counted */
   uint64_t next_id;
   struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
   unsigned scan_head, scan_n;

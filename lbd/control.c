@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clientstat.h"
 #include "control.h"
 #include "lb_ctl.h"
 #include "lb_proto.h"
@@ -19,12 +20,17 @@
 
 /* How lbd --status reads, in text: a client, its export, a snapshot. */
 static const char control_client_layout[] =
-  "client {name}: {connected?connected from {peer}|not connected}\n"
-  "  image {image}: {consistent?consistent|inconsistent}, last consistent "
-  "{last_consistent}\n"
-  "  phase {phase}, epoch {epoch} seq {seq}\n"
-  "  received {bytes_received} bytes, {rate} bytes/s; {connects} "
+  "client {name}: {connected?connected from {peer} since {since}"
+  "|not connected{since? since {since}}}\n"
+  "  image {image} ({image_size}): {consistent?consistent|inconsistent}, "
+  "last consistent {last_consistent}\n"
+  "  phase {phase} since {phase_since}, epoch {epoch} seq {seq}; "
+  "{out_of_sync_known?{out_of_sync_bytes} out of sync"
+  "|out of sync: not known (not connected)}\n"
+  "  received {bytes_received} bytes, {rate}; {connects} "
   "connections, {replaced} replaced, {refused} refused\n";
+static const char control_scan_layout[] =
+  "  scan: {scan_percent} compared, {to_compare_bytes} still to compare\n";
 static const char control_export_layout[] =
   "  export: "
   "{serves=live?serves the live image, frozen when a connection opens it}"
@@ -121,58 +127,61 @@ control_export (struct lb_status *x, struct client *cl, unsigned open,
 
 /* CL's state into O. */
 static void
-control_client (struct lb_status *o, struct client *cl)
+control_client (struct lb_status *o, struct client *cl, uint64_t now)
 {
-  unsigned open;
-  uint64_t served, refused, now;
+  struct clientstat st;
 
-  pthread_mutex_lock (&cl->lock);
-  /* The rate is sampled as data arrives; after it stops, age it here. */
-  now = lb_now_ms ();
-  if (cl->rate_time_ms && now - cl->rate_time_ms >= 2000) {
-    cl->rate = (cl->bytes_in - cl->rate_bytes) * 1000
-               / (now - cl->rate_time_ms);
-    cl->rate_bytes = cl->bytes_in;
-    cl->rate_time_ms = now;
-  }
-  lb_status_str (o, "name", cl->conf->name);
-  lb_status_str (o, "image", cl->conf->file);
-  lb_status_bool (o, "connected", cl->connected);
-  lb_status_str (o, "peer", cl->connected ? cl->peer : "");
-  lb_status_str (o, "phase", cl->connected ? lbp_phase_name (cl->phase)
-                                           : "disconnected");
-  lb_status_bool (o, "consistent", cl->consistent);
-  lb_status_time (o, "last_consistent", cl->last_consistent);
-  lb_status_strf (o, "epoch", "%016" PRIx64, cl->epoch);
-  lb_status_uint (o, "seq", cl->seq);
-  lb_status_uint (o, "applied_seq",
-                  cl->applied_epoch == cl->epoch && cl->applied_seq > cl->seq
-                  ? cl->applied_seq : cl->seq);
-  lb_status_bytes (o, "bytes_received", cl->bytes_in);
-  lb_status_uint (o, "rate", cl->rate);
-  lb_status_uint (o, "connects", cl->connects);
-  lb_status_uint (o, "replaced", cl->replaced);
-  lb_status_uint (o, "refused", cl->refused);
+  clientstat_get (cl, now, &st);
+  lb_status_str (o, "name", st.name);
+  lb_status_str (o, "image", st.image);
+  lb_status_size (o, "image_size", st.size);
+  lb_status_bool (o, "connected", st.connected);
+  lb_status_str (o, "peer", st.peer);
+  lb_status_time (o, "since", st.since);
+  lb_status_str (o, "phase", st.phase_name);
+  lb_status_time (o, "phase_since", st.phase_since);
+  lb_status_bool (o, "consistent", st.consistent);
+  lb_status_time (o, "last_consistent", st.last_consistent);
+  lb_status_strf (o, "epoch", "%016" PRIx64, st.epoch);
+  lb_status_uint (o, "seq", st.seq);
+  lb_status_uint (o, "applied_seq", st.applied_seq);
+  lb_status_bool (o, "out_of_sync_known", st.out_of_sync_known);
+  if (st.out_of_sync_known)
+    lb_status_size (o, "out_of_sync_bytes", st.out_of_sync);
+  lb_status_bytes (o, "bytes_received", st.bytes_received);
+  lb_status_rate (o, "rate", st.rate);
+  lb_status_uint (o, "connects", st.connects);
+  lb_status_uint (o, "replaced", st.replaced);
+  lb_status_uint (o, "refused", st.refused);
   lb_status_layout (o, control_client_layout);
-  open = cl->exports;
-  served = cl->exports_served;
-  refused = cl->exports_refused;
-  pthread_mutex_unlock (&cl->lock);
+  if (st.scanning) {
+    struct lb_status *g = lb_status_object (o, NULL);
+    lb_status_percent (g, "scan_percent", st.scanned, st.size);
+    lb_status_size (g, "scanned_bytes", st.scanned);
+    lb_status_size (g, "to_compare_bytes", st.size - st.scanned);
+    lb_status_layout (g, control_scan_layout);
+  }
   if (control_exports)
-    control_export (lb_status_object (o, "export"), cl, open, served,
-                    refused);
+    control_export (lb_status_object (o, "export"), cl, st.exports,
+                    st.exports_served, st.exports_refused);
 }
 
-/* Every client's state (lb_ctl_build_fn). */
-static void
+/* Every client's state (lb_ctl_build_fn); the verdict is 0: lbd
+ * answered.
+ */
+static int
 control_build (struct lb_status *d, void *arg)
 {
   struct lb_status *clients = lb_status_array (d, "clients");
+  uint64_t now = (uint64_t) time (NULL);
   size_t i;
 
   (void) arg;
+  lb_status_set_now (d, now);
   for (i = 0; i < control_nclients; i++)
-    control_client (lb_status_object (clients, NULL), &control_clients[i]);
+    control_client (lb_status_object (clients, NULL), &control_clients[i],
+                    now);
+  return 0;
 }
 
 void
@@ -193,7 +202,7 @@ control_ask (const char *path, bool json)
   char err[640];
 
   switch (lb_ctl_ask (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
-                      LB_CTL_ASK_MS, stdout, err, sizeof err)) {
+                      LB_CTL_ASK_MS, stdout, NULL, err, sizeof err)) {
   case LB_CTL_ANSWERED:
     return fflush (stdout) == 0 ? 0 : 1;
   case LB_CTL_UNREACHED:

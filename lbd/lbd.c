@@ -40,6 +40,7 @@
 #include "lb_log.h"
 #include "lb_priv.h"
 #include "lb_proto.h"
+#include "metrics.h"
 #include "session.h"
 #include "snapshot.h"
 
@@ -135,7 +136,9 @@ lbd_load (const char *config, bool allow_open_key, char *err, size_t errlen)
         cl->last_consistent = st.last_consistent;
         cl->epoch = st.epoch;
         cl->seq = st.seq;
+        cl->size = st.size;
       }
+      cl->phase_since = (uint64_t) time (NULL);
       /* Snapshots are kept only where someone may read them. */
       if (snapset_init (&cl->snaps, cc->file, cl->consistent,
                         lbd_cfg.nexports > 0) == -1) {
@@ -321,7 +324,7 @@ main (int argc, char **argv)
   char control_buf[4096], err[1024], peer[80];
   struct sigaction sa = { .sa_handler = lbd_on_signal };
   struct pollfd *pfd;
-  int c, cfd, fd;
+  int c, cfd, fd, mfd = -1;
   size_t i;
 
   while ((c = getopt_long (argc, argv, "ndu:sjc:vhV", opts, NULL)) != -1) {
@@ -383,6 +386,16 @@ main (int argc, char **argv)
     fprintf (stderr, "lbd: %s\n", err);
     return 1;
   }
+  /* Written as the user lbd stays, so that a first write proves the
+   * later ones can be made.
+   */
+  if (lbd_cfg.server.metrics
+      && (mfd = metrics_open (lbd_cfg.server.metrics, lbd_clients,
+                              lbd_cfg.nclients, err, sizeof err)) == -1) {
+    fprintf (stderr, "lbd: %s:%d: metrics=%s: %s\n", lbd_cfg.path,
+             lbd_cfg.server.metrics_line, lbd_cfg.server.metrics, err);
+    return 1;
+  }
   if (daemonize) {
     if (daemon (0, 0) == -1) {
       perror ("lbd: daemon");
@@ -412,7 +425,7 @@ main (int argc, char **argv)
              lbd_listeners[i].nclients,
              lbd_listeners[i].nclients == 1 ? "" : "s");
 
-  pfd = calloc (lbd_nlisteners + lbd_cfg.nexports + 2, sizeof *pfd);
+  pfd = calloc (lbd_nlisteners + lbd_cfg.nexports + 3, sizeof *pfd);
   if (pfd == NULL) {
     lb_err ("out of memory");
     return 1;
@@ -428,12 +441,15 @@ main (int argc, char **argv)
     for (i = 0; i < lbd_cfg.nexports; i++)
       pfd[n++] = (struct pollfd) { .fd = lbd_exports[i].fd,
                                    .events = POLLIN };
-    if (poll (pfd, n, -1) == -1) {
+    /* Last, and -1 (ignored by poll) without metrics=. */
+    pfd[n++] = (struct pollfd) { .fd = mfd, .events = POLLIN };
+    if (poll (pfd, n, metrics_timeout ()) == -1) {
       if (errno == EINTR)
         continue;
       lb_err ("poll: %s", strerror (errno));
       break;
     }
+    metrics_run ();
     if (pfd[1].revents & POLLIN)
       control_serve ();
     /* Each connection is a thread of its own (connset.h). */
@@ -454,6 +470,7 @@ main (int argc, char **argv)
     close (lbd_exports[i].fd);
   export_shutdown_all ();
   session_shutdown_all ();
+  metrics_close ();
   /* Snapshots do not outlive lbd: their overlays go now. */
   for (i = 0; i < lbd_cfg.nclients; i++)
     snapset_destroy (&lbd_clients[i].snaps);

@@ -18,6 +18,7 @@
 #include "lb_log.h"
 #include "lb_time.h"
 #include "lb_wire.h"
+#include "metrics.h"
 #include "session.h"
 
 struct session {
@@ -38,6 +39,12 @@ struct session {
   size_t data_cap;
   uint8_t *hashes;              /* LBP_MAX_HASHES * LBP_HASH_SIZE */
   ZSTD_DCtx *dctx;
+  /* For status (session_publish): how far this session's scan has
+   * compared, and lb's backlog at its last SYNC (lbp_backlog_encode).
+   */
+  uint64_t scanned;
+  uint32_t backlog;
+  uint64_t backlog_swept;
 };
 
 /* Map the identity the peer presented to a client on listener L.  On
@@ -81,6 +88,7 @@ session_refused (void *client)
   pthread_mutex_lock (&cl->lock);
   cl->refused++;
   pthread_mutex_unlock (&cl->lock);
+  metrics_changed ();
 }
 
 static void session_main (struct connset_conn *c, void *arg);
@@ -126,8 +134,11 @@ session_take_over (struct session *s)
   cl->owner = s;
   cl->connected = true;
   cl->connects++;
+  cl->since = cl->phase_since = (uint64_t) time (NULL);
+  cl->backlog_known = false;
   snprintf (cl->peer, sizeof cl->peer, "%s", s->peer);
   pthread_mutex_unlock (&cl->lock);
+  metrics_changed ();
 }
 
 static void
@@ -139,9 +150,11 @@ session_let_go (struct session *s)
   if (cl->owner == s) {
     cl->owner = NULL;
     cl->connected = false;
+    cl->since = cl->phase_since = (uint64_t) time (NULL);
   }
   pthread_cond_broadcast (&cl->cond);
   pthread_mutex_unlock (&cl->lock);
+  metrics_changed ();
 }
 
 static void
@@ -149,14 +162,25 @@ session_publish (struct session *s, uint64_t bytes)
 {
   struct client *cl = s->cl;
   uint64_t now = lb_now_ms ();
+  int64_t backlog = lbp_backlog_decode (s->backlog);
+  bool changed;
 
   pthread_mutex_lock (&cl->lock);
+  changed = cl->phase != s->im.st.phase
+            || cl->consistent != s->im.st.consistent;
+  if (cl->phase != s->im.st.phase)
+    cl->phase_since = (uint64_t) time (NULL);
   cl->bytes_in += bytes;
   cl->phase = s->im.st.phase;
   cl->consistent = s->im.st.consistent;
   cl->last_consistent = s->im.st.last_consistent;
   cl->epoch = s->im.st.epoch;
   cl->seq = s->im.st.seq;
+  cl->size = s->im.size;
+  cl->scanned = s->scanned;
+  cl->backlog_known = backlog >= 0;
+  cl->backlog = backlog >= 0 ? (uint64_t) backlog : 0;
+  cl->backlog_swept = s->backlog_swept;
   if (now - cl->rate_time_ms >= 1000) {
     if (cl->rate_time_ms)
       cl->rate = (cl->bytes_in - cl->rate_bytes) * 1000
@@ -165,6 +189,8 @@ session_publish (struct session *s, uint64_t bytes)
     cl->rate_time_ms = now;
   }
   pthread_mutex_unlock (&cl->lock);
+  if (changed)
+    metrics_changed ();
 }
 
 /* Store ST durably.  When the image stops being consistent, its last
@@ -441,6 +467,10 @@ session_serve (struct session *s)
         st.last_consistent = time (NULL);
       if (session_commit (s, &st) == -1)
         goto io;
+      s->backlog = m.backlog;
+      s->backlog_swept = m.swept;
+      if (m.phase == LBP_PHASE_SCANNING && m.swept > s->scanned)
+        s->scanned = m.swept;
       lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
                 " (%s)", name, m.seq, m.gen, lbp_phase_name (m.phase));
       struct lbp_msg a = { .type = LBP_SYNCED, .id = m.id, .seq = m.seq };
@@ -449,6 +479,9 @@ session_serve (struct session *s)
     }
     case LBP_HASH_REQ:
       step = session_hashes (s, &m, &why);
+      if (step == SESSION_STEP_DONE && m.offset + m.length > s->scanned)
+        s->scanned = m.offset + m.length < s->im.size
+                     ? m.offset + m.length : s->im.size;
       break;
     case LBP_BYE:
       lb_info ("client %s (%s): said goodbye", name, s->peer);

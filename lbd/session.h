@@ -33,13 +33,21 @@ struct client {
    */
   struct snapset snaps;
 
-  /* Status, under LOCK. */
+  /* Status, under LOCK (clientstat.h reads it). */
   bool connected;
   char peer[64];
+  uint64_t since;               /* the last session began or ended; 0:
+                                   none since lbd started */
   uint32_t phase;
+  uint64_t phase_since;         /* PHASE, or being disconnected, began */
   bool consistent;
   uint64_t last_consistent;
   uint64_t epoch, seq;
+  uint64_t size;                /* the image's */
+  uint64_t scanned;             /* scanning: bytes [0, scanned) compared,
+                                   as far as lb's hash requests got */
+  bool backlog_known;           /* lb's backlog at its last sync (SYNC) */
+  uint64_t backlog, backlog_swept;
   uint64_t bytes_in;            /* payload bytes received, all sessions */
   uint64_t connects, replaced, refused;
   /* The newest record applied to the image since lbd started (written

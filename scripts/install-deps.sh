@@ -9,6 +9,11 @@
 # systemd-analyze and systemd-sysusers, which it runs on files only:
 # installing the package does not make systemd PID 1; groff-base for
 # groff), and git for .ci/run's demo from a fresh clone.
+# Not prometheus, whose promtool tests/lbd-metrics.sh would use: the
+# package is 96 MB, adds a system user and starts a Prometheus server on
+# port 9090 (enabled at boot) when installed.  The test checks the
+# metrics file with tests/prom-check.py, and with promtool too if one is
+# on PATH (or named by PROMTOOL=).
 set -e
 PACKAGES="build-essential autoconf automake libtool pkg-config clang
   nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd

@@ -52,8 +52,8 @@ st=$("$LB" --status --dir="$T" 1)
 check "lb --status: filter normal, lb running" \
     grep -q "filter normal" <<<"$st"
 check "lb --status: lb running" grep -qx "lb: running" <<<"$st"
-check "lb --status writes times in local time" \
-    grep -Eqx "  since: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}" <<<"$st"
+check "lb --status writes times in local time, and how long ago" \
+    grep -Eqx "  since: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \([0-9]+ (s|min( [0-9]+ s)?) ago\)" <<<"$st"
 check "lb's control socket is its owner's only" \
     test "$(stat -c %a "$T/livewatch-1.lb.ctl")" = 600
 js=$("$LB" --status --json --dir="$T" 1)

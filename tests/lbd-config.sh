@@ -235,7 +235,7 @@ client file=a.img \\
    listen=127.0.0.1/99999 \\
    name=a
 CONF
-bad missing-backslash 2 "name=a: unknown keyword (expected client or export); does the line before lack a continuation backslash?" <<CONF
+bad missing-backslash 2 "name=a: unknown key for server-wide settings (expected metrics); does the line before lack a continuation backslash?" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P
    name=a
 CONF
@@ -245,7 +245,7 @@ bad backslash-blank 2 'file=a.img\\: a backslash continues a line only as its la
 printf 'client file=a.img key=k \\ # comment\n   listen=127.0.0.1/%s\n' "$P" >"$T/in"
 bad backslash-comment 1 '\\: a backslash continues a line only as its last character, but blanks or a comment follow it' <"$T/in"
 # A backslash ending a comment continues nothing.
-bad comment-backslash 2 "name=a: unknown keyword (expected client or export); does the line before lack a continuation backslash?" <<CONF
+bad comment-backslash 2 "name=a: unknown key for server-wide settings (expected metrics); does the line before lack a continuation backslash?" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P # comment \\
    name=a
 CONF
@@ -277,6 +277,41 @@ mkdir -p "$C/kdir"
 bad key-directory 1 "key=$C/kdir: not a regular file" <<CONF
 client file=a.img key=kdir listen=127.0.0.1/$P
 CONF
+
+# --- server-wide settings (a line of KEY=VALUE, no keyword) -----------------
+good metrics <<CONF
+metrics=stats/lbd.prom   # relative to the config's folder
+client file=a.img key=k listen=127.0.0.1/$P
+CONF
+bad metrics-twice 4 "metrics=b.prom: duplicate key (metrics= is already given on line 1)" <<CONF
+metrics=a.prom
+client file=a.img key=k \\
+    listen=127.0.0.1/$P
+metrics=b.prom
+CONF
+bad metrics-empty 2 "metrics=: empty value" <<CONF
+client file=a.img key=k listen=127.0.0.1/$P
+metrics=
+CONF
+bad metrics-folder 2 "metrics=$C/: names a folder; give a file's name" <<CONF
+client file=a.img key=k listen=127.0.0.1/$P
+metrics=$C/
+CONF
+bad setting-unknown 1 "metric=a.prom: unknown key for server-wide settings (expected metrics)" <<CONF
+metric=a.prom
+client file=a.img key=k listen=127.0.0.1/$P
+CONF
+bad setting-on-client 1 "metrics=a.prom: unknown key for client (expected file, key, listen, type, name or encrypt)" <<CONF
+client file=a.img key=k listen=127.0.0.1/$P metrics=a.prom
+CONF
+# A metrics= lbd cannot write stops it at start, before it serves.
+cat >"$C/metrics-nofolder.conf" <<CONF
+client file=a.img key=k listen=127.0.0.1/$(free_port)
+metrics=nofolder/lbd.prom
+CONF
+OUT=$(timeout 10 "$LBD" --control="$T/ctl" "$C/metrics-nofolder.conf" 2>"$T/err"); RC=$?
+check "a metrics= in a missing folder: lbd does not start ($RC), says why" \
+    test "$RC" = 1 -a "$(cat "$T/err")" = "lbd: $C/metrics-nofolder.conf:2: metrics=$C/nofolder/lbd.prom: $C/nofolder/lbd.prom.tmp: No such file or directory"
 
 # --- the file itself ---------------------------------------------------------
 OUT=$("$LBD" -n "$C/absent.conf" 2>"$T/err"); RC=$?

@@ -30,8 +30,8 @@ test_errors (void)
                 CONF ":1: client without listen= (required)");
   expect_error ("a key at the start of a statement",
                 "listen=1.2.3.4/5\n",
-                CONF ":1: listen=1.2.3.4/5: unknown keyword (expected "
-                "client or export); does the line before lack a "
+                CONF ":1: listen=1.2.3.4/5: unknown key for server-wide "
+                "settings (expected metrics); does the line before lack a "
                 "continuation backslash?");
   expect_error ("keywords are case-sensitive", "Client file=a\n",
                 CONF ":1: Client: unknown keyword (expected client or "
@@ -270,9 +270,42 @@ test_errors (void)
           && strncmp (err, CONF, 7) == 0, "a short ERR is cut, not overrun");
 }
 
+/* Server-wide settings (KEY=VALUE lines without a keyword). */
+static void
+test_settings_errors (void)
+{
+  expect_error ("a setting given twice",
+                "metrics=a.prom\nclient file=a key=k listen=1.2.3.4/5\n"
+                "metrics=b.prom\n",
+                CONF ":3: metrics=b.prom: duplicate key (metrics= is already "
+                "given on line 1)");
+  expect_error ("a setting twice on one line",
+                "metrics=a.prom metrics=b.prom\n",
+                CONF ":1: metrics=b.prom: duplicate key (metrics= is already "
+                "given on line 1)");
+  expect_error ("an unknown setting",
+                "client file=a key=k listen=1.2.3.4/5\nmetric=a.prom\n",
+                CONF ":2: metric=a.prom: unknown key for server-wide "
+                "settings (expected metrics)");
+  expect_error ("a statement's key after a setting",
+                "metrics=a.prom tls=off\n",
+                CONF ":1: tls=off: unknown key for server-wide settings "
+                "(expected metrics)");
+  expect_error ("an empty metrics=", "metrics=\n",
+                CONF ":1: metrics=: empty value");
+  expect_error ("metrics= naming a folder", "metrics=/var/lib/node/\n",
+                CONF ":1: metrics=/var/lib/node/: names a folder; give a "
+                "file's name");
+  expect_error ("a setting after a keyword is the statement's key",
+                "client metrics=a.prom\n",
+                CONF ":1: metrics=a.prom: unknown key for client (expected "
+                "file, key, listen, type, name or encrypt)");
+}
+
 int
 main (void)
 {
   test_errors ();
+  test_settings_errors ();
   return tap_done ();
 }

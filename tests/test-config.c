@@ -293,6 +293,40 @@ test_many (void)
   free (text);
 }
 
+/* Server-wide settings: KEY=VALUE lines without a keyword
+ * (test-config-errors.c has their errors).
+ */
+static void
+test_settings (void)
+{
+  struct lb_config cfg;
+
+  if (expect_ok ("a metrics= line",
+                 "# settings first\nmetrics=stats/lbd.prom  # for node_exporter\n"
+                 "client file=a key=k listen=1.2.3.4/5\n", &cfg)) {
+    tap_ok (cfg.server.metrics
+            && strcmp (cfg.server.metrics, DIR "/stats/lbd.prom") == 0
+            && cfg.server.metrics_line == 2 && cfg.nclients == 1,
+            "metrics= relative to the config's folder, its line kept (%s)",
+            cfg.server.metrics ? cfg.server.metrics : "none");
+    lb_config_free (&cfg);
+    tap_ok (cfg.server.metrics == NULL, "lb_config_free frees it");
+  }
+  if (expect_ok ("an absolute metrics=, continued onto a comment",
+                 "client file=a key=k listen=1.2.3.4/5\n"
+                 "metrics=/var/lib/node/lbd.prom \\\n  # nothing more\n",
+                 &cfg)) {
+    tap_ok (strcmp (cfg.server.metrics, "/var/lib/node/lbd.prom") == 0,
+            "an absolute path is kept");
+    lb_config_free (&cfg);
+  }
+  if (expect_ok ("no settings", "client file=a key=k listen=1.2.3.4/5\n",
+                 &cfg)) {
+    tap_ok (cfg.server.metrics == NULL, "no metrics= is NULL");
+    lb_config_free (&cfg);
+  }
+}
+
 /* Random mutations of a good config: the parser must neither crash nor
  * leak (ASan and valgrind watch), and every failure must carry the
  * FILE:LINE prefix.  A smoke test only; libFuzzer does the real work.
@@ -304,7 +338,8 @@ test_mutations (void)
     "# seed\nclient file=client1/wd0e key=client1/key \\\n"
     "  listen=10.0.0.17/15440 type=simple name=c1 encrypt=no\n"
     "client file=b key=k listen=[::1]/15441\n"
-    "export listen=127.0.0.1/15442 tls=off\n";
+    "export listen=127.0.0.1/15442 tls=off\n"
+    "metrics=m.prom\n";
   static const char alphabet[] = " \t\n\r\\#=/:[]*%.0123456789abcfxyz\0\x80";
   char buf[sizeof base + 16], err[256];
   struct lb_config cfg;
@@ -599,6 +634,7 @@ main (void)
     return 1;
   }
   test_grammar ();
+  test_settings ();
   test_limits ();
   test_many ();
   test_mutations ();

@@ -87,6 +87,17 @@ main (void)
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL
           && d.phase == LBP_PHASE_LIVE && d.seq == 99 && d.gen == m.gen
           && d.swept == m.swept, "SYNC round trip, gen and swept included");
+  m.backlog = lbp_backlog_encode (UINT64_C(3) << 30);
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL
+          && lbp_backlog_decode (d.backlog) == INT64_C(3) << 30,
+          "SYNC's backlog round trip (3 GiB)");
+  tap_ok (lbp_backlog_decode (0) == -1 && lbp_backlog_encode (0) == 1
+          && lbp_backlog_decode (1) == 0
+          && lbp_backlog_encode (1) == 2 && lbp_backlog_encode (65536) == 2
+          && lbp_backlog_encode (65537) == 3
+          && lbp_backlog_encode (UINT64_MAX) == UINT32_MAX,
+          "backlog: 0 is not said, 0 bytes is 1; 64 KiB units rounded up; "
+          "saturates");
   m = (struct lbp_msg) { .type = LBP_WELCOME, .version = LBP_VERSION,
                          .phase = LBP_PHASE_CATCHING_UP, .epoch = 5,
                          .seq = 6, .image_size = 7, .last_consistent = 8,

@@ -70,17 +70,49 @@ test_types (void)
   lb_status_bytes (d, "b", 16777216);
   lb_status_time (d, "t", 1796146478);
   lb_status_time (d, "never", 0);
+  lb_status_size (d, "z", 7088373350);
+  lb_status_rate (d, "r", 222298112);
+  lb_status_seconds (d, "d", 3725);
+  lb_status_percent (d, "p", 413, 1000);
+  lb_status_set_now (d, 1796146478 + 65);
   tap_ok (renders (d, LB_STATUS_JSON,
                    "{\"s\":\"text\",\"f\":\"d67c68da36c0403d\","
                    "\"u\":18446744073709551615,\"i\":-42,\"yes\":true,"
                    "\"no\":false,\"b\":16777216,\"t\":1796146478,"
-                   "\"never\":0}\n"),
-          "every type in JSON, in the order added, on one line");
+                   "\"t_iso\":\"2026-12-01T17:34:38Z\","
+                   "\"never\":0,\"never_iso\":null,\"z\":7088373350,"
+                   "\"r\":222298112,\"d\":3725,\"p\":41.3}\n"),
+          "every type in JSON, in the order added, on one line; times "
+          "with their ISO 8601 twin");
   tap_ok (renders (d, LB_STATUS_TEXT,
                    "s: text\nf: d67c68da36c0403d\nu: 18446744073709551615\n"
                    "i: -42\nyes: 1\nno: 0\nb: 16777216\n"
-                   "t: 2026-12-01 17:34:38\nnever: never\n"),
-          "every type in text: times in local time, 0 is never");
+                   "t: 2026-12-01 17:34:38 (1 min 5 s ago)\nnever: never\n"
+                   "z: 6.6 GiB\nr: 212 MiB/s\nd: 1 h 2 min\np: 41.3%\n"),
+          "every type in text: times in local time and how long ago, 0 is "
+          "never; sizes, rates and durations for people");
+  lb_status_free (d);
+
+  d = lb_status_new ();
+  lb_status_size (d, "z0", 0);
+  lb_status_size (d, "z1", 1023);
+  lb_status_size (d, "z2", 1024);
+  lb_status_size (d, "z3", 1048575);
+  lb_status_size (d, "z4", UINT64_MAX);
+  lb_status_rate (d, "r", 512);
+  lb_status_percent (d, "p0", 0, 0);
+  lb_status_percent (d, "p1", 9999, 10000);
+  lb_status_percent (d, "p2", 12, 10);
+  lb_status_percent (d, "p3", UINT64_MAX - 1, UINT64_MAX);
+  lb_status_time (d, "ahead", 1796146478 + 10);
+  lb_status_set_now (d, 1796146478);
+  tap_ok (renders (d, LB_STATUS_TEXT,
+                   "z0: 0 bytes\nz1: 1023 bytes\nz2: 1.0 KiB\n"
+                   "z3: 1023 KiB\nz4: 15.9 EiB\nr: 512 bytes/s\n"
+                   "p0: 100.0%\np1: 99.9%\np2: 100.0%\np3: 99.9%\n"
+                   "ahead: 2026-12-01 17:34:48 (in 10 s)\n"),
+          "sizes round down and change unit at 1024; 100%% only when done; "
+          "a time ahead of the document's is 'in'");
   lb_status_free (d);
 
   d = lb_status_new ();
@@ -176,9 +208,10 @@ test_layouts (void)
   x = lb_status_object (lb_status_array (d, "items"), NULL);
   lb_status_uint (x, "id", 5);
   lb_status_layout (x, "  item {id}\n");
+  lb_status_set_now (d, 1796146478 + 5);
   tap_ok (renders (d, LB_STATUS_TEXT,
                    "unit 1: up, down\n"
-                   "kept since 2026-12-01 17:34:38; yes\n"
+                   "kept since 2026-12-01 17:34:38 (5 s ago); yes\n"
                    "1 reader, 0 readers\n"
                    "empty, [unset]not x\n"
                    "only up, and 1\n"
@@ -191,7 +224,8 @@ test_layouts (void)
   tap_ok (renders (d, LB_STATUS_JSON,
                    "{\"unit\":1,\"up\":true,\"down\":false,"
                    "\"word\":\"last-consistent\",\"empty\":\"\",\"n\":1,"
-                   "\"zero\":0,\"when\":1796146478,\"json_only\":9,"
+                   "\"zero\":0,\"when\":1796146478,"
+                   "\"when_iso\":\"2026-12-01T17:34:38Z\",\"json_only\":9,"
                    "\"grouped\":\"g\",\"items\":[{\"id\":5}]}\n"),
           "JSON ignores layouts and leaves text-only fields out");
   lb_status_free (d);
@@ -237,11 +271,12 @@ test_failures (void)
 
 static char dir[] = "/tmp/test-status.XXXXXX";
 
-static void
+static int
 build (struct lb_status *doc, void *arg)
 {
   lb_status_str (doc, "who", arg);
   lb_status_layout (doc, "who: {who}\n");
+  return 7;
 }
 
 struct server {
@@ -266,16 +301,18 @@ serve (void *arg)
   return NULL;
 }
 
-/* Ask PATH; the answer, malloc'd (NULL unless answered), *A the outcome. */
+/* Ask PATH (for its verdict too, with VERDICT); the answer, malloc'd
+ * (NULL unless answered), *A the outcome.
+ */
 static char *
-ask (const char *path, enum lb_status_format format, int timeout_ms,
-     enum lb_ctl_answer *a, char *err, size_t errlen)
+ask_verdict (const char *path, enum lb_status_format format, int timeout_ms,
+             enum lb_ctl_answer *a, int *verdict, char *err, size_t errlen)
 {
   char *buf = NULL;
   size_t len = 0;
   FILE *fp = open_memstream (&buf, &len);
 
-  *a = lb_ctl_ask (path, format, timeout_ms, fp, err, errlen);
+  *a = lb_ctl_ask (path, format, timeout_ms, fp, verdict, err, errlen);
   fclose (fp);
   if (*a != LB_CTL_ANSWERED) {
     free (buf);
@@ -284,17 +321,24 @@ ask (const char *path, enum lb_status_format format, int timeout_ms,
   return buf;
 }
 
+static char *
+ask (const char *path, enum lb_status_format format, int timeout_ms,
+     enum lb_ctl_answer *a, char *err, size_t errlen)
+{
+  return ask_verdict (path, format, timeout_ms, a, NULL, err, errlen);
+}
+
 static void
 test_ctl (void)
 {
   char path[LB_CTL_PATH_MAX], abs[LB_CTL_PATH_MAX], err[512], *got;
   char cwd[4096], longp[200];
   struct lb_ctl ctl, other;
-  struct server srv = { .ctl = &ctl, .requests = 3 };
+  struct server srv = { .ctl = &ctl, .requests = 5 };  /* in_use's too */
   enum lb_ctl_answer a;
   pthread_t th;
   struct stat st;
-  int fd;
+  int fd, verdict = -2;
 
   if (mkdtemp (dir) == NULL) {
     tap_ok (0, "mkdtemp: %s", strerror (errno));
@@ -318,6 +362,7 @@ test_ctl (void)
   tap_ok (a == LB_CTL_UNREACHED && errno == ENOENT
           && strstr (err, path) != NULL,
           "nothing there: unreached, ENOENT, the path named (%s)", err);
+  tap_ok (!lb_ctl_in_use (path), "... and not in use");
 
   /* A regular file where the socket goes, as a dead daemon's would be. */
   fd = open (path, O_CREAT | O_WRONLY, 0644);
@@ -327,6 +372,8 @@ test_ctl (void)
   tap_ok (stat (path, &st) == 0 && S_ISSOCK (st.st_mode)
           && (st.st_mode & 0777) == 0600, "a socket, mode 0600 (%o)",
           (unsigned) st.st_mode & 0777);
+  tap_ok (lb_ctl_holds (&ctl), "the listener holds its path");
+  tap_ok (lb_ctl_in_use (path), "a listening socket is in use");
   pthread_create (&th, NULL, serve, &srv);
   got = ask (path, LB_STATUS_TEXT, 5000, &a, err, sizeof err);
   tap_ok (a == LB_CTL_ANSWERED && got && strcmp (got, "who: lb \"1\"\n") == 0,
@@ -336,6 +383,13 @@ test_ctl (void)
   tap_ok (a == LB_CTL_ANSWERED && got
           && strcmp (got, "{\"who\":\"lb \\\"1\\\"\"}\n") == 0,
           "JSON asked, JSON answered");
+  free (got);
+  got = ask_verdict (path, LB_STATUS_JSON, 5000, &a, &verdict, err,
+                     sizeof err);
+  tap_ok (a == LB_CTL_ANSWERED && verdict == 7 && got
+          && strcmp (got, "{\"who\":\"lb \\\"1\\\"\"}\n") == 0,
+          "the verdict asked for comes, and only the document is copied "
+          "(verdict %d)", verdict);
   free (got);
   /* A reader that asks nothing gets text once the second is up. */
   {
@@ -361,6 +415,8 @@ test_ctl (void)
   /* Another daemon took the path: closing must not remove its socket. */
   tap_ok (lb_ctl_listen (&other, path, err, sizeof err) == 0,
           "a second listener takes the path");
+  tap_ok (!lb_ctl_holds (&ctl) && lb_ctl_holds (&other),
+          "... which the first one no longer holds");
   lb_ctl_close (&ctl);
   tap_ok (stat (path, &st) == 0 && st.st_ino == other.ino,
           "closing the first leaves the second's socket");
@@ -368,6 +424,7 @@ test_ctl (void)
   got = ask (path, LB_STATUS_TEXT, 1000, &a, err, sizeof err);
   tap_ok (a == LB_CTL_UNREACHED && errno == ECONNREFUSED,
           "a socket left by a dead daemon: unreached, ECONNREFUSED");
+  tap_ok (!lb_ctl_in_use (path), "... and not in use");
   other.fd = socket (AF_UNIX, SOCK_STREAM, 0);
   lb_ctl_close (&other);
   tap_ok (stat (path, &st) == -1 && errno == ENOENT,
