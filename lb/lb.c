@@ -248,7 +248,7 @@ main (int argc, char **argv)
     o.retry = 60 + r % 61;
   }
 
-  lb_log_init ("lb", false);
+  lb_log_init ("lb", LB_LOG_STDERR, NULL, 0);
   if (lb_key_load (o.keyfile, o.allow_open_key, &key, err, sizeof err) == -1) {
     fprintf (stderr, "lb: %s\n", err);
     return 1;
@@ -267,7 +267,7 @@ main (int argc, char **argv)
       perror ("lb: daemon");
       return 1;
     }
-    lb_log_init ("lb", true);
+    lb_log_init ("lb", LB_LOG_SYSLOG, NULL, 0);
   }
   signal (SIGPIPE, SIG_IGN);
   sigaction (SIGTERM, &sa, NULL);

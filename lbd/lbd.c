@@ -234,7 +234,7 @@ lbd_psk_line (const char *config, const char *name, bool allow_open_key)
   char err[1024], hex[65];
   size_t i;
 
-  lb_log_init ("lbd", false);
+  lb_log_init ("lbd", LB_LOG_STDERR, NULL, 0);
   if (lbd_load (config, allow_open_key, err, sizeof err) == -1) {
     fprintf (stderr, "lbd: %s\n", err);
     return 1;
@@ -354,7 +354,7 @@ main (int argc, char **argv)
   if (status)
     return control_ask (control, json);
 
-  lb_log_init ("lbd", false);
+  lb_log_init ("lbd", LB_LOG_STDERR, NULL, 0);
   if (lbd_load (config, allow_open_key, err, sizeof err) == -1) {
     fprintf (stderr, "lbd: %s\n", err);
     return 1;
@@ -388,7 +388,7 @@ main (int argc, char **argv)
       perror ("lbd: daemon");
       return 1;
     }
-    lb_log_init ("lbd", true);
+    lb_log_init ("lbd", LB_LOG_SYSLOG, NULL, 0);
   }
   export_setup (lbd_clients, lbd_cfg.nclients);
   for (i = 0; i < lbd_cfg.nclients; i++) {

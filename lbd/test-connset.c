@@ -225,7 +225,7 @@ main (void)
   FILE *tmp;
   int saved, i;
 
-  lb_log_init ("test-connset", false);
+  lb_log_init ("test-connset", LB_LOG_STDERR, NULL, 0);
 
   /* The cap on handshakes, then on connections. */
   tap_ok (t_start (0, &listener_1) == CONNSET_STARTED, "first connection");
