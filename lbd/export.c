@@ -192,7 +192,7 @@ export_start (struct export_listener *el, int fd, const char *peer)
 void
 export_stop (const struct export_listener *el, const struct client *cl)
 {
-  connset_stop (&export_set, el, cl);
+  connset_stop (&export_set, el, cl, CONNSET_STOP_RELOAD);
   connset_wait (&export_set, el, cl);
 }
 

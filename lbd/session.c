@@ -120,7 +120,7 @@ session_take_over (struct session *s)
                "from %s", cl->conf->name, old->peer, s->peer);
       cl->replaced++;
     }
-    connset_conn_stop (old->c);
+    connset_conn_stop (old->c, CONNSET_STOP_REPLACED);
     pthread_cond_wait (&cl->cond, &cl->lock);
   }
   cl->owner = s;
@@ -543,7 +543,7 @@ session_start (struct listener *l, int fd, const char *peer)
 void
 session_stop (const struct listener *l, const struct client *cl)
 {
-  connset_stop (&session_set, l, cl);
+  connset_stop (&session_set, l, cl, CONNSET_STOP_RELOAD);
   connset_wait (&session_set, l, cl);
 }
 
