@@ -33,6 +33,7 @@ struct lb_sink {
   /* State. */
   bool failed;
   char why[256];
+  uint32_t error_code;              /* of the server's ERROR; 0: none */
   uint32_t phase;
   uint64_t next_id;
   struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
