@@ -6,7 +6,10 @@
 
 #include "running.h"
 
-pthread_rwlock_t running_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* Writers first: a reload must not wait behind a stream of handshakes'
+ * lookups (no reader ever takes it twice, which this kind forbids).
+ */
+pthread_rwlock_t running_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 struct running running;
 
 /* CL, unless it is hidden. */

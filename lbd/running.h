@@ -6,8 +6,9 @@
  * held for writing, and only for as long as pointers are swapped and
  * flags set: no I/O, no waiting.  Every other thread reads them, and
  * the line of any client it is not bound to (connset.h), only under
- * RUNNING_LOCK held for reading, and never does network I/O while it
- * holds it.  The main thread reads them freely (it alone writes them):
+ * RUNNING_LOCK held for reading, never does network I/O while it holds
+ * it, and never takes it twice (it prefers writers, so that a reload
+ * does not wait behind a stream of lookups).  The main thread reads them freely (it alone writes them):
  * the poll loop, the control socket and status.
  */
 
