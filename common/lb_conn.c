@@ -348,6 +348,25 @@ lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len, int timeout_ms)
   return len == 0 ? 0 : -1;
 }
 
+void
+lb_conn_drain (struct lb_conn *c, int timeout_ms)
+{
+  int64_t deadline = lb_sock_deadline (timeout_ms);
+  uint8_t buf[4096];
+  ssize_t r;
+
+  c->pull_dontwait = true;
+  for (;;) {
+    r = lb_conn_recv (c, buf, sizeof buf);
+    if (r > 0)
+      continue;
+    if (r != LB_CONN_AGAIN || lb_sock_wait (c->fd, POLLIN, deadline) == -1)
+      break;
+  }
+  c->pull_dontwait = false;
+  explicit_bzero (buf, sizeof buf);
+}
+
 bool
 lb_conn_pending (struct lb_conn *c)
 {

@@ -225,6 +225,13 @@ extern ssize_t lb_conn_recv (struct lb_conn *c, void *buf, size_t len);
 extern int lb_conn_recv_all (struct lb_conn *c, void *buf, size_t len,
                              int timeout_ms);
 
+/* Read and drop whatever the peer still sends until it ends the stream
+ * (or fails), for at most TIMEOUT_MS: the side that says goodbye first
+ * does this before closing, since closing with unread data resets the
+ * connection and the peer could lose the goodbye unread.
+ */
+extern void lb_conn_drain (struct lb_conn *c, int timeout_ms);
+
 /* Are bytes already received, waiting in GnuTLS's buffer (decrypted)
  * or in our read-ahead (not yet)?  A poll loop must call lb_conn_recv
  * before sleeping if so: poll on the FD does not see them.

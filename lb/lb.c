@@ -6,9 +6,13 @@
  * Follows livewatch unit UNIT (the nbdkit filter's channel) and ships
  * every write, in order, over one connection to lbd at HOST:PORT,
  * reading DEVICE for scans and catch-up.  Without a server it keeps
- * retrying; meanwhile the filter marks writes in its bitmap.  This file
- * holds the options and the attach loop; a session is session.c's, the
- * status control.c's.  Signal handlers only set a flag.
+ * retrying; meanwhile the filter marks writes in its bitmap.  What
+ * retrying cannot heal (a malformed argument, a key file or DEVICE that
+ * cannot be read, a channel that is not to be trusted) ends lb at once
+ * with exit status 2.  This file holds the options and the attach loop;
+ * a session is session.c's, the status control.c's.  Signal handlers
+ * only set a flag: SIGTERM and SIGINT stop cleanly, SIGHUP reads the
+ * key file again.
  */
 
 #include <config.h>
@@ -20,8 +24,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
 #include <signal.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -30,6 +37,7 @@
 #include "lb_bytes.h"
 #include "lb_conn.h"
 #include "lb_ctl.h"
+#include "lb_daemon.h"
 #include "lb_key.h"
 #include "lb_log.h"
 #include "lb_priv.h"
@@ -38,12 +46,15 @@
 #include "session.h"
 #include "sink.h"
 
-static volatile sig_atomic_t lb_quit;
+static volatile sig_atomic_t lb_quit, lb_hup;
 
 static void
 lb_on_signal (int sig)
 {
-  lb_quit = sig;
+  if (sig == SIGHUP)
+    lb_hup = 1;
+  else
+    lb_quit = sig;
 }
 
 static void
@@ -72,19 +83,32 @@ lb_usage (FILE *fp)
 "  -c, --control=PATH     the status socket (default: beside the channel,\n"
 "                         DIR/livewatch-UNIT.lb.ctl)\n"
 "      --allow-open-key   accept a key file that group or others can read\n"
-"  -d, --daemon           detach and log to syslog (default: foreground,\n"
-"                         log to stderr, with a progress line for scans\n"
-"                         and catch-ups when it is a terminal)\n"
+"      --daemon           detach from the terminal (and log to syslog,\n"
+"                         unless --log says otherwise)\n"
+"  -d, --foreground       stay in the foreground, even with --daemon\n"
+"                         (the default; on a terminal, with a progress\n"
+"                         line for scans and catch-ups)\n"
+"      --pidfile=PATH     write lb's pid into PATH (locked while lb runs,\n"
+"                         removed at exit); refuse to start if a running\n"
+"                         process holds it\n"
+"      --log=stderr|syslog  where to log (default: stderr in the\n"
+"                         foreground, syslog with --daemon)\n"
 "  -u, --user=NAME        drop to user NAME once DEVICE and KEYFILE are\n"
-"                         open (the channel must be readable by NAME)\n"
+"                         open (the channel must be readable and writable\n"
+"                         by NAME, and KEYFILE readable for SIGHUP)\n"
 "  -s, --status           print UNIT's state and exit: 0 live and current,\n"
 "                         1 behind (connecting, scanning, catching up,\n"
 "                         waiting for the filter), 2 not running or not\n"
 "                         responding\n"
 "  -j, --json             with --status: print JSON\n"
-"  -v, --verbose          log more\n"
+"  -v, --verbose          also log debug messages (every sync point, the\n"
+"                         waits for a burst of writes to end)\n"
 "  -h, --help             this help\n"
-"  -V, --version          print the version\n");
+"  -V, --version          print the version\n"
+"\n"
+"SIGTERM stops cleanly; SIGHUP reads KEYFILE again.  Exit status: 0 a\n"
+"clean stop, 1 a failure at run time, 2 a usage or permanent\n"
+"configuration error.\n");
 }
 
 static int
@@ -103,6 +127,56 @@ lb_parse_size (const char *s, uint32_t *out)
   return 0;
 }
 
+/* PORT as lb_session_connect gives it to getaddrinfo: a number from 1
+ * to 65535, or a service name this host knows (/etc/services: local,
+ * so an unknown one never heals).
+ */
+static bool
+lb_port_ok (const char *port)
+{
+  char *end;
+  unsigned long v;
+
+  if (*port >= '0' && *port <= '9') {
+    v = strtoul (port, &end, 10);
+    return *end == '\0' && v >= 1 && v <= 65535;
+  }
+  return getservbyname (port, "tcp") != NULL;
+}
+
+/* HOST as getaddrinfo can ever resolve it: an address literal, or a
+ * name of dot-separated labels of 1 to 63 letters, digits, '-' or '_',
+ * at most 253 bytes.  Whether a well-formed name resolves is the DNS's
+ * business, which may be down for a while: that stays retryable.
+ */
+static bool
+lb_host_ok (const char *host)
+{
+  unsigned char buf[sizeof (struct in6_addr)];
+  size_t len = strlen (host), label = 0, i;
+
+  if (inet_pton (AF_INET, host, buf) == 1 || inet_pton (AF_INET6, host, buf) == 1)
+    return true;
+  if (len == 0 || len > 253 + (host[len - 1] == '.'))
+    return false;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = host[i];
+    if (ch == '.') {
+      if (label == 0)
+        return false;
+      label = 0;
+    }
+    else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+             || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
+      if (++label > 63)
+        return false;
+    }
+    else
+      return false;
+  }
+  return true;
+}
+
 /* Sleep up to SECONDS, waking early on a signal or when the channel goes
  * away; still moving, for status (P).
  */
@@ -110,7 +184,7 @@ static void
 lb_pause (int seconds, struct lwc *c, struct lb_progress *p)
 {
   int i;
-  for (i = 0; i < seconds * 10 && !lb_quit; i++) {
+  for (i = 0; i < seconds * 10 && !lb_quit && !lb_hup; i++) {
     if (c && i % 10 == 0 && !lwc_alive (c))
       return;
     lb_progress_beat (p);
@@ -131,7 +205,7 @@ main (int argc, char **argv)
     { "dir", required_argument, NULL, 'D' },
     { "control", required_argument, NULL, 'c' },
     { "allow-open-key", no_argument, NULL, 'K' },
-    { "daemon", no_argument, NULL, 'd' },
+    LB_DAEMON_LONG_OPTIONS,
     { "user", required_argument, NULL, 'u' },
     { "status", no_argument, NULL, 's' },
     { "json", no_argument, NULL, 'j' },
@@ -145,9 +219,14 @@ main (int argc, char **argv)
   static struct lb_session_pub pub;
   static struct lb_sink sink;
   static char control[LB_CTL_PATH_MAX];
-  bool status = false, json = false, fatal = false;
+  bool status = false, json = false;
+  struct lb_daemon_opts d = { .dest = LB_LOG_STDERR };
+  enum lb_exit ex = LB_EXIT_OK;
   char hostname[256], err[1024], *end;
-  struct sigaction sa = { .sa_handler = lb_on_signal };
+  static char abskey[PATH_MAX];
+  struct sigaction sa = { .sa_handler = lb_on_signal,
+                          .sa_flags = SA_RESTART };
+  struct lb_pidfile pf = LB_PIDFILE_NONE;
   struct lb_key key;
   struct lwc *c = NULL;
   int ch, dev_fd;
@@ -159,14 +238,14 @@ main (int argc, char **argv)
       o.retry = strtol (optarg, &end, 10);
       if (*end || o.retry < 1 || o.retry > 86400) {
         fprintf (stderr, "lb: --retry=%s: seconds from 1 to 86400\n", optarg);
-        return 2;
+        return LB_EXIT_CONFIG;
       }
       break;
     case 'W':
       o.defer = strtol (optarg, &end, 10);
       if (*end || end == optarg || o.defer < 0 || o.defer > 3600) {
         fprintf (stderr, "lb: --defer=%s: seconds from 0 to 3600\n", optarg);
-        return 2;
+        return LB_EXIT_CONFIG;
       }
       break;
     case 'N': o.name = optarg; break;
@@ -175,38 +254,43 @@ main (int argc, char **argv)
       o.compress = strtol (optarg, &end, 10);
       if (*end || o.compress < 0 || o.compress > 19) {
         fprintf (stderr, "lb: --compress=%s: a level from 0 to 19\n", optarg);
-        return 2;
+        return LB_EXIT_CONFIG;
       }
       break;
     case 'H':
       if (lb_parse_size (optarg, &o.hash_block) == -1) {
         fprintf (stderr, "lb: --hash-block=%s: a power of 2 from 4K to 16M\n",
                  optarg);
-        return 2;
+        return LB_EXIT_CONFIG;
       }
       break;
     case 'D': o.dir = optarg; break;
     case 'c': o.control = optarg; break;
     case 'K': o.allow_open_key = true; break;
-    case 'd': o.daemonize = true; break;
     case 'u': o.user = optarg; break;
     case 's': status = true; break;
     case 'j': json = true; break;
     case 'v': lb_log_verbose = true; break;
-    case 'h': lb_usage (stdout); return 0;
-    case 'V': printf ("lb %s\n", PACKAGE_VERSION); return 0;
-    default: lb_usage (stderr); return 2;
+    case 'h': lb_usage (stdout); return LB_EXIT_OK;
+    case 'V': printf ("lb %s\n", PACKAGE_VERSION); return LB_EXIT_OK;
+    default:
+      switch (lb_daemon_option (&d, ch, optarg, "lb")) {
+      case 1: continue;
+      case -1: return LB_EXIT_CONFIG;
+      }
+      lb_usage (stderr);
+      return LB_EXIT_CONFIG;
     }
   }
   if (argc - optind != (status ? 1 : 5)) {
     lb_usage (stderr);
-    return 2;
+    return LB_EXIT_CONFIG;
   }
   o.unit = strtoul (argv[optind], &end, 10);
   if (*end || end == argv[optind] || o.unit > LW_MAX_UNIT) {
     fprintf (stderr, "lb: UNIT=%s: a number from 0 to %u\n", argv[optind],
              LW_MAX_UNIT);
-    return 2;
+    return LB_EXIT_CONFIG;
   }
 
   /* --daemon moves to "/": a relative --dir must not move with it (the
@@ -216,7 +300,7 @@ main (int argc, char **argv)
   if (!status && o.dir && o.dir[0] != '/') {
     if (realpath (o.dir, absdir) == NULL) {
       fprintf (stderr, "lb: --dir=%s: %s\n", o.dir, strerror (errno));
-      return 1;
+      return LB_EXIT_CONFIG;
     }
     o.dir = absdir;
   }
@@ -226,7 +310,7 @@ main (int argc, char **argv)
              o.control ? "" : "; give --control=PATH");
     /* No lb can answer there; the channel can still be read. */
     if (!status)
-      return 2;
+      return LB_EXIT_CONFIG;
     control[0] = '\0';
   }
   o.control = control;
@@ -246,27 +330,49 @@ main (int argc, char **argv)
   if (!lb_conn_identity_ok (o.name)) {
     fprintf (stderr, "lb: --name=%s: use at most 255 printable ASCII "
              "characters, no blanks\n", o.name);
-    return 2;
+    return LB_EXIT_CONFIG;
+  }
+  if (!lb_host_ok (o.host)) {
+    fprintf (stderr, "lb: HOST=%s: neither an address nor a host name (an "
+             "IPv6 address goes without brackets)\n", o.host);
+    return LB_EXIT_CONFIG;
+  }
+  if (!lb_port_ok (o.port)) {
+    fprintf (stderr, "lb: PORT=%s: neither a port number (1 to 65535) nor a "
+             "service name of this host (/etc/services)\n", o.port);
+    return LB_EXIT_CONFIG;
   }
   if (o.retry == -1) {
     unsigned r = 0;
     getrandom (&r, sizeof r, 0);
     o.retry = 60 + r % 61;
   }
+  if (lb_daemon_settle (&d, "lb") == -1)
+    return LB_EXIT_CONFIG;
+  o.daemonize = d.daemonize;
 
-  lb_log_init ("lb", false);
+  lb_log_init ("lb", LB_LOG_STDERR, NULL, 0);
   if (lb_key_load (o.keyfile, o.allow_open_key, &key, err, sizeof err) == -1) {
     fprintf (stderr, "lb: %s\n", err);
-    return 1;
+    return LB_EXIT_CONFIG;
   }
+  /* SIGHUP reads it again, after --daemon moved to "/". */
+  if (realpath (o.keyfile, abskey))
+    o.keyfile = abskey;
   dev_fd = open (o.device, O_RDONLY | O_CLOEXEC);
   if (dev_fd == -1) {
     fprintf (stderr, "lb: DEVICE %s: %s\n", o.device, strerror (errno));
-    return 1;
+    return LB_EXIT_CONFIG;
+  }
+  if (d.pidfile && lb_pidfile_open (&pf, d.pidfile, err, sizeof err)
+                   != LB_PIDFILE_OPENED) {
+    fprintf (stderr, "lb: %s\n", err);
+    return LB_EXIT_FAILURE;
   }
   if (o.user && lb_drop_privileges (o.user, err, sizeof err) == -1) {
     fprintf (stderr, "lb: %s\n", err);
-    return 1;
+    lb_pidfile_remove (&pf);
+    return LB_EXIT_FAILURE;
   }
   /* Where another lb answers, the unit is taken (or soon will be): say
    * so while a terminal may still read it.
@@ -274,21 +380,18 @@ main (int argc, char **argv)
   if (lb_ctl_in_use (o.control)) {
     fprintf (stderr, "lb: %s: another lb answers there (does one follow "
              "unit %u already?)\n", o.control, o.unit);
-    return 1;
+    lb_pidfile_remove (&pf);
+    return LB_EXIT_FAILURE;
   }
-  if (o.daemonize) {
-    if (daemon (0, 0) == -1) {
-      perror ("lb: daemon");
-      return 1;
-    }
-    lb_log_init ("lb", true);
-  }
-  else if (isatty (STDERR_FILENO))
+  if (lb_daemon_start (&d, "lb", &pf) == -1)
+    return LB_EXIT_FAILURE;
+  if (!d.daemonize && d.dest == LB_LOG_STDERR && isatty (STDERR_FILENO))
     lb_progress_tty ();
   signal (SIGPIPE, SIG_IGN);
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGHUP, &sa, NULL);
+  lb_daemon_ready ();
 
   /* Status from the start: an lb waiting for its channel says so. */
   lb_progress_idle (&pub.progress);
@@ -307,13 +410,20 @@ main (int argc, char **argv)
   while (!lb_quit) {
     enum lb_session_end ended;
 
+    if (lb_hup) {
+      lb_hup = 0;
+      lb_session_reload_key (&o, &key);
+    }
     if (c == NULL) {
       c = lwc_attach (o.dir, o.unit, 0, err, sizeof err);
       if (c == NULL) {
         static int last_errno;
+        /* Another consumer may go away; a channel not to be trusted, or
+         * of another layout, will not change by itself.
+         */
         if (errno == EBUSY || errno == EPERM || errno == EPROTO) {
           lb_err ("%s", err);
-          fatal = true;
+          ex = errno == EBUSY ? LB_EXIT_FAILURE : LB_EXIT_CONFIG;
           break;
         }
         if (errno != last_errno)
@@ -337,7 +447,8 @@ main (int argc, char **argv)
                    (uint64_t) st.st_size, lwc_header (c)->dev_size);
       }
     }
-    ended = lb_session_run (&o, c, &key, dev_fd, &sink, &pub, &lb_quit);
+    ended = lb_session_run (&o, c, &key, dev_fd, &sink, &pub, &lb_quit,
+                            &lb_hup);
     if (ended == LB_SESSION_CHANNEL_GONE || !lwc_alive (c)) {
       lb_info ("the filter's channel went away (nbdkit stopped or "
                "restarted); reattaching");
@@ -347,7 +458,7 @@ main (int argc, char **argv)
     }
     if (lb_quit)
       break;
-    if (ended == LB_SESSION_FAILED) {
+    if (ended == LB_SESSION_FAILED || ended == LB_SESSION_SERVER_ENDED) {
       lb_info ("retrying in %d s", o.retry);
       lb_pause (o.retry, c, &pub.progress);
     }
@@ -356,5 +467,6 @@ main (int argc, char **argv)
   lwc_detach (c);
   lb_key_wipe (&key);
   lb_control_stop ();
-  return fatal ? 1 : 0;
+  lb_pidfile_remove (&pf);
+  return ex;
 }

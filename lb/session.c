@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
+
 #include "lb_conn.h"
 #include "lb_sock.h"
 #include "lb_log.h"
@@ -20,6 +22,62 @@
 #include "lb_wire.h"
 #include "lw_follow.h"
 #include "session.h"
+
+/* After BYE, how long lb waits for lbd to close. */
+#define LB_SESSION_BYE_MS 5000
+
+void
+lb_session_reload_key (const struct lb_opts *o, struct lb_key *key)
+{
+  struct lb_key k;
+  char err[1024];
+  bool same;
+
+  if (lb_key_load (o->keyfile, o->allow_open_key, &k, err, sizeof err)
+      == -1) {
+    lb_err ("SIGHUP: %s; the key read before stays", err);
+    return;
+  }
+  same = gnutls_memcmp (k.psk, key->psk, sizeof k.psk) == 0;
+  *key = k;
+  lb_key_wipe (&k);
+  lb_info ("SIGHUP: key file %s read again: %s", o->keyfile,
+           same ? "the same key" : "a new key, used from the next "
+           "connection on");
+}
+
+/* While a session runs, its stop callback (lwf_sink.stop) is this one,
+ * which reads the key file again on SIGHUP (lb runs one session at a
+ * time, in its main thread).
+ */
+static struct {
+  const struct lb_opts *o;
+  struct lb_key *key;
+  volatile sig_atomic_t *hup;
+  bool (*stop) (void *opaque);
+} lb_session_hup;
+
+static bool
+lb_session_stop (void *opaque)
+{
+  if (*lb_session_hup.hup) {
+    *lb_session_hup.hup = 0;
+    lb_session_reload_key (lb_session_hup.o, lb_session_hup.key);
+  }
+  return lb_session_hup.stop (opaque);
+}
+
+/* Stopping on a signal: BYE, then read until lbd closes, so that lbd
+ * reads the BYE rather than a reset (lb_conn_drain).
+ */
+static void
+lb_session_bye (struct lb_sink *sink)
+{
+  struct lbp_msg bye = { .type = LBP_BYE };
+
+  if (lbw_send (sink->conn, &bye, NULL, 0) == 0)
+    lb_conn_drain (sink->conn, LB_SESSION_BYE_MS);
+}
 
 /* A TCP connection to O's server (each address in turn, 10 s each),
  * blocking, with keepalive; or -1 with ERR.
@@ -99,10 +157,12 @@ lb_session_log_start (struct lwc *c, enum lwf_start start,
 }
 
 enum lb_session_end
-lb_session_run (const struct lb_opts *o, struct lwc *c,
-                const struct lb_key *key, int dev_fd, struct lb_sink *sink,
-                struct lb_session_pub *pub, volatile sig_atomic_t *quit)
+lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
+                int dev_fd, struct lb_sink *sink,
+                struct lb_session_pub *pub, volatile sig_atomic_t *quit,
+                volatile sig_atomic_t *hup)
 {
+  bool server_ended;
   const struct lw_header *h = lwc_header (c);
   struct lwf_options fo;
   struct lwf_sink ops;
@@ -111,7 +171,7 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
   struct lbp_msg m;
   const char *why = NULL;
   char err[512];
-  int fd, r;
+  int fd, r = 0;
 
   lb_progress_beat (&pub->progress);
   fd = lb_session_connect (o, err, sizeof err);
@@ -149,14 +209,17 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
                         &why)) != 1
       || m.type != LBP_WELCOME) {
     char text[256] = "";
-    if (m.type == LBP_ERROR)
+    server_ended = r == 1 && m.type == LBP_ERROR
+                   && m.code == LBP_ERR_SHUTDOWN;
+    if (r == 1 && m.type == LBP_ERROR)
       lb_log_safe (text, sizeof text, (const char *) m.payload,
                    m.payload_len);
-    lb_warn ("%s/%s: no welcome: %s", o->host, o->port,
-             text[0] ? text : why ? why : "unexpected message");
+    lb_log (server_ended ? LOG_INFO : LOG_WARNING, "%s/%s: no welcome: %s",
+            o->host, o->port,
+            text[0] ? text : why ? why : "unexpected message");
     lb_sink_free (sink);
     lb_conn_close (sink->conn);
-    return LB_SESSION_FAILED;
+    return server_ended ? LB_SESSION_SERVER_ENDED : LB_SESSION_FAILED;
   }
   lb_info ("connected to %s/%s (%s); image: epoch %016" PRIx64 " seq %"
            PRIu64 ", %s", o->host, o->port,
@@ -181,18 +244,27 @@ lb_session_run (const struct lb_opts *o, struct lwc *c,
   lwf_default_options (c, &fo);
   fo.defer_ms = o->defer * 1000;
   lb_sink_ops (sink, &ops);
+  lb_session_hup.o = o;
+  lb_session_hup.key = key;
+  lb_session_hup.hup = hup;
+  lb_session_hup.stop = ops.stop;
+  ops.stop = lb_session_stop;
   r = lwf_run (c, &ops, &fo, start, &at);
-  if (sink->failed)
+  server_ended = sink->failed && sink->error_code == LBP_ERR_SHUTDOWN;
+  if (server_ended)
+    lb_info ("connection to %s/%s ended by the server: %s", o->host,
+             o->port, sink->why);
+  else if (sink->failed)
     lb_warn ("connection to %s/%s ended: %s", o->host, o->port, sink->why);
-  else if (r == 0) {
-    struct lbp_msg bye = { .type = LBP_BYE };
-    lbw_send (sink->conn, &bye, NULL, 0);
-  }
+  else if (r == 0)
+    lb_session_bye (sink);
   atomic_store (&pub->connected, false);
   atomic_store (&pub->sink, NULL);
   lb_progress_idle (&pub->progress);
   lb_conn_close (sink->conn);
   lb_sink_free (sink);
+  if (server_ended)
+    return LB_SESSION_SERVER_ENDED;
   if (sink->failed || r == -1)
     return LB_SESSION_FAILED;
   return r == 1 ? LB_SESSION_CHANNEL_GONE : LB_SESSION_STOPPED;

@@ -93,7 +93,11 @@ lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
   if (r == 1 && m->type == LBP_ERROR) {
     lb_log_safe (text, sizeof text, (const char *) m->payload,
                  m->payload_len);
-    return lb_sink_fail (s, "server says: ", text);
+    s->error_code = m->code;
+    /* The server ends the session on purpose (session.c says so). */
+    return lb_sink_fail (s, m->code == LBP_ERR_SHUTDOWN ? ""
+                                                        : "server says: ",
+                         text);
   }
   if (r == 1)
     return lb_sink_fail (s, "unexpected message from the server: ",

@@ -36,6 +36,7 @@ struct lb_sink {
   /* State. */
   bool failed;
   char why[256];
+  uint32_t error_code;              /* of the server's ERROR; 0: none */
   uint32_t phase;
   bool phased;                      /* a phase change came this session */
   uint64_t marked, counted_ms;      /* bytes marked, when last counted */

@@ -3,10 +3,13 @@
 #include <config.h>
 
 #include <assert.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <gnutls/gnutls.h>
@@ -28,7 +31,8 @@ struct connset_conn {
   char peer[64];
   void *arg;
   bool handshaking;             /* under the set's lock */
-  _Atomic bool stopping;
+  _Atomic int why;              /* enum connset_why */
+  int wakefd;                   /* an eventfd (ops->goodbye), or -1 */
   /* Set by connset_lookup in this connection's handshake. */
   bool unknown_name;
   struct connset_conn *next;
@@ -51,6 +55,8 @@ connset_unlink (struct connset_conn *c)
     set->handshaking--;
   }
   assert (set->handshaking <= set->count);
+  if (c->wakefd >= 0)
+    close (c->wakefd);
   free (c);
 }
 
@@ -104,6 +110,13 @@ connset_start (struct connset *set, int fd, void *listener,
     return CONNSET_FULL;
   }
   c = calloc (1, sizeof *c);
+  if (c) {
+    c->wakefd = ops->goodbye ? eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+    if (ops->goodbye && c->wakefd == -1) {
+      free (c);
+      c = NULL;
+    }
+  }
   if (c == NULL) {
     pthread_mutex_unlock (&set->lock);
     ops->release (arg);
@@ -157,8 +170,18 @@ connset_lookup (void *opaque, const char *identity, struct lb_key *key,
                 bool *encrypt, void **client)
 {
   struct connset_conn *c = opaque;
+  pthread_rwlock_t *lock = c->set->ops->lookup_lock;
 
+  /* Found and bound under one lock: a reload that hides the client
+   * after this reaches C by connset_stop (connset.h).
+   */
+  if (lock)
+    pthread_rwlock_rdlock (lock);
   *client = c->set->ops->find (c->listener, identity, key, encrypt);
+  if (*client)
+    connset_set_client (c, *client);
+  if (lock)
+    pthread_rwlock_unlock (lock);
   if (*client == NULL) {
     /* An unknown name fails exactly as a wrong key does, so that a peer
      * without a key cannot learn which names exist.
@@ -181,6 +204,11 @@ connset_refused (struct connset_conn *c, const struct lb_conn *conn,
     connset_set_client (c, client);
     return false;
   }
+  /* lbd cut this handshake itself (a reload, SIGTERM): not the peer's
+   * doing, so neither logged nor counted.
+   */
+  if (connset_conn_stopping (c))
+    return true;
   /* A CONN without a client cannot happen (a random key cannot match):
    * refused all the same, as an unknown name.
    */
@@ -203,38 +231,61 @@ connset_set_client (struct connset_conn *c, void *client)
 
   assert (client != NULL);
   pthread_mutex_lock (&set->lock);
-  assert (c->client == NULL || c->client == client);
+  assert (c->handshaking || c->client == NULL || c->client == client);
   c->client = client;
   pthread_mutex_unlock (&set->lock);
 }
 
-/* Stop C, the set's lock held. */
-static bool
-connset_stop_locked (struct connset_conn *c)
-{
-  bool first = !atomic_exchange (&c->stopping, true);
+/* How connset_stop_locked ends a connection. */
+enum connset_how {
+  CONNSET_HOW_ASK,              /* wake it if it may say goodbye */
+  CONNSET_HOW_NOW,              /* shut its socket down */
+};
 
-  if (c->fd >= 0)
+/* Stop C for WHY, the set's lock held.  True if it was running. */
+static bool
+connset_stop_locked (struct connset_conn *c, enum connset_why why,
+                     enum connset_how how)
+{
+  int running = CONNSET_RUNNING;
+  bool first;
+
+  assert (why != CONNSET_RUNNING);
+  first = atomic_compare_exchange_strong (&c->why, &running, (int) why);
+  if (c->fd < 0)
+    return first;               /* its thread is closing it */
+  if (how == CONNSET_HOW_ASK && c->wakefd >= 0 && !c->handshaking) {
+    /* A full counter (it cannot be: 2^64 - 2) is awake all the same. */
+    if (eventfd_write (c->wakefd, 1) == -1 && errno != EAGAIN)
+      shutdown (c->fd, SHUT_RDWR);
+  }
+  else
     shutdown (c->fd, SHUT_RDWR);
   return first;
 }
 
 bool
-connset_conn_stop (struct connset_conn *c)
+connset_conn_stop (struct connset_conn *c, enum connset_why why)
 {
   struct connset *set = c->set;
   bool first;
 
   pthread_mutex_lock (&set->lock);
-  first = connset_stop_locked (c);
+  first = connset_stop_locked (c, why, CONNSET_HOW_NOW);
   pthread_mutex_unlock (&set->lock);
   return first;
 }
 
-bool
+enum connset_why
 connset_conn_stopping (const struct connset_conn *c)
 {
-  return atomic_load (&c->stopping);
+  return (enum connset_why) atomic_load (&c->why);
+}
+
+int
+connset_conn_wake_fd (const struct connset_conn *c)
+{
+  return c->wakefd;
 }
 
 /* Do LISTENER and CLIENT select C (connset_stop)? */
@@ -247,7 +298,8 @@ connset_selects (const struct connset_conn *c, const void *listener,
 }
 
 unsigned
-connset_stop (struct connset *set, const void *listener, const void *client)
+connset_stop (struct connset *set, const void *listener, const void *client,
+              enum connset_why why)
 {
   struct connset_conn *c;
   unsigned n = 0;
@@ -255,7 +307,7 @@ connset_stop (struct connset *set, const void *listener, const void *client)
   pthread_mutex_lock (&set->lock);
   for (c = set->list; c; c = c->next)
     if (connset_selects (c, listener, client)) {
-      connset_stop_locked (c);
+      connset_stop_locked (c, why, CONNSET_HOW_ASK);
       n++;
     }
   pthread_mutex_unlock (&set->lock);
@@ -266,7 +318,16 @@ void
 connset_wait (struct connset *set, const void *listener, const void *client)
 {
   struct connset_conn *c;
+  struct timespec deadline;
+  bool late = false;
 
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += CONNSET_GRACE_MS / 1000;
+  deadline.tv_nsec += (CONNSET_GRACE_MS % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
   pthread_mutex_lock (&set->lock);
   for (;;) {
     for (c = set->list; c; c = c->next)
@@ -274,7 +335,18 @@ connset_wait (struct connset *set, const void *listener, const void *client)
         break;
     if (c == NULL)
       break;
-    pthread_cond_wait (&set->gone, &set->lock);
+    if (late)
+      pthread_cond_wait (&set->gone, &set->lock);
+    else if (pthread_cond_timedwait (&set->gone, &set->lock, &deadline)
+             == ETIMEDOUT) {
+      /* A goodbye that takes this long is stuck on a peer that does
+       * not read: shut down whatever is selected and still here.
+       */
+      late = true;
+      for (c = set->list; c; c = c->next)
+        if (connset_selects (c, listener, client))
+          connset_stop_locked (c, CONNSET_STOP_SHUTDOWN, CONNSET_HOW_NOW);
+    }
   }
   assert (listener || client || set->count == 0);
   pthread_mutex_unlock (&set->lock);
@@ -286,6 +358,6 @@ connset_shutdown (struct connset *set)
   pthread_mutex_lock (&set->lock);
   set->stopping = true;
   pthread_mutex_unlock (&set->lock);
-  connset_stop (set, NULL, NULL);
+  connset_stop (set, NULL, NULL, CONNSET_STOP_SHUTDOWN);
   connset_wait (set, NULL, NULL);
 }

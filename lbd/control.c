@@ -16,6 +16,7 @@
 #include "lb_proto.h"
 #include "lb_status.h"
 #include "lb_time.h"
+#include "running.h"
 #include "snapshot.h"
 
 /* How lbd --status reads, in text: a client, its export, a snapshot. */
@@ -44,9 +45,6 @@ static const char control_snapshot_layout[] =
   "({bytes_saved} bytes){broken?, broken: {why}}\n";
 
 static struct lb_ctl control_ctl = { .fd = -1 };
-static struct client *control_clients;
-static size_t control_nclients;
-static bool control_exports;
 
 void
 control_default_path (const char *config, char *out, size_t len)
@@ -67,12 +65,8 @@ control_default_path (const char *config, char *out, size_t len)
 }
 
 int
-control_open (const char *path, struct client *clients, size_t nclients,
-              bool exports, char *err, size_t errlen)
+control_open (const char *path, char *err, size_t errlen)
 {
-  control_clients = clients;
-  control_nclients = nclients;
-  control_exports = exports;
   if (lb_ctl_listen (&control_ctl, path, err, errlen) == -1)
     return -1;
   return control_ctl.fd;
@@ -161,7 +155,7 @@ control_client (struct lb_status *o, struct client *cl, uint64_t now)
     lb_status_size (g, "to_compare_bytes", st.size - st.scanned);
     lb_status_layout (g, control_scan_layout);
   }
-  if (control_exports)
+  if (running.nexports > 0)
     control_export (lb_status_object (o, "export"), cl, st.exports,
                     st.exports_served, st.exports_refused);
 }
@@ -178,8 +172,8 @@ control_build (struct lb_status *d, void *arg)
 
   (void) arg;
   lb_status_set_now (d, now);
-  for (i = 0; i < control_nclients; i++)
-    control_client (lb_status_object (clients, NULL), &control_clients[i],
+  for (i = 0; i < running.nclients; i++)
+    control_client (lb_status_object (clients, NULL), running.clients[i],
                     now);
   return 0;
 }

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "session.h"
+#include "client.h"
 
 /* The default control socket of CONFIG, into OUT (LEN bytes): one per
  * config file, found again by lbd --status from the same argument.
@@ -22,15 +22,15 @@
 extern void control_default_path (const char *config, char *out,
                                   size_t len);
 
-/* Listen on PATH for the status of CLIENTS (NCLIENTS of them, with
- * their exports if EXPORTS).  Returns the socket to poll for POLLIN, or
- * -1 with ERR.
+/* Listen on PATH for the status of the running configuration's clients
+ * (running.h; with their exports if it has export lines).  Returns the
+ * socket to poll for POLLIN, or -1 with ERR.
  */
-extern int control_open (const char *path, struct client *clients,
-                         size_t nclients, bool exports,
-                         char *err, size_t errlen);
+extern int control_open (const char *path, char *err, size_t errlen);
 
-/* Answer one request waiting on the socket. */
+/* Answer one request waiting on the socket (main thread: the running
+ * configuration is read without its lock).
+ */
 extern void control_serve (void);
 
 /* Stop listening and remove the socket (if it is still ours). */

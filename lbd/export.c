@@ -12,17 +12,8 @@
 
 #include "lb_log.h"
 #include "lb_time.h"
+#include "running.h"
 #include "xconn.h"
-
-struct client *export_clients;
-size_t export_nclients;
-
-void
-export_setup (struct client *clients, size_t nclients)
-{
-  export_clients = clients;
-  export_nclients = nclients;
-}
 
 /* Milliseconds left in the negotiation (at least 1; -1 after it). */
 int
@@ -34,20 +25,6 @@ export_left (const struct xconn *x)
     return -1;
   left = x->deadline - (int64_t) lb_now_ms ();
   return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int) left;
-}
-
-/* The first client named NAME (LEN bytes), or NULL. */
-struct client *
-export_by_name (const char *name, size_t len)
-{
-  size_t i;
-
-  for (i = 0; i < export_nclients; i++) {
-    const char *n = export_clients[i].conf->name;
-    if (strlen (n) == len && memcmp (n, name, len) == 0)
-      return &export_clients[i];
-  }
-  return NULL;
 }
 
 /* Receive exactly LEN bytes; within the negotiation's deadline while it
@@ -85,18 +62,19 @@ export_refused (void *client)
 }
 
 /* The TLS handshake after NBD_OPT_STARTTLS: identity = a client's name,
- * key = its key (connset_lookup gives unknown names a random key).
+ * key = its key (connset_lookup gives unknown names a random key);
+ * running_lock is held (connset_lookup).
  */
 static void *
 export_find_identity (void *listener, const char *identity, struct lb_key *key,
                  bool *encrypt)
 {
-  struct client *cl = export_by_name (identity, strlen (identity));
+  struct client *cl = running_by_name (identity, strlen (identity));
 
   (void) listener;
   if (cl == NULL)
     return NULL;
-  *key = cl->key;
+  *key = cl->line.key;
   *encrypt = true;
   return cl;
 }
@@ -120,6 +98,7 @@ static const struct connset_ops export_ops = {
   .handshake = "TLS handshake",
   .max_conns = LBD_EXPORT_MAX_CONNS,
   .max_handshaking = LBD_MAX_HANDSHAKING,
+  .lookup_lock = &running_lock,
   .full = export_full,
   .find = export_find_identity,
   .refused = export_refused,
@@ -190,9 +169,15 @@ export_start (struct export_listener *el, int fd, const char *peer)
 }
 
 void
-export_stop (const struct export_listener *el, const struct client *cl)
+export_end (const struct export_listener *el, const struct client *cl,
+            enum connset_why why)
 {
-  connset_stop (&export_set, el, cl);
+  connset_stop (&export_set, el, cl, why);
+}
+
+void
+export_wait (const struct export_listener *el, const struct client *cl)
+{
   connset_wait (&export_set, el, cl);
 }
 

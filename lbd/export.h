@@ -34,13 +34,10 @@
 
 #include <stddef.h>
 
-#include "lb_config.h"
-#include "session.h"
-
-struct export_listener {
-  const struct lb_export_conf *conf;
-  int fd;
-};
+#include "client.h"
+#include "connset.h"
+#include "listener.h"
+#include "session.h"          /* LBD_HANDSHAKE_MS, LBD_MAX_HANDSHAKING */
 
 /* At most this many export connections at once (all exports), and at
  * most LBD_MAX_HANDSHAKING of them in their negotiation.
@@ -49,9 +46,6 @@ struct export_listener {
 /* The largest READ (and WRITE payload lbd reads only to refuse it). */
 #define LBD_EXPORT_MAX_REQUEST (32 * 1024 * 1024)
 
-/* The clients whose images are exported. */
-extern void export_setup (struct client *clients, size_t nclients);
-
 /* Serve the accepted connection FD from PEER on EL in a thread of its
  * own; returns at once.  Closes FD when refused at once (too many).
  */
@@ -59,11 +53,17 @@ extern void export_start (struct export_listener *el, int fd,
                           const char *peer);
 
 /* End the export connections on EL (NULL: on any) that serve client
- * CL (NULL: any, and those that serve none yet) and wait for their
- * threads; the others run on.  A connection serves a client from its
- * TLS handshake (the identity's), or with tls=off from NBD_OPT_GO.
+ * CL (NULL: any, and those that serve none yet) for WHY, at once (a
+ * restore reading one ends there); the others run on.  A connection
+ * serves a client from its TLS handshake (the identity's), or with
+ * tls=off from the option that names it (the last one named, until
+ * NBD_OPT_GO).  Does not wait.
  */
-extern void export_stop (const struct export_listener *el,
+extern void export_end (const struct export_listener *el,
+                        const struct client *cl, enum connset_why why);
+
+/* Wait until the connections export_end ended are gone. */
+extern void export_wait (const struct export_listener *el,
                          const struct client *cl);
 
 /* Refuse new export connections, end every one and wait for its

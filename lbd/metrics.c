@@ -18,6 +18,7 @@
 #include "lb_log.h"
 #include "lb_time.h"
 #include "metrics.h"
+#include "running.h"
 
 /* After a state change, write at most this soon after the last time:
  * a burst of changes (clients connecting at once) is one write.
@@ -26,8 +27,6 @@
 
 static struct {
   char *path, *tmp;             /* NULL: no metrics= */
-  struct client *clients;
-  size_t nclients;
   int wake[2];                  /* metrics_changed to the poll loop */
   uint64_t start;               /* lbd's start, time (NULL) */
   uint64_t due_ms;              /* the next write, lb_now_ms */
@@ -206,17 +205,18 @@ static int
 metrics_print (FILE *fp, bool up)
 {
   uint64_t now = (uint64_t) time (NULL);
-  struct clientstat *st = calloc (metrics.nclients ? metrics.nclients : 1,
-                                  sizeof *st);
+  /* The main thread's tables: only the main thread changes them. */
+  const size_t nclients = running.nclients;
+  struct clientstat *st = calloc (nclients ? nclients : 1, sizeof *st);
   size_t i;
   int f;
 
   if (st == NULL)
     return -1;
-  for (i = 0; i < metrics.nclients; i++)
-    clientstat_get (&metrics.clients[i], now, &st[i]);
+  for (i = 0; i < nclients; i++)
+    clientstat_get (running.clients[i], now, &st[i]);
   {
-    const uint64_t v[] = { up, metrics.start, now, metrics.nclients };
+    const uint64_t v[] = { up, metrics.start, now, nclients };
     for (i = 0; i < sizeof v / sizeof v[0]; i++) {
       metrics_head (fp, &metrics_lbd[i]);
       fprintf (fp, "%s %" PRIu64 "\n", metrics_lbd[i].name, v[i]);
@@ -224,7 +224,7 @@ metrics_print (FILE *fp, bool up)
   }
   for (f = 0; f < METRICS_NCLIENT; f++) {
     metrics_head (fp, &metrics_client[f]);
-    for (i = 0; i < metrics.nclients; i++)
+    for (i = 0; i < nclients; i++)
       metrics_value (fp, f, &st[i]);
   }
   free (st);
@@ -279,12 +279,10 @@ metrics_free (void)
 }
 
 int
-metrics_open (const char *path, struct client *clients, size_t nclients,
-              char *err, size_t errlen)
+metrics_open (const char *path, char *err, size_t errlen)
 {
-  metrics.clients = clients;
-  metrics.nclients = nclients;
-  metrics.start = (uint64_t) time (NULL);
+  if (metrics.start == 0)
+    metrics.start = (uint64_t) time (NULL);
   metrics.path = strdup (path);
   if (metrics.path == NULL
       || asprintf (&metrics.tmp, "%s.tmp", path) == -1) {
@@ -298,11 +296,40 @@ metrics_open (const char *path, struct client *clients, size_t nclients,
     metrics_free ();
     return -1;
   }
-  if (metrics_write (true, err, errlen) == -1) {
-    metrics_free ();
-    return -1;
+  /* Prove the file can be written where it goes (and as whom lbd runs)
+   * now, while the error can still stop lbd; metrics_start writes it.
+   */
+  {
+    int fd = open (metrics.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+                   | O_NOFOLLOW, 0644);
+    if (fd == -1) {
+      lb_errf (err, errlen, "%s: %s", metrics.tmp, strerror (errno));
+      metrics_free ();
+      return -1;
+    }
+    close (fd);
+    unlink (metrics.tmp);
   }
   return metrics.wake[0];
+}
+
+void
+metrics_start (void)
+{
+  char err[512];
+
+  if (metrics.path && metrics_write (true, err, sizeof err) == -1) {
+    lb_err ("metrics: %s (trying again every %d s)", err,
+            METRICS_PERIOD_MS / 1000);
+    metrics.failing = true;
+    metrics.due_ms = lb_now_ms () + METRICS_PERIOD_MS;
+  }
+}
+
+const char *
+metrics_path (void)
+{
+  return metrics.path;
 }
 
 void

@@ -22,13 +22,22 @@
 
 #define METRICS_PERIOD_MS 5000
 
-/* Write PATH for CLIENTS (NCLIENTS of them) from now on, once at once.
- * Returns a descriptor for the poll loop to watch for POLLIN (then call
- * metrics_run), or -1 with ERR (lbd does not start: a metrics= it
- * cannot write would fail silently otherwise).
+/* Write PATH from now on (metrics_start the first time), for the
+ * running configuration's clients (running.h: read in the main thread,
+ * which alone changes them).  Returns a descriptor for the poll loop to watch for POLLIN
+ * (then call metrics_run), or -1 with ERR (lbd does not start: a
+ * metrics= it cannot write would fail silently otherwise).
  */
-extern int metrics_open (const char *path, struct client *clients,
-                         size_t nclients, char *err, size_t errlen);
+extern int metrics_open (const char *path, char *err, size_t errlen);
+
+/* Write the file now, for the clients just installed (at start, and
+ * after a reload opened a new metrics=).  An error is logged and tried
+ * again later.
+ */
+extern void metrics_start (void);
+
+/* The file being written, or NULL (for a reload to compare). */
+extern const char *metrics_path (void);
 
 /* A client's state changed: write the file soon.  Any thread; does
  * nothing without metrics=.

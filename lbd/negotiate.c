@@ -19,6 +19,7 @@
 #include "lb_log.h"
 #include "lb_time.h"
 #include "nbd.h"
+#include "running.h"
 #include "xconn.h"
 
 /* One option reply: header, then the pieces A and B (either may be
@@ -66,11 +67,15 @@ negotiate_reply_err (struct xconn *x, uint32_t opt, uint32_t type,
 
 /* The export NAME (LEN bytes) as this connection may see it, or NULL.
  * The empty name is the default export: the identity's own with TLS,
- * the only client's without.
+ * the only client's without.  The connection is bound to the client
+ * (the TLS identity's since the handshake; with tls=off, the one found
+ * here, until another is), which keeps its line from changing while
+ * the connection uses it (reload.c).
  */
 static struct client *
 negotiate_find (struct xconn *x, const uint8_t *name, size_t len)
 {
+  struct client *cl;
   const char *n;
 
   if (x->el->conf->tls) {
@@ -79,15 +84,13 @@ negotiate_find (struct xconn *x, const uint8_t *name, size_t len)
       return x->idc;
     return NULL;
   }
-  if (len == 0)
-    return export_nclients == 1 ? &export_clients[0] : NULL;
-  return export_by_name ((const char *) name, len);
-}
-
-static bool
-negotiate_visible (struct xconn *x, struct client *cl)
-{
-  return !x->el->conf->tls || cl == x->idc;
+  pthread_rwlock_rdlock (&running_lock);
+  cl = len == 0 ? running_only_client ()
+                : running_by_name ((const char *) name, len);
+  if (cl)
+    connset_set_client (x->c, cl);
+  pthread_rwlock_unlock (&running_lock);
+  return cl;
 }
 
 /* A peer-chosen name, safe to log and to echo. */
@@ -309,6 +312,53 @@ negotiate_meta (struct xconn *x, uint32_t opt, uint32_t len)
   return negotiate_reply (x, opt, NBD_REP_ACK);
 }
 
+/* Does CL's export serve something now, and is it the one its name
+ * opens (the first client line of that name)?  running_lock held.
+ */
+static bool
+negotiate_listed (struct client *cl)
+{
+  uint64_t size;
+  char desc[300];
+
+  return running_by_name (cl->conf->name, strlen (cl->conf->name)) == cl
+         && negotiate_describe (cl, &size, desc, sizeof desc);
+}
+
+/* NBD_OPT_LIST: only what this connection may open now (an export that
+ * serves nothing would only make clients that open every listed export,
+ * nbdinfo --list, fail).  With TLS that is the identity's own; with
+ * tls=off every client's, gathered under running_lock and sent after
+ * (running.h: no network I/O under it).  0, or -1.
+ */
+static int
+negotiate_list (struct xconn *x, uint32_t opt)
+{
+  char **names = NULL;
+  size_t n = 0, i;
+  int r = 0;
+
+  pthread_rwlock_rdlock (&running_lock);
+  names = calloc (running.nclients + 1, sizeof *names);
+  for (i = 0; names && i < running.nclients; i++) {
+    struct client *cl = running.clients[i];
+    if ((!x->el->conf->tls || cl == x->idc) && negotiate_listed (cl)
+        && (names[n] = strdup (cl->conf->name)) != NULL)
+      n++;
+  }
+  pthread_rwlock_unlock (&running_lock);
+  for (i = 0; i < n; i++) {
+    uint8_t nl[4];
+    lb_put_be32 (nl, strlen (names[i]));
+    if (r == 0)
+      r = negotiate_reply2 (x, opt, NBD_REP_SERVER, nl, 4, names[i],
+                            strlen (names[i]));
+    free (names[i]);
+  }
+  free (names);
+  return r == 0 ? negotiate_reply (x, opt, NBD_REP_ACK) : -1;
+}
+
 static int
 negotiate_starttls (struct xconn *x)
 {
@@ -336,7 +386,6 @@ negotiate_run (struct xconn *x)
   char safe[80];
   enum negotiate_next next;
   int n, r;
-  size_t i;
 
   lb_put_be64 (h, NBD_MAGIC);
   lb_put_be64 (h + 8, NBD_IHAVEOPT);
@@ -421,30 +470,9 @@ negotiate_run (struct xconn *x)
       negotiate_reply (x, opt, NBD_REP_ACK);
       return -1;
     case NBD_OPT_LIST:
-      if (len != 0) {
-        r = negotiate_reply_err (x, opt, NBD_REP_ERR_INVALID, "LIST takes no data");
-        break;
-      }
-      r = 0;
-      for (i = 0; i < export_nclients && r == 0; i++) {
-        struct client *cl = &export_clients[i];
-        uint8_t nl[4];
-        uint64_t size;
-        char desc[300];
-        /* Only what this connection may open now: an export that serves
-         * nothing would only make clients that open every listed export
-         * (nbdinfo --list) fail.
-         */
-        if (!negotiate_visible (x, cl)
-            || export_by_name (cl->conf->name, strlen (cl->conf->name)) != cl
-            || !negotiate_describe (cl, &size, desc, sizeof desc))
-          continue;
-        lb_put_be32 (nl, strlen (cl->conf->name));
-        r = negotiate_reply2 (x, opt, NBD_REP_SERVER, nl, 4, cl->conf->name,
-                      strlen (cl->conf->name));
-      }
-      if (r == 0)
-        r = negotiate_reply (x, opt, NBD_REP_ACK);
+      r = len != 0 ? negotiate_reply_err (x, opt, NBD_REP_ERR_INVALID,
+                                          "LIST takes no data")
+                   : negotiate_list (x, opt);
       break;
     case NBD_OPT_STRUCTURED_REPLY:
       if (len != 0) {

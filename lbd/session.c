@@ -7,6 +7,7 @@
 #include <string.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +20,11 @@
 #include "lb_time.h"
 #include "lb_wire.h"
 #include "metrics.h"
+#include "running.h"
 #include "session.h"
+
+/* How long a session that said goodbye waits for lb to close. */
+#define SESSION_DRAIN_MS 2000
 
 struct session {
   struct listener *l;
@@ -47,26 +52,18 @@ struct session {
   uint64_t backlog_swept;
 };
 
-/* Map the identity the peer presented to a client on listener L.  On
- * an address with a single client, that client's key is accepted under
- * any identity, so that the seed's command line (no --name) works.
+/* Map the identity the peer presented to a client on listener L
+ * (running_on_listener); running_lock is held (connset_lookup).
  */
 static void *
 session_find (void *listener, const char *identity, struct lb_key *key,
               bool *encrypt)
 {
-  struct listener *l = listener;
-  struct client *found = NULL;
-  size_t i;
+  struct client *found = running_on_listener (listener, identity);
 
-  for (i = 0; i < l->nclients; i++)
-    if (strcmp (l->clients[i]->conf->name, identity) == 0)
-      found = l->clients[i];
-  if (found == NULL && l->nclients == 1)
-    found = l->clients[0];
   if (found == NULL)
     return NULL;
-  *key = found->key;
+  *key = found->line.key;
   *encrypt = found->conf->encrypt;
   return found;
 }
@@ -99,6 +96,8 @@ static const struct connset_ops session_ops = {
   .log_prefix = "",
   .handshake = "handshake",
   .max_handshaking = LBD_MAX_HANDSHAKING,
+  .goodbye = true,
+  .lookup_lock = &running_lock,
   .full = session_full,
   .find = session_find,
   .refused = session_refused,
@@ -128,7 +127,7 @@ session_take_over (struct session *s)
                "from %s", cl->conf->name, old->peer, s->peer);
       cl->replaced++;
     }
-    connset_conn_stop (old->c);
+    connset_conn_stop (old->c, CONNSET_STOP_REPLACED);
     pthread_cond_wait (&cl->cond, &cl->lock);
   }
   cl->owner = s;
@@ -356,7 +355,119 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
                                  (size_t) count * LBP_HASH_SIZE));
 }
 
-/* The message loop.  Returns when the peer leaves or breaks a rule. */
+/* What waiting for lb's next message came to. */
+enum session_await {
+  SESSION_AWAIT_READY,          /* something to read (or the stream ended) */
+  SESSION_AWAIT_ASKED,          /* lbd ends the session (session_end) */
+  SESSION_AWAIT_TIMEOUT,        /* nothing within the time given */
+};
+
+/* Wait up to TIMEOUT_MS (-1: no bound) for lb's next message, or for
+ * the session to be asked to end: then it stops at this boundary, with
+ * no message half read.
+ */
+static enum session_await
+session_await (struct session *s, int timeout_ms)
+{
+  struct pollfd p[2] = {
+    { .fd = lb_conn_fd (s->conn), .events = POLLIN },
+    { .fd = connset_conn_wake_fd (s->c), .events = POLLIN },
+  };
+  int r;
+
+  for (;;) {
+    if (connset_conn_stopping (s->c))
+      return SESSION_AWAIT_ASKED;
+    if (lb_conn_pending (s->conn))
+      return SESSION_AWAIT_READY;
+    r = poll (p, 2, timeout_ms);
+    if (r == 0)
+      return SESSION_AWAIT_TIMEOUT;
+    if (r == -1 && errno != EINTR)
+      return SESSION_AWAIT_READY;       /* the receive will say why */
+    if (connset_conn_stopping (s->c))
+      return SESSION_AWAIT_ASKED;
+    if (r > 0 && p[0].revents)
+      return SESSION_AWAIT_READY;
+  }
+}
+
+/* lbd ends the session: make the image durable and its state file say
+ * where the image stands.  In live mode (the state says consistent and
+ * no replay runs) the image holds every record applied so far, in
+ * order: it stands at the newest one, and the state says so, so that
+ * lb continues from there.  During a replay it holds older versions of
+ * some blocks beside newer ones: the state says inconsistent.
+ * Otherwise it is already true and only the data is synced.
+ */
+static int
+session_settle (struct session *s)
+{
+  struct image_state st = s->im.st;
+  struct client *cl = s->cl;
+
+  if (s->replaying) {
+    st.consistent = false;
+    st.phase = LBP_PHASE_CATCHING_UP;
+  }
+  else if (st.consistent && st.epoch == s->epoch
+           && cl->applied_epoch == s->epoch && cl->applied_seq > st.seq) {
+    st.seq = cl->applied_seq;
+    st.last_consistent = time (NULL);
+  }
+  return session_commit (s, &st);
+}
+
+/* lbd ends the session (session_end): the image settled if it was
+ * opened for lb (WELCOMED), lb told why, then drained.
+ */
+static void
+session_goodbye (struct session *s, bool welcomed)
+{
+  const char *name = s->cl->conf->name;
+  bool shutdown = connset_conn_stopping (s->c) == CONNSET_STOP_SHUTDOWN;
+  const char *why = shutdown ? "lbd is shutting down"
+                             : "lbd's configuration of this client changed";
+
+  if (welcomed && session_settle (s) == -1)
+    lb_err ("client %s: %s: %s", name, s->im.path, strerror (errno));
+  lbw_send_error (s->conn, LBP_ERR_SHUTDOWN,
+                  shutdown ? "server shutting down"
+                           : "server reloaded its configuration, which "
+                             "changed or removed this client");
+  if (welcomed)
+    lb_info ("client %s (%s): %s: said goodbye; image durable at seq %"
+             PRIu64 " (%s)", name, s->peer, why, s->im.st.seq,
+             s->im.st.consistent ? "consistent" : "inconsistent");
+  else
+    lb_info ("client %s (%s): %s: said goodbye", name, s->peer, why);
+  lb_conn_drain (s->conn, SESSION_DRAIN_MS);
+}
+
+/* How the message loop ended, when it was not lb's doing. */
+static void
+session_log_end (struct session *s)
+{
+  const char *name = s->cl->conf->name;
+
+  switch (connset_conn_stopping (s->c)) {
+  case CONNSET_RUNNING:
+    lb_info ("client %s (%s): disconnected", name, s->peer);
+    break;
+  case CONNSET_STOP_REPLACED:
+    lb_info ("client %s (%s): replaced by a newer connection", name,
+             s->peer);
+    break;
+  default:
+    /* Asked to end, and cut short (connset_wait's grace ran out). */
+    lb_info ("client %s (%s): ended by lbd", name, s->peer);
+    break;
+  }
+}
+
+/* The message loop.  Returns when the peer leaves or breaks a rule, or
+ * when lbd ends the session.
+ */
 static void
 session_serve (struct session *s)
 {
@@ -365,6 +476,7 @@ session_serve (struct session *s)
   const char *why = NULL;
   char err[256];
   enum session_step step;
+  enum session_await aw;
   int r;                        /* lbw_recv's */
 
   if (image_open (&s->im, s->cl->conf->file, err, sizeof err) == -1) {
@@ -376,10 +488,17 @@ session_serve (struct session *s)
   /* Every change to the image now preserves the snapshots restores read. */
   s->im.snaps = &s->cl->snaps;
 
-  r = lbw_recv (s->conn, &m, &s->buf, &s->cap, 30000, &why);
+  aw = session_await (s, 30000);
+  if (aw == SESSION_AWAIT_ASKED) {
+    session_goodbye (s, false);
+    return;
+  }
+  r = aw == SESSION_AWAIT_TIMEOUT ? -1
+      : lbw_recv (s->conn, &m, &s->buf, &s->cap, 30000, &why);
   if (r != 1 || m.type != LBP_HELLO) {
     lb_warn ("client %s (%s): no HELLO: %s", name, s->peer,
-             r == 1 ? "unexpected message" : why ? why : "closed");
+             aw == SESSION_AWAIT_TIMEOUT ? "timed out waiting for the peer"
+             : r == 1 ? "unexpected message" : why ? why : "closed");
     lbw_send_error (s->conn, LBP_ERR_PROTOCOL, "expected HELLO");
     return;
   }
@@ -425,6 +544,10 @@ session_serve (struct session *s)
   session_publish (s, 0);
 
   for (;;) {
+    if (session_await (s, -1) == SESSION_AWAIT_ASKED) {
+      session_goodbye (s, true);
+      return;
+    }
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
     if (r == 0 || (r == -1 && connset_conn_stopping (s->c)))
       break;
@@ -498,10 +621,7 @@ session_serve (struct session *s)
       break;
     session_publish (s, m.payload_len);
   }
-  if (connset_conn_stopping (s->c))
-    lb_info ("client %s (%s): replaced by a newer connection", name, s->peer);
-  else
-    lb_info ("client %s (%s): disconnected", name, s->peer);
+  session_log_end (s);
   return;
 
  protocol:
@@ -574,9 +694,15 @@ session_start (struct listener *l, int fd, const char *peer)
 }
 
 void
-session_stop (const struct listener *l, const struct client *cl)
+session_end (const struct listener *l, const struct client *cl,
+             enum connset_why why)
 {
-  connset_stop (&session_set, l, cl);
+  connset_stop (&session_set, l, cl, why);
+}
+
+void
+session_wait (const struct listener *l, const struct client *cl)
+{
   connset_wait (&session_set, l, cl);
 }
 

@@ -325,6 +325,19 @@ snapset_write_end (struct snapset *ss)
 }
 
 void
+snapset_enable (struct snapset *ss, bool enabled)
+{
+  pthread_rwlock_wrlock (&ss->lock);
+  if (ss->enabled && !enabled && ss->lastc) {
+    struct snapshot *s = ss->lastc;
+    ss->lastc = NULL;
+    snap_unref (s);
+  }
+  ss->enabled = enabled;
+  pthread_rwlock_unlock (&ss->lock);
+}
+
+void
 snapset_set_consistent (struct snapset *ss, bool consistent, int fd)
 {
   char why[256];

@@ -98,6 +98,13 @@ extern int snapset_init (struct snapset *ss, const char *image,
                          bool consistent, bool enabled);
 extern void snapset_destroy (struct snapset *ss);
 
+/* Keep snapshots from now on (ENABLED: exports are configured), or not:
+ * a reload that adds the first export line or removes the last.
+ * Disabling drops the last consistent state (snapshots that export
+ * connections still hold go when they let go).
+ */
+extern void snapset_enable (struct snapset *ss, bool enabled);
+
 /* Delete overlays a previous lbd left beside IMAGE (IMAGE.snap-N). */
 extern void snapset_remove_stale (const char *image);
 

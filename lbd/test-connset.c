@@ -1,14 +1,18 @@
 /* Unit tests for lbd/connset.c: the caps, the lookup that hides unknown
- * names, the refusal log, stopping by client and by listener, and
- * shutdown.  Connections are socketpairs; a test connection's thread
- * reads one command byte as its "handshake", then reads until the
- * socket is shut down.
+ * names and binds known ones under the lookup lock, the refusal log,
+ * stopping by client and by listener with a reason, goodbyes (woken,
+ * not shut down, then shut down once the grace is over), and shutdown.
+ * Connections are socketpairs; a test connection's thread reads one
+ * command byte as its "handshake", then reads until the socket is shut
+ * down (or, in the goodbye set, until it is woken).
  */
 
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 
 #include "connset.h"
 #include "lb_log.h"
+#include "lb_time.h"
 #include "../tests/tap.h"
 
 struct tconn {
@@ -26,6 +31,8 @@ struct tconn {
   int peer;                     /* the test's end */
   struct connset_conn *c;
   _Atomic bool handshaken, released, saw_stop;
+  _Atomic bool woken;           /* goodbye set: the wake fd fired */
+  _Atomic bool ignore_wake;     /* ... and it does not end by itself */
   _Atomic bool hold;            /* stay in serve after the socket ends */
   /* Results of the 'l' command. */
   void *unknown_client, *known_client;
@@ -38,12 +45,20 @@ struct tconn {
 static int client_a, client_b;
 static int listener_1, listener_2;
 static const struct lb_key key_a = { .psk = { 0xaa } };
+/* The lookup lock, and whether t_find found it held. */
+static pthread_rwlock_t t_lock = PTHREAD_RWLOCK_INITIALIZER;
+static _Atomic bool t_lock_held = true;
 
 static void *
 t_find (void *listener, const char *identity, struct lb_key *key,
         bool *encrypt)
 {
   (void) listener;
+  /* Held for reading (by us): no writer can get it. */
+  if (pthread_rwlock_trywrlock (&t_lock) == 0) {
+    t_lock_held = false;
+    pthread_rwlock_unlock (&t_lock);
+  }
   if (strcmp (identity, "alice") != 0)
     return NULL;
   *key = key_a;
@@ -83,6 +98,11 @@ t_serve (struct connset_conn *c, void *arg)
     }
     case 'n':                   /* TLS up without a client: refused */
       t->refused_nullclient = connset_refused (c, T_CONN, NULL, "x", "ok");
+      break;
+    case 'x':                   /* a handshake lbd cuts: fails after */
+      while (!connset_conn_stopping (c))
+        usleep (1000);
+      connset_refused (c, NULL, &client_a, "alice", "cut short");
       break;
     case 'w':                   /* a wrong key for a known name */
       connset_refused (c, NULL, &client_a, "alice\n", "client 'alice': "
@@ -132,6 +152,7 @@ static const struct connset_ops t_ops = {
   .handshake = "TLS handshake",
   .max_conns = 4,
   .max_handshaking = 2,
+  .lookup_lock = &t_lock,
   .full = t_full,
   .find = t_find,
   .refused = t_refused,
@@ -140,6 +161,54 @@ static const struct connset_ops t_ops = {
 };
 
 static struct connset set = CONNSET_INIT (&t_ops, "refused test connections");
+
+/* The goodbye set's serve: handshake 'a' (client A), then wait for the
+ * socket or the wake fd; woken, it ends by itself, unless told to
+ * ignore that (then only the shutdown ends it).
+ */
+static void
+t_serve_goodbye (struct connset_conn *c, void *arg)
+{
+  struct tconn *t = arg;
+  struct pollfd p[2] = { { .fd = t->fd, .events = POLLIN },
+                         { .fd = connset_conn_wake_fd (c), .events = POLLIN } };
+  char b;
+
+  t->c = c;
+  if (read (t->fd, &b, 1) == 1)
+    connset_refused (c, T_CONN, &client_a, "alice", "");
+  connset_handshake_done (c);
+  t->handshaken = true;
+  for (;;) {
+    if (poll (p, 2, -1) == -1)
+      break;
+    if (p[1].revents && !t->woken) {
+      t->woken = true;
+      if (!t->ignore_wake)
+        break;
+      p[1].fd = -1;
+    }
+    if (p[0].revents && read (t->fd, &b, 1) <= 0)
+      break;
+  }
+  t->saw_stop = connset_conn_stopping (c) == CONNSET_STOP_RELOAD;
+}
+
+static const struct connset_ops t_goodbye_ops = {
+  .thread = "a test thread",
+  .log_prefix = "goodbye ",
+  .handshake = "handshake",
+  .max_handshaking = 4,
+  .goodbye = true,
+  .full = t_full,
+  .find = t_find,
+  .refused = t_refused,
+  .serve = t_serve_goodbye,
+  .release = t_release,
+};
+
+static struct connset goodbye_set =
+  CONNSET_INIT (&t_goodbye_ops, "refused goodbye connections");
 
 #define NCONN 8
 static struct tconn conns[NCONN];
@@ -155,7 +224,7 @@ t_wait (_Atomic bool *flag)
 }
 
 static enum connset_start
-t_start (int i, void *listener)
+t_start_in (struct connset *s, int i, void *listener)
 {
   struct tconn *t = &conns[i];
   int sv[2];
@@ -166,12 +235,18 @@ t_start (int i, void *listener)
     abort ();
   t->fd = sv[0];
   t->peer = sv[1];
-  r = connset_start (&set, t->fd, listener, listener == &listener_1 ? "L1"
+  r = connset_start (s, t->fd, listener, listener == &listener_1 ? "L1"
                      : "L2", "peer", t);
   /* Not started: released at once (both ends closed). */
   if (r != CONNSET_STARTED && !t->released)
     abort ();
   return r;
+}
+
+static enum connset_start
+t_start (int i, void *listener)
+{
+  return t_start_in (&set, i, listener);
 }
 
 static void
@@ -225,7 +300,7 @@ main (void)
   FILE *tmp;
   int saved, i;
 
-  lb_log_init ("test-connset", false);
+  lb_log_init ("test-connset", LB_LOG_STDERR, NULL, 0);
 
   /* The cap on handshakes, then on connections. */
   tap_ok (t_start (0, &listener_1) == CONNSET_STARTED, "first connection");
@@ -254,6 +329,7 @@ main (void)
   t_capture_end (tmp, saved);
   tap_ok (conns[3].known_client == &client_a && !conns[3].known_encrypt,
           "a known name gets its client and mode");
+  tap_ok (t_lock_held, "the lookup runs under ops->lookup_lock");
   tap_ok (conns[3].unknown_client == NULL && conns[3].unknown_encrypt,
           "an unknown name gets no client, and TLS");
   tap_ok (memcmp (&conns[3].unknown_key, &zero, sizeof zero) != 0
@@ -267,25 +343,35 @@ main (void)
           "error");
   printf ("# %s", logged);
 
-  /* Stopping one client's connections, then one listener's. */
-  tap_ok (connset_stop (&set, NULL, &client_a) == 2,
-          "stop client A: its two connections");
+  /* Stopping one client's connections, then one listener's.  The
+   * lookup that found client A bound its connection to A: a reload that
+   * hides A reaches it too.
+   */
+  tap_ok (connset_stop (&set, NULL, &client_a, CONNSET_STOP_RELOAD) == 3,
+          "stop client A: its two connections, and the one whose lookup "
+          "found A");
   connset_wait (&set, NULL, &client_a);
-  tap_ok (conns[0].released && conns[2].released && conns[0].saw_stop,
+  tap_ok (conns[0].released && conns[2].released && conns[3].released
+          && conns[0].saw_stop,
           "client A's connections are gone, and saw they were stopped");
-  tap_ok (!conns[1].released && !conns[3].released,
-          "the others run on");
-  tap_ok (connset_stop (&set, &listener_2, NULL) == 1,
-          "stop listener 2: the one left on it");
+  tap_ok (!conns[1].released, "the other runs on");
+  tap_ok (t_start (4, &listener_2) == CONNSET_STARTED,
+          "a connection on listener 2, in its handshake");
+  tap_ok (connset_stop (&set, &listener_2, NULL, CONNSET_STOP_RELOAD) == 1,
+          "stop listener 2: the one on it");
   connset_wait (&set, &listener_2, NULL);
-  tap_ok (conns[3].released && !conns[1].released,
+  tap_ok (conns[4].released && !conns[1].released,
           "it is gone; listener 1's runs on");
 
   /* Stopping one connection (held in serve, so that it stays alive). */
   conns[1].hold = true;
-  tap_ok (connset_conn_stop (conns[1].c), "stopping a connection: first");
+  tap_ok (connset_conn_stop (conns[1].c, CONNSET_STOP_REPLACED),
+          "stopping a connection: first");
   tap_ok (t_wait (&conns[1].saw_stop), "it sees it is stopping");
-  tap_ok (!connset_conn_stop (conns[1].c), "stopping it again: not first");
+  tap_ok (!connset_conn_stop (conns[1].c, CONNSET_STOP_SHUTDOWN),
+          "stopping it again: not first");
+  tap_ok (connset_conn_stopping (conns[1].c) == CONNSET_STOP_REPLACED,
+          "the first reason is the one it sees");
   conns[1].hold = false;
   tap_ok (t_wait (&conns[1].released), "and it ends");
 
@@ -297,7 +383,7 @@ main (void)
   tap_ok (t_start (6, &listener_1) == CONNSET_STARTED, "another");
   t_say (6, 'w');
   t_wait (&conns[6].handshaken);
-  connset_stop (&set, NULL, NULL);
+  connset_stop (&set, NULL, NULL, CONNSET_STOP_TEST);
   connset_wait (&set, NULL, NULL);
   for (i = 0; i < 25; i++) {
     t_start (7, &listener_1);
@@ -318,6 +404,50 @@ main (void)
   tap_ok (t_count ("TLS handshake failed") == 19,
           "at most 20 refusals per 10 s are logged (%u here, 1 above)",
           t_count ("TLS handshake failed"));
+
+  /* A handshake lbd cuts itself is not a refusal: neither logged nor
+   * counted.
+   */
+  t_capture_begin (&tmp, &saved);
+  tap_ok (t_start (5, &listener_1) == CONNSET_STARTED, "a connection");
+  t_say (5, 'x');
+  connset_stop (&set, NULL, NULL, CONNSET_STOP_RELOAD);
+  connset_wait (&set, NULL, NULL);
+  t_capture_end (tmp, saved);
+  tap_ok (t_count ("TLS handshake failed") == 0 && refusals_a == 26,
+          "a handshake cut by a stop is not logged or counted as refused");
+
+  /* Goodbyes: past its handshake a connection is woken, not shut down;
+   * one that does not end is shut down once the grace is over.
+   */
+  tap_ok (t_start_in (&goodbye_set, 0, &listener_1) == CONNSET_STARTED
+          && t_start_in (&goodbye_set, 1, &listener_1) == CONNSET_STARTED
+          && t_start_in (&goodbye_set, 2, &listener_2) == CONNSET_STARTED,
+          "three connections in a set that says goodbye");
+  t_say (0, 'a');
+  t_say (1, 'a');
+  tap_ok (t_wait (&conns[0].handshaken) && t_wait (&conns[1].handshaken),
+          "two finish their handshake");
+  conns[1].ignore_wake = true;
+  tap_ok (connset_stop (&goodbye_set, NULL, &client_a, CONNSET_STOP_RELOAD)
+          == 2, "stop client A: both");
+  tap_ok (t_wait (&conns[0].released) && conns[0].woken && conns[0].saw_stop,
+          "woken, one ends by itself, seeing why");
+  tap_ok (t_wait (&conns[1].woken) && !conns[1].released,
+          "the other is woken and stays");
+  {
+    uint64_t t0 = lb_now_ms (), waited;
+    connset_wait (&goodbye_set, NULL, &client_a);
+    waited = lb_now_ms () - t0;
+    tap_ok (conns[1].released && waited >= CONNSET_GRACE_MS - 1000,
+            "connset_wait shuts it down after the grace (%" PRIu64 " ms)",
+            waited);
+  }
+  tap_ok (!conns[2].released, "the one still in its handshake runs on");
+  tap_ok (connset_stop (&goodbye_set, &listener_2, NULL, CONNSET_STOP_RELOAD)
+          == 1, "stopping it in its handshake ...");
+  connset_wait (&goodbye_set, &listener_2, NULL);
+  tap_ok (conns[2].released, "... shuts it down at once");
 
   /* Shutdown. */
   tap_ok (t_start (0, &listener_1) == CONNSET_STARTED

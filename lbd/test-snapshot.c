@@ -132,7 +132,7 @@ main (void)
   int ifd, i, bad = 0, checks = 0, op;
   time_t since;
 
-  lb_log_init ("test-snapshot", false);
+  lb_log_init ("test-snapshot", LB_LOG_STDERR, NULL, 0);
   if (mkdtemp (dir) == NULL) {
     perror ("mkdtemp");
     return 1;

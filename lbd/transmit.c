@@ -248,6 +248,24 @@ transmit_refuse_write (struct xconn *x, const char *what)
            x->cl->conf->name, x->peer, what);
 }
 
+/* The connection failed (HOW: "disconnected", "connection lost"): say
+ * so, or that lbd ended it (a reload, SIGTERM: connset.h).
+ */
+static void
+transmit_log_end (struct xconn *x, const char *how)
+{
+  enum connset_why why = connset_conn_stopping (x->c);
+
+  if (why == CONNSET_STOP_SHUTDOWN || why == CONNSET_STOP_RELOAD)
+    lb_info ("export %s to %s: ended by lbd (%s; %" PRIu64 " bytes read)",
+             x->cl->conf->name, x->peer,
+             why == CONNSET_STOP_SHUTDOWN ? "shutting down"
+             : "its configuration changed", x->bytes_out);
+  else
+    lb_info ("export %s to %s: %s (%" PRIu64 " bytes read)",
+             x->cl->conf->name, x->peer, how, x->bytes_out);
+}
+
 void
 transmit_run (struct xconn *x)
 {
@@ -262,8 +280,7 @@ transmit_run (struct xconn *x)
     bool in_range;
 
     if (export_recv (x, h, sizeof h) == -1) {
-      lb_info ("export %s to %s: disconnected (%" PRIu64 " bytes read)",
-               name, x->peer, x->bytes_out);
+      transmit_log_end (x, "disconnected");
       return;
     }
     flags = lb_get_be16 (h + 4);
@@ -329,8 +346,7 @@ transmit_run (struct xconn *x)
       break;
     }
     if (r == -1) {
-      lb_info ("export %s to %s: connection lost (%" PRIu64 " bytes read)",
-               name, x->peer, x->bytes_out);
+      transmit_log_end (x, "connection lost");
       return;
     }
   }

@@ -59,13 +59,6 @@ struct xconn {
   bool warned_tls, warned_unknown;    /* log such refusals once */
 };
 
-/* The clients whose images are exported (export_setup). */
-extern struct client *export_clients;
-extern size_t export_nclients;
-
-/* The first client named NAME (LEN bytes), or NULL. */
-extern struct client *export_by_name (const char *name, size_t len);
-
 /* Milliseconds left in the negotiation (at least 1; -1 after it). */
 extern int export_left (const struct xconn *x);
 

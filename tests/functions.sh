@@ -56,17 +56,7 @@ wait_for () {
 
 # start_nbdkit NAME DISK [EXTRA NBDKIT ARGS...]: serve DISK through the
 # filter on $T/NAME.sock, channel unit 1 in $T; waits for the channel.
-start_nbdkit () {
-    local name=$1 disk=$2; shift 2
-    # nbdkit leaves its socket behind when stopped.
-    rm -f "$T/$name.pid" "$T/$name.sock"
-    nbdkit -U "$T/$name.sock" -P "$T/$name.pid" -v \
-        --filter="$FILTER" file "$disk" \
-        livewatch-unit=1 livewatch-dir="$T" "$@" 2>>"$T/$name.log" &
-    wait_for 20 test -s "$T/$name.pid" || { cat "$T/$name.log"; bail "nbdkit did not start"; }
-    cleanup "kill \$(cat $T/$name.pid 2>/dev/null) 2>/dev/null"
-    wait_for 20 "$MIRROR" --stat --dir="$T" 1 || bail "channel not ready"
-}
+start_nbdkit () { local name=$1; shift; start_unit "$name" "$T" "$@"; }
 stop_nbdkit () {
     local name=$1 pid
     pid=$(cat "$T/$name.pid" 2>/dev/null) || return 0
@@ -158,3 +148,56 @@ wait_lb_converged () {
         return 1
     }
 }
+
+# --- several units, one test ---------------------------------------------
+# start_unit NAME DIR DISK [EXTRA NBDKIT ARGS...]: like start_nbdkit, but
+# the channel (unit 1) lives in DIR, so that each nbdkit has its own.
+start_unit () {
+    local name=$1 dir=$2 disk=$3; shift 3
+    mkdir -p "$dir"
+    # nbdkit leaves its socket behind when stopped.
+    rm -f "$T/$name.pid" "$T/$name.sock"
+    nbdkit -U "$T/$name.sock" -P "$T/$name.pid" -v \
+        --filter="$FILTER" file "$disk" \
+        livewatch-unit=1 livewatch-dir="$dir" "$@" 2>>"$T/$name.log" &
+    wait_for 20 test -s "$T/$name.pid" || { tail "$T/$name.log"; bail "nbdkit $name did not start"; }
+    cleanup "kill \$(cat $T/$name.pid 2>/dev/null) 2>/dev/null"
+    wait_for 20 "$MIRROR" --stat --dir="$dir" 1 || bail "channel in $dir not ready"
+}
+# make_clients SIZE MB NAME...: for each NAME, a key $T/NAME.key, its
+# copy $T/srv/NAME/key for lbd, and a partition $T/NAME.disk of SIZE
+# with MB MiB of random data somewhere in it.
+make_clients () {
+    local size=$1 mb=$2 c; shift 2
+    for c in "$@"; do
+        mkdir -p "$T/srv/$c"
+        make_key "$T/$c.key"
+        cp "$T/$c.key" "$T/srv/$c/key"; chmod 600 "$T/srv/$c/key"
+        truncate -s "$size" "$T/$c.disk"
+        dd if=/dev/urandom of="$T/$c.disk" bs=1M count="$mb" \
+            seek=$((RANDOM % ($(numfmt --from=iec "$size") / 1048576 - mb))) \
+            conv=notrunc status=none
+    done
+}
+# converged_in DIR IMAGE: unit 1 in DIR converged, IMAGE's state live.
+converged_in () {
+    [ "$("$MIRROR" --stat --dir="$1" 1 | sed -n 's/^converged=//p')" = 1 ] &&
+        [ "$(state_of "$2" phase)" = live ] && [ "$(state_of "$2" consistent)" = 1 ]
+}
+wait_converged_in () {
+    wait_for "${3:-60}" converged_in "$1" "$2" || {
+        diag "not converged ($1):"; "$MIRROR" --stat --dir="$1" 1 | sed 's/^/#   /'
+        sed 's/^/#   state: /' "$2.state" 2>/dev/null
+        return 1
+    }
+}
+# stop_lb NAME: SIGTERM, and wait for it.
+stop_lb () {
+    local pid; pid=$(lb_pid "$1")
+    kill "$pid" 2>/dev/null
+    wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+    wait "$pid" 2>/dev/null
+    return 0
+}
+# logged N FILE PATTERN: FILE shows PATTERN (fixed string) within N s.
+logged () { wait_for "$1" grep -qF -- "$3" "$2"; }

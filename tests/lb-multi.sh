@@ -7,41 +7,6 @@
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh; requires fio
 
-# start_unit NAME DIR DISK [EXTRA NBDKIT ARGS...]: like start_nbdkit, but
-# the channel (unit 1) lives in DIR, so that each nbdkit has its own.
-start_unit () {
-    local name=$1 dir=$2 disk=$3; shift 3
-    mkdir -p "$dir"
-    rm -f "$T/$name.pid" "$T/$name.sock"
-    nbdkit -U "$T/$name.sock" -P "$T/$name.pid" -v \
-        --filter="$FILTER" file "$disk" \
-        livewatch-unit=1 livewatch-dir="$dir" "$@" 2>>"$T/$name.log" &
-    wait_for 20 test -s "$T/$name.pid" || { tail "$T/$name.log"; bail "nbdkit $name did not start"; }
-    cleanup "kill \$(cat $T/$name.pid 2>/dev/null) 2>/dev/null"
-    wait_for 20 "$MIRROR" --stat --dir="$dir" 1 || bail "channel in $dir not ready"
-}
-# converged_in DIR IMAGE: unit 1 in DIR converged, IMAGE's state live.
-converged_in () {
-    [ "$("$MIRROR" --stat --dir="$1" 1 | sed -n 's/^converged=//p')" = 1 ] &&
-        [ "$(state_of "$2" phase)" = live ] && [ "$(state_of "$2" consistent)" = 1 ]
-}
-wait_converged_in () {
-    wait_for "${3:-60}" converged_in "$1" "$2" || {
-        diag "not converged ($1):"; "$MIRROR" --stat --dir="$1" 1 | sed 's/^/#   /'
-        sed 's/^/#   state: /' "$2.state" 2>/dev/null
-        return 1
-    }
-}
-# stop_lb NAME: SIGTERM, and wait for it.
-stop_lb () {
-    local pid; pid=$(lb_pid "$1")
-    kill "$pid" 2>/dev/null
-    wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
-    wait "$pid" 2>/dev/null
-    return 0
-}
-# logged N FILE PATTERN: FILE shows PATTERN (fixed string) within N s.
-logged () { wait_for "$1" grep -qF -- "$3" "$2"; }
 # fingerprint IMAGE: the image's and its state file's checksums.
 fingerprint () { md5sum <"$1"; md5sum <"$1.state"; }
 # scribble URI: change the disk through nbdkit (the capture sees it).
@@ -56,14 +21,7 @@ h.flush()
 port=$(free_port)
 SRV=$T/srv
 conf=$SRV/lbd.conf
-for c in c1 c2 c3 c4 c5; do
-    mkdir -p "$SRV/$c"
-    make_key "$T/$c.key"
-    cp "$T/$c.key" "$SRV/$c/key"; chmod 600 "$SRV/$c/key"
-    truncate -s 64M "$T/$c.disk"
-    dd if=/dev/urandom of="$T/$c.disk" bs=1M count=4 seek=$((RANDOM % 50)) \
-        conv=notrunc status=none
-done
+make_clients 64M 4 c1 c2 c3 c4 c5
 cat >"$conf" <<CONF
 # five clients on one address: four TLS, one plain
 client name=c1 file=c1/disk.img key=c1/key listen=127.0.0.1/$port

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lb and lbd under valgrind (memcheck) through a full session: first
-# contact with a scan, live writes, an lbd restart and reconnect, then a
-# clean shutdown of both.  Any memory error or definite leak fails.
+# contact with a scan, live writes, an lbd restart and reconnect, reloads
+# of lbd's config (a client and an address added, then removed, then a
+# broken file refused) and of lb's key, then a clean shutdown of both.
+# Any memory error or definite leak fails.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh; requires valgrind
 
@@ -55,6 +57,29 @@ nbdsh -u "$(uri nbd)" -c 'import os; h.pwrite(os.urandom(4096), 12 << 20); h.flu
 run_lbd
 check "lb reconnects and converges" wait_lb_converged "$IMG" 120
 check "image equals the partition after the reconnect" same "$T/disk" "$IMG"
+
+# Reloads: what a reload makes, and frees, under memcheck.
+reloaded () { wait_for 60 grep -qF -- "$1" "$T/lbd.log"; }
+make_key "$T/srv/key2"
+port2=$(free_port)
+cp "$T/srv/lbd.conf" "$T/srv/lbd.conf.1"
+echo "client file=disk2.img key=key2 listen=127.0.0.1/$port2 name=two" >>"$T/srv/lbd.conf"
+echo "export listen=127.0.0.1/$(free_port)" >>"$T/srv/lbd.conf"
+kill -HUP "$LBDPID"
+check "lbd reloads under valgrind: a client and addresses added" \
+    reloaded "(1 added, 0 changed, 0 removed)"
+cp "$T/srv/lbd.conf.1" "$T/srv/lbd.conf"
+kill -HUP "$LBDPID"
+check "... then removed" reloaded "(0 added, 0 changed, 1 removed)"
+echo "client file=disk3.img key=nokey listen=127.0.0.1/$port2" >>"$T/srv/lbd.conf"
+kill -HUP "$LBDPID"
+check "... then a broken file refused" reloaded "not reloaded: the running configuration stays"
+cp "$T/srv/lbd.conf.1" "$T/srv/lbd.conf"
+kill -HUP "$LBPID"
+check "lb reads its key again under valgrind" wait_for 30 grep -q "read again: the same key" "$T/lb.log"
+nbdsh -u "$(uri nbd)" -c 'import os; h.pwrite(os.urandom(4096), 13 << 20); h.flush()'
+check "lb, untouched, still converges" wait_lb_converged "$IMG" 120
+check "... in the one session it had" test "$(grep -c 'connected to' "$T/lb.log")" = 2
 
 kill "$LBPID"; wait "$LBPID"; rc=$?
 check "lb exits cleanly on SIGTERM under valgrind (status $rc)" test "$rc" = 0

@@ -22,12 +22,13 @@ lbd_n () {
     ERR=$(cat "$T/err")
 }
 # bad NAME LINE MESSAGE [lbd options] <CONFIG: lbd -n refuses CONFIG
-# with exactly "lbd: FILE:LINE: MESSAGE", a non-zero status, no stdout.
+# with exactly "lbd: FILE:LINE: MESSAGE", status 2 (a configuration
+# error), no stdout.
 bad () {
     local name=$1 line=$2 msg=$3; shift 3
     lbd_n "$name" "$@"
     local want="lbd: $C/$name.conf:$line: $msg"
-    if [ "$RC" != 0 ] && [ -z "$OUT" ] && [ "$ERR" = "$want" ]; then
+    if [ "$RC" = 2 ] && [ -z "$OUT" ] && [ "$ERR" = "$want" ]; then
         ok "$name: refused at line $line"
     else
         not_ok "$name: refused at line $line"
@@ -225,7 +226,7 @@ lbd_n no-client <<CONF
 export listen=127.0.0.1/$P
 CONF
 check "no client lines: refused (a whole-file error: no line)" \
-    test "$RC" != 0 -a -z "$OUT" -a "$ERR" = "lbd: $C/no-client.conf: no client lines"
+    test "$RC" = 2 -a -z "$OUT" -a "$ERR" = "lbd: $C/no-client.conf: no client lines"
 
 # --- continuations --------------------------------------------------------------
 bad continued-line-error 4 "listen=127.0.0.1/99999: bad port (1 to 65535)" <<CONF
@@ -315,10 +316,10 @@ check "a metrics= in a missing folder: lbd does not start ($RC), says why" \
 
 # --- the file itself ---------------------------------------------------------
 OUT=$("$LBD" -n "$C/absent.conf" 2>"$T/err"); RC=$?
-check "a missing config: its own message, non-zero" \
-    test "$RC" != 0 -a "$(cat "$T/err")" = "lbd: $C/absent.conf: No such file or directory"
+check "a missing config: its own message, status 2" \
+    test "$RC" = 2 -a "$(cat "$T/err")" = "lbd: $C/absent.conf: No such file or directory"
 OUT=$("$LBD" -n "$C" 2>"$T/err"); RC=$?
 check "a folder as config: refused" \
-    test "$RC" != 0 -a "$(cat "$T/err")" = "lbd: $C: Is a directory"
+    test "$RC" = 2 -a "$(cat "$T/err")" = "lbd: $C: Is a directory"
 
 done_testing

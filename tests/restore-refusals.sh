@@ -11,7 +11,8 @@
 #    wire), NBD_OPT_EXPORT_NAME ends the connection, nbdinfo fails;
 #  - an image with no consistent state is refused with a reason;
 #  - an oversized option ends only that connection;
-#  - tls=off on an address that is not loopback is a config error.
+#  - tls=off on an address that is not loopback is a config error
+#    (exit status 2, as every error in the configuration).
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdsh; requires nbdcopy; requires nbdinfo
 
@@ -40,7 +41,7 @@ bad_conf () {   # bad_conf LISTEN: tls=off on LISTEN is refused by lbd -n
     printf 'client file=a.img key=c1.key listen=127.0.0.1/%s\nexport listen=%s tls=off\n' \
         "$port" "$1" >"$SRV/bad.conf"
     out=$("$LBD" -n "$SRV/bad.conf" 2>&1); rc=$?
-    [ $rc = 1 ] && [ "$out" = "lbd: $SRV/bad.conf:2: tls=off: allowed only on a loopback address (127.0.0.0/8 or ::1), not listen=$1" ] ||
+    [ $rc = 2 ] && [ "$out" = "lbd: $SRV/bad.conf:2: tls=off: allowed only on a loopback address (127.0.0.0/8 or ::1), not listen=$1" ] ||
         { diag "exit $rc: $out"; return 1; }
 }
 check "lbd -n: tls=off on 10.0.0.1 is a config error" bad_conf 10.0.0.1/$xport
@@ -52,7 +53,7 @@ check "lbd -n: tls=off on ::1 is accepted" \
     test "$("$LBD" -n "$SRV/ok.conf" 2>&1)" = "configuration OK"
 out=$("$LBD" --psk-line "$SRV/lbd.conf" nosuch 2>&1); rc=$?
 check "lbd --psk-line refuses an unknown name" \
-    test "$rc" = 1 -a "$out" = "lbd: $SRV/lbd.conf: no client named 'nosuch'"
+    test "$rc" = 2 -a "$out" = "lbd: $SRV/lbd.conf: no client named 'nosuch'"
 
 start_lbd lbd "$SRV/lbd.conf"
 for c in c1 c2 c3; do "$LBD" --psk-line "$SRV/lbd.conf" $c >"$T/$c.psk"; done
