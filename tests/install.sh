@@ -164,7 +164,8 @@ if [ "$out" = "configuration OK" ]; then ok "the example lbd.conf passes lbd -n"
 else not_ok "the example lbd.conf passes lbd -n"; diag "$out"; fi
 
 # unit.env: plain NAME=VALUE lines (systemd reads no comment after a
-# value), setting every variable nbdkit-livewatch@ and lb@ use.
+# value), setting every variable nbdkit-livewatch@ and lb@ use (but
+# $MAINPID, which systemd sets).
 ENV=$R$examplesdir/unit.env
 if grep -vE '^(#.*|[A-Z_]+=[^ #]*|)$' "$ENV" >"$T/badlines"; then
     not_ok "unit.env holds only comments and NAME=VALUE lines"; sed 's/^/# /' "$T/badlines"
@@ -174,7 +175,8 @@ fi
 for v in $(cat "$R$systemdunitdir/nbdkit-livewatch@.service" \
                "$R$systemdunitdir/lb@.service" |
            sed -e ':a' -e '/\\$/N; s/\\\n//; ta' | grep '^Exec' |
-           grep -o '\${\?[A-Z_][A-Z_]*' | tr -d '${' | sort -u); do
+           grep -o '\${\?[A-Z_][A-Z_]*' | tr -d '${' | sort -u |
+           grep -vx MAINPID); do     # systemd's own
     check "unit.env sets $v, which a unit uses" grep -q "^$v=" "$ENV"
 done
 
