@@ -4,7 +4,8 @@
 # zeroes, trims and flushes): lb killed (-9) and restarted, lbd killed (-9)
 # and restarted, the connection cut (a TCP relay between them killed and
 # restarted; lb reconnects by itself), nbdkit restarted (lb reattaches).
-# The relay also limits lb's sending to 20 MB/s.  Three passes over the
+# The relay also limits lb's sending to 20 MB/s, and ends a connection as
+# a dead peer's kernel would, with a reset (see relay.py).  Three passes over the
 # four faults:
 #  - heavy: in the middle of heavy writes (the ring overflows, lb is
 #    catching up while the writes go on);
@@ -15,7 +16,9 @@
 #  - light: in the middle of light writes, about 8 MB/s (the filter stays
 #    normal: the faults hit live streaming of records).
 # After every round the image converges and equals the partition, and
-# only the nbdkit restarts needed a full scan.
+# only the nbdkit restarts needed a full scan; when lbd or the link dies,
+# lb notices within seconds (a dead peer answers with a reset), not
+# after its 30 s TCP_USER_TIMEOUT.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh; requires fio
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 not installed"
@@ -106,6 +109,19 @@ mid_pass () { [ "$(stat_of pending)" -gt 0 ] && [ "$(stat_of dirty)" -gt 0 ]; } 
 # writes are over, only lb taking blocks makes dirty shrink).
 took_since () { [ "$(stat_of dirty)" -lt "$1" ] && mid_pass; } 2>/dev/null
 nscans () { grep -c "full scan:" "$T/lb.log"; }
+nended () { grep -c "lb: connection to .* ended:" "$T/lb.log"; }
+# noticed_after N T0: seconds from T0 (HH:MM:SS.mmm) to lb's next
+# "connection ... ended" after the first N, or "never".
+noticed_after () {
+    local line
+    line=$(grep "lb: connection to .* ended:" "$T/lb.log" | sed -n "$(( $1 + 1 ))p")
+    [ -n "$line" ] || { echo never; return; }
+    awk -v a="${line%% *}" -v b="$2" 'BEGIN { split(a, x, ":"); split(b, y, ":")
+        d = x[1] * 3600 + x[2] * 60 + x[3] - (y[1] * 3600 + y[2] * 60 + y[3])
+        if (d < -43200) d += 86400
+        printf "%.1f\n", d }'
+}
+within () { [ "$1" != never ] && awk -v d="$1" -v l="$2" 'BEGIN { exit !(d <= l) }'; }
 ncontinue () { grep -c "continuing from seq" "$T/lb.log"; }
 # same_image: image equals the partition; on a mismatch say where.
 same_image () {
@@ -117,6 +133,9 @@ same_image () {
 show_logs () {
     diag "lb.log (tail):"; tail -15 "$T/lb.log" | sed 's/^/#   /'
     diag "lbd.log (tail):"; tail -8 "$T/lbd.log" | sed 's/^/#   /'
+    diag "relay.log (tail):"; tail -4 "$T/relay.log" 2>/dev/null | sed 's/^/#   /'
+    # A stalled connection shows here: states, queues, timers.
+    diag "sockets:"; ss -tno state all "( sport = :$rport or dport = :$rport or sport = :$port or dport = :$port )" 2>&1 | sed 's/^/#   /'
 }
 
 # The partition: some data before anyone watches.
@@ -146,7 +165,7 @@ for load in heavy after light; do
             after) what="after heavy writes, $what" ;;
             light) what="during light writes, $what" ;;
         esac
-        scans0=$(nscans); cont0=$(ncontinue); lbpid0=$LB_PID
+        scans0=$(nscans); cont0=$(ncontinue); ended0=$(nended); lbpid0=$LB_PID
         if [ $load = after ]; then
             start_writers 2; wait_writers
             wait_for 10 took_since "$(stat_of dirty)"
@@ -155,7 +174,8 @@ for load in heavy after light; do
             sleep 1.5
             [ $load = heavy ] && wait_for 3 mid_pass
         fi
-        diag "round $round: $(date +%T.%3N) the fault hits with lb $("$LB" --status --dir="$T" 1 | sed -n 's/^  phase: //p'), filter $(stat_of mode), blocks $(stat_of dirty) dirty, $(stat_of pending) pending"
+        t0=$(date +%T.%3N)
+        diag "round $round: $t0 the fault hits with lb $("$LB" --status --dir="$T" 1 | sed -n 's/^  phase: //p'), filter $(stat_of mode), blocks $(stat_of dirty) dirty, $(stat_of pending) pending"
         case $kind in
             lb)
                 kill9 "$LB_PID"
@@ -194,6 +214,13 @@ for load in heavy after light; do
         if [ $kind != lb ]; then
             check "round $round ($what): the same lb carried on" \
                 test "$LB_PID" = "$lbpid0" -a -d "/proc/$lbpid0"
+        fi
+        if [ $kind = lbd ] || [ $kind = link ]; then
+            # At once, give or take a loaded machine: well below lb's
+            # TCP_USER_TIMEOUT (30 s), which is for a silent peer.
+            late=$(noticed_after "$ended0" "$t0")
+            check "round $round ($what): lb noticed the lost connection within 10 s (after $late s)" \
+                within "$late" 10
         fi
     done
 done
