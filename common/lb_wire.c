@@ -36,7 +36,7 @@ lbw_send_error (struct lb_conn *c, uint32_t code, const char *text)
   lbw_send (c, &m, text, len);
 }
 
-int
+enum lbw_recv_outcome
 lbw_recv (struct lb_conn *c, struct lbp_msg *m, uint8_t **buf, size_t *cap,
           int timeout_ms, const char **why)
 {
@@ -51,7 +51,7 @@ lbw_recv (struct lb_conn *c, struct lbp_msg *m, uint8_t **buf, size_t *cap,
     int r = poll (&pfd, 1, timeout_ms);
     if (r == 0) {
       *why = "timed out waiting for the peer";
-      return -1;
+      return LBW_RECV_BROKEN;
     }
   }
   /* The first read tells an orderly end (between messages) from a
@@ -61,34 +61,34 @@ lbw_recv (struct lb_conn *c, struct lbp_msg *m, uint8_t **buf, size_t *cap,
     n = lb_conn_recv (c, hdr, sizeof hdr);
   while (n == LB_CONN_AGAIN);
   if (n == 0)
-    return 0;
+    return LBW_RECV_END;
   if (n < 0) {
     *why = lb_conn_error (c);
-    return -1;
+    return LBW_RECV_BROKEN;
   }
   if ((size_t) n < sizeof hdr
       && lb_conn_recv_all (c, hdr + n, sizeof hdr - n, 60000) == -1) {
     *why = "connection ended inside a message header";
-    return -1;
+    return LBW_RECV_BROKEN;
   }
   if ((*why = lbp_check_header (hdr, &type, &len)) != NULL)
-    return -2;
+    return LBW_RECV_BAD;
   /* Bounded by lbp_check_header: at most LBP_MAX_BODY. */
   if (*cap < len || *buf == NULL) {
     size_t want = len > 65536 ? len : 65536;
     void *p = realloc (*buf, want);
     if (p == NULL) {
       *why = "out of memory";
-      return -1;
+      return LBW_RECV_BROKEN;
     }
     *buf = p;
     *cap = want;
   }
   if (len > 0 && lb_conn_recv_all (c, *buf, len, -1) == -1) {
     *why = "connection ended inside a message";
-    return -1;
+    return LBW_RECV_BROKEN;
   }
   if ((*why = lbp_decode (type, *buf, len, m)) != NULL)
-    return -2;
-  return 1;
+    return LBW_RECV_BAD;
+  return LBW_RECV_MSG;
 }

@@ -22,12 +22,21 @@ extern int lbw_send (struct lb_conn *c, const struct lbp_msg *m,
 extern void lbw_send_error (struct lb_conn *c, uint32_t code,
                             const char *text);
 
+/* What lbw_recv found. */
+enum lbw_recv_outcome {
+  LBW_RECV_MSG,         /* a message, in M */
+  LBW_RECV_END,         /* an orderly end of the connection, between
+                         * messages */
+  LBW_RECV_BROKEN,      /* a connection error, a cut message, or the
+                         * timeout */
+  LBW_RECV_BAD,         /* a protocol violation (a bad header or body) */
+};
+
 /* Receive one message into M, its body kept in *BUF (grown as needed,
- * never beyond LBP_MAX_BODY).  TIMEOUT_MS < 0 waits forever.
- * Returns 1, 0 at an orderly end, -1 on a connection error or timeout,
- * -2 on a protocol violation; *WHY says which (static text).
+ * never beyond LBP_MAX_BODY).  TIMEOUT_MS < 0 waits forever.  *WHY says
+ * what went wrong for LBW_RECV_BROKEN and LBW_RECV_BAD (static text).
  */
-extern int lbw_recv (struct lb_conn *c, struct lbp_msg *m, uint8_t **buf,
+extern enum lbw_recv_outcome lbw_recv (struct lb_conn *c, struct lbp_msg *m, uint8_t **buf,
                      size_t *cap, int timeout_ms, const char **why);
 
 #endif

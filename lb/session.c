@@ -171,7 +171,8 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   struct lbp_msg m;
   const char *why = NULL;
   char err[512];
-  int fd, r = 0;
+  enum lbw_recv_outcome got = LBW_RECV_BROKEN;
+  int fd, r;
 
   lb_progress_beat (&pub->progress);
   fd = lb_session_connect (o, err, sizeof err);
@@ -205,13 +206,13 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
                          .epoch = h->epoch, .dev_size = h->dev_size,
                          .hash_block = o->hash_block };
   if (lbw_send (sink->conn, &m, NULL, 0) == -1
-      || (r = lbw_recv (sink->conn, &m, &sink->rbuf, &sink->rcap, 30000,
-                        &why)) != 1
+      || (got = lbw_recv (sink->conn, &m, &sink->rbuf, &sink->rcap, 30000,
+                          &why)) != LBW_RECV_MSG
       || m.type != LBP_WELCOME) {
     char text[256] = "";
-    server_ended = r == 1 && m.type == LBP_ERROR
+    server_ended = got == LBW_RECV_MSG && m.type == LBP_ERROR
                    && m.code == LBP_ERR_SHUTDOWN;
-    if (r == 1 && m.type == LBP_ERROR)
+    if (got == LBW_RECV_MSG && m.type == LBP_ERROR)
       lb_log_safe (text, sizeof text, (const char *) m.payload,
                    m.payload_len);
     lb_log (server_ended ? LOG_INFO : LOG_WARNING, "%s/%s: no welcome: %s",

@@ -83,14 +83,14 @@ lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
 {
   const char *why = NULL;
   char text[256];
-  int r;
+  enum lbw_recv_outcome r;
 
   if (s->failed)
     return -1;
   r = lbw_recv (s->conn, m, &s->rbuf, &s->rcap, 120000, &why);
-  if (r == 1 && m->type == type)
+  if (r == LBW_RECV_MSG && m->type == type)
     return 0;
-  if (r == 1 && m->type == LBP_ERROR) {
+  if (r == LBW_RECV_MSG && m->type == LBP_ERROR) {
     lb_log_safe (text, sizeof text, (const char *) m->payload,
                  m->payload_len);
     s->error_code = m->code;
@@ -99,10 +99,10 @@ lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
                                                         : "server says: ",
                          text);
   }
-  if (r == 1)
+  if (r == LBW_RECV_MSG)
     return lb_sink_fail (s, "unexpected message from the server: ",
                          lbp_type_name (m->type));
-  return lb_sink_fail (s, "", r == 0 ? "server closed the connection"
+  return lb_sink_fail (s, "", r == LBW_RECV_END ? "server closed the connection"
                                        : why ? why : "receive failed");
 }
 

@@ -477,7 +477,7 @@ session_serve (struct session *s)
   char err[256];
   enum session_step step;
   enum session_await aw;
-  int r;                        /* lbw_recv's */
+  enum lbw_recv_outcome r;
 
   if (image_open (&s->im, s->cl->conf->file, err, sizeof err) == -1) {
     lb_err ("client %s: %s", name, err);
@@ -493,12 +493,13 @@ session_serve (struct session *s)
     session_goodbye (s, false);
     return;
   }
-  r = aw == SESSION_AWAIT_TIMEOUT ? -1
+  r = aw == SESSION_AWAIT_TIMEOUT ? LBW_RECV_BROKEN
       : lbw_recv (s->conn, &m, &s->buf, &s->cap, 30000, &why);
-  if (r != 1 || m.type != LBP_HELLO) {
+  if (r != LBW_RECV_MSG || m.type != LBP_HELLO) {
     lb_warn ("client %s (%s): no HELLO: %s", name, s->peer,
              aw == SESSION_AWAIT_TIMEOUT ? "timed out waiting for the peer"
-             : r == 1 ? "unexpected message" : why ? why : "closed");
+             : r == LBW_RECV_MSG ? "unexpected message"
+             : why ? why : "closed");
     lbw_send_error (s->conn, LBP_ERR_PROTOCOL, "expected HELLO");
     return;
   }
@@ -549,13 +550,14 @@ session_serve (struct session *s)
       return;
     }
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
-    if (r == 0 || (r == -1 && connset_conn_stopping (s->c)))
+    if (r == LBW_RECV_END
+        || (r == LBW_RECV_BROKEN && connset_conn_stopping (s->c)))
       break;
-    if (r == -1) {
+    if (r == LBW_RECV_BROKEN) {
       lb_warn ("client %s (%s): connection lost: %s", name, s->peer, why);
       break;
     }
-    if (r == -2)
+    if (r == LBW_RECV_BAD)
       goto protocol;
     switch (m.type) {
     case LBP_WRITE:

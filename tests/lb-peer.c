@@ -58,20 +58,21 @@ peer_expect_close (struct lb_conn *c, const char *what)
   size_t cap = 0;
   struct lbp_msg m;
   const char *why;
-  int r = lbw_recv (c, &m, &buf, &cap, 10000, &why);
+  enum lbw_recv_outcome r = lbw_recv (c, &m, &buf, &cap, 10000, &why);
 
   free (buf);
-  if (r == 1 && m.type == LBP_ERROR) {
+  if (r == LBW_RECV_MSG && m.type == LBP_ERROR) {
     printf ("lb-peer: %s: server answered ERROR %u and closed\n", what,
             m.code);
     return 0;
   }
-  if (r == 0 || (r == -1 && why && !strstr (why, "timed out"))) {
+  if (r == LBW_RECV_END
+      || (r == LBW_RECV_BROKEN && why && !strstr (why, "timed out"))) {
     printf ("lb-peer: %s: server closed the connection\n", what);
     return 0;
   }
   printf ("lb-peer: %s: server did NOT refuse (%s)\n", what,
-          r == 1 ? lbp_type_name (m.type) : why);
+          r == LBW_RECV_MSG ? lbp_type_name (m.type) : why);
   return 1;
 }
 
@@ -105,7 +106,7 @@ peer_session (const char *host, const char *port, const char *keyfile,
     exit (2);
   }
   if (lbw_send (c, &m, NULL, 0) == -1
-      || lbw_recv (c, &m, &buf, &cap, 10000, &why) != 1
+      || lbw_recv (c, &m, &buf, &cap, 10000, &why) != LBW_RECV_MSG
       || m.type != LBP_WELCOME) {
     fprintf (stderr, "lb-peer: no WELCOME\n");
     exit (2);
