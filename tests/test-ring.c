@@ -274,12 +274,13 @@ test_bitmap (void)
   char err[256];
   struct lwc *c = lwc_attach (dir, unit, 0, err, sizeof err);
   uint64_t b, n, d, p, off, len;
+  bool cmp;
   int runs = 0;
 
   tap_ok (c != NULL, "reattach (%s)", c ? "ok" : err);
   if (!c) return;
   /* Clear what earlier tests left. */
-  while (lwc_take_run (c, 64, &b, &n))
+  while (lwc_take_run (c, 64, &b, &n, &cmp))
     lwc_done_run (c, b, n);
 
   pthread_rwlock_rdlock (&livewatch_lock);
@@ -291,10 +292,10 @@ test_bitmap (void)
   tap_ok (d == 72 && p == 0, "marks set 72 bits (got %llu)",
           (unsigned long long) d);
 
-  tap_ok (lwc_take_run (c, 64, &b, &n) && b == 0 && n == 1, "run at block 0");
-  tap_ok (lwc_take_run (c, 64, &b, &n) && b == 10 && n == 54,
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 0 && n == 1, "run at block 0");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 10 && n == 54,
           "run 10..63 stops at the word's end");
-  tap_ok (lwc_take_run (c, 8, &b, &n) && b == 64 && n == 8,
+  tap_ok (lwc_take_run (c, 8, &b, &n, &cmp) && b == 64 && n == 8,
           "run limited to max");
   lwc_count_bits (c, &d, &p);
   tap_ok (d == 72 - 63 && p == 63, "taken bits move to pending");
@@ -308,7 +309,7 @@ test_bitmap (void)
   lwc_count_bits (c, &d, &p);
   tap_ok (c && d == 71 && p == 0,
           "pending bits of a dead consumer come back dirty");
-  while (lwc_take_run (c, 64, &b, &n)) {
+  while (lwc_take_run (c, 64, &b, &n, &cmp)) {
     runs++;
     lwc_run_bytes (c, b, n, &off, &len);
     if (b == 255)
@@ -409,6 +410,7 @@ main (void)
   c = lwc_attach (dir, unit, 0, err, sizeof err);
   tap_ok (c == NULL && errno == EAGAIN, "not attachable before sizing");
   tap_ok (channel_size (1 << 20) == 0, "channel sized");
+  channel_ready (NULL);
   tap_ok (service_start () == 0, "service thread started");
   {
     struct channel_config again = cfg;

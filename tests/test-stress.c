@@ -203,7 +203,8 @@ main (int argc, char **argv)
   if (dev_fd < 0 || img_fd < 0 || ftruncate (dev_fd, DEV_SIZE) == -1)
     return 1;
   tap_ok (channel_create (&cfg) == 0 && channel_size (DEV_SIZE) == 0
-          && service_start () == 0, "channel up: 64K ring, 4K blocks");
+          && (channel_ready (NULL), service_start () == 0),
+          "channel up: 64K ring, 4K blocks");
 
   ca.m.dev_fd = dev_fd;
   ca.m.img_fd = img_fd;
