@@ -15,6 +15,7 @@
 #include <nbdkit-filter.h>
 
 #include "actlog.h"
+#include "almap.h"
 #include "channel.h"
 #include "lb_err.h"
 #include "lb_time.h"
@@ -45,6 +46,8 @@ struct actlog_slot {
   bool queued;                  /* waits in the queue for a record */
   _Atomic uint32_t inflight;    /* writes between enter and leave */
   _Atomic uint64_t last_seq;    /* seq of the last record of a write to cur */
+  _Atomic uint64_t dur_need;    /* flush ticket that makes its writes
+                                 * durable on the device */
   uint64_t last_use;            /* ms: LRU order and idleness */
 };
 
@@ -67,6 +70,7 @@ static struct {
   _Atomic uint32_t *region_slot; /* slot + 1 of each region, 0: none;
                                  * stable while a write holds it */
   uint64_t *table;              /* the durable slot table (journal thread) */
+  struct almap m;               /* P (journal thread) */
   uint32_t *queue;              /* slots with an update, oldest first */
   size_t nqueue;
   uint32_t *freel;              /* free slots */
@@ -75,15 +79,17 @@ static struct {
   _Atomic uint32_t waiters;     /* writers waiting for a slot or record */
   bool stopping, running;
   pthread_t thread;
-  uint64_t *map;                /* P as on disk (journal thread) */
-  uint64_t *active;             /* scratch: blocks of active regions */
-  uint8_t *page_changed;        /* scratch: per map page */
   uint64_t *pages;              /* scratch: list of pages to write */
-  bool rewrite_map;
   struct stateformat_dyn dyn;   /* of the last record */
   _Atomic uint64_t journal_last; /* dyn.last_seq, durable */
   uint64_t start_seq;
   _Atomic int state;            /* enum actlog_state */
+  int (*flush_device) (void);
+  /* Flushes of the device: tickets taken when one starts, and the
+   * highest ticket of one that completed.  A write that completed while
+   * flush_started was K is durable once flush_done > K.
+   */
+  _Atomic uint64_t flush_started, flush_done;
 } al;
 
 static uint64_t
@@ -265,8 +271,16 @@ actlog_leave (struct actlog_ticket *t)
 
   if (!t->held)
     return;
+  const uint64_t need = atomic_load (&al.flush_started) + 1;
+
   for (r = t->first; r <= t->last; r++) {
     struct actlog_slot *sl = &al.slots[atomic_load (&al.region_slot[r]) - 1];
+    uint64_t old = atomic_load (&sl->dur_need);
+
+    /* Done on the device: a flush that starts from now on covers it. */
+    while (old < need
+           && !atomic_compare_exchange_weak (&sl->dur_need, &old, need))
+      ;
     /* Sequentially consistent, against a waiter that counts itself and
      * then looks at the counts: one of us sees the other.
      */
@@ -282,104 +296,58 @@ actlog_leave (struct actlog_ticket *t)
   }
 }
 
+uint64_t
+actlog_flush_begin (void)
+{
+  return actlog_on ? atomic_fetch_add (&al.flush_started, 1) + 1 : 0;
+}
+
+void
+actlog_flush_end (uint64_t ticket)
+{
+  uint64_t old;
+
+  if (!actlog_on)
+    return;
+  old = atomic_load (&al.flush_done);
+  while (old < ticket
+         && !atomic_compare_exchange_weak (&al.flush_done, &old, ticket))
+    ;
+}
+
+/* Are the writes the slot has seen durable on the device? */
+static bool
+actlog_durable (const struct actlog_slot *s)
+{
+  return al.flush_device == NULL
+         || atomic_load (&s->dur_need) <= atomic_load (&al.flush_done);
+}
+
+/* Flush the device from the journal thread.  Returns true if every write
+ * completed before the call is now durable there.
+ */
+static bool
+actlog_flush (void)
+{
+  uint64_t t;
+
+  if (al.flush_device == NULL)
+    return true;
+  t = actlog_flush_begin ();
+  if (al.flush_device () == -1) {
+    nbdkit_debug ("livewatch: the device's flush failed: nothing leaves "
+                  "the activity log at this checkpoint");
+    return false;
+  }
+  actlog_flush_end (t);
+  return true;
+}
+
 bool
 actlog_may_append (uint64_t seq)
 {
   return !actlog_on || atomic_load (&al.state) != ACTLOG_OK
          || seq - atomic_load (&al.journal_last) < LW_SEQ_GAP / 2;
-}
-
-/* --- the map ------------------------------------------------------------ */
-
-/* Run BODY with W, MASK set to each bitmap word covering blocks [B0, B1)
- * and the bits of that range in it.
- */
-#define ACTLOG_FOR_WORDS(b0, b1, w, mask, body) do {                      \
-    uint64_t b_ = (b0);                                                   \
-    while (b_ < (b1)) {                                                   \
-      uint64_t n_ = 64 - (b_ & 63);                                       \
-      if (n_ > (b1) - b_) n_ = (b1) - b_;                                 \
-      uint64_t w = b_ >> 6;                                               \
-      uint64_t mask = (n_ == 64 ? UINT64_MAX                              \
-                       : ((UINT64_C(1) << n_) - 1)) << (b_ & 63);         \
-      body;                                                               \
-      b_ += n_;                                                           \
-    }                                                                     \
-  } while (0)
-
-static void
-actlog_region_blocks (uint64_t r, uint64_t *b0, uint64_t *b1)
-{
-  *b0 = r * al.l.blocks_per_region;
-  *b1 = *b0 + al.l.blocks_per_region;
-  if (*b1 > al.l.nblocks)
-    *b1 = al.l.nblocks;
-}
-
-/* Dirty or pending, read in that order: the consumer sets pending
- * before it clears dirty, so a bit moving between them is seen.
- */
-static uint64_t
-actlog_bits (uint64_t w)
-{
-  uint64_t d = atomic_load (lw_bitmap_word (channel_dirty, w * 64));
-  return d | atomic_load (lw_bitmap_word (channel_pending, w * 64));
-}
-
-static void
-actlog_map_set (uint64_t w, uint64_t v)
-{
-  if (al.map[w] != v) {
-    al.map[w] = v;
-    al.page_changed[w / SF_PAGE_WORDS] = 1;
-  }
-}
-
-/* Region R leaves the log: P[R] |= dirty[R] | pending[R], or all of R if
- * it may still have records the consumer has not released (UNRELEASED).
- */
-static void
-actlog_map_leave (uint64_t r, bool unreleased)
-{
-  uint64_t b0, b1;
-
-  actlog_region_blocks (r, &b0, &b1);
-  ACTLOG_FOR_WORDS (b0, b1, w, mask,
-    actlog_map_set (w, al.map[w] | (unreleased ? mask
-                                                : actlog_bits (w) & mask)));
-}
-
-/* Checkpoint: P := dirty | pending outside the regions active in
- * TABLE (the table once this record counts); inside them P is kept.
- */
-static void
-actlog_map_recompute (const uint64_t *table)
-{
-  const uint64_t nwords = (al.l.nblocks + 63) / 64;
-  uint64_t w, s, b0, b1;
-
-  memset (al.active, 0, nwords * sizeof *al.active);
-  for (s = 0; s < al.l.g.nslots; s++)
-    if (table[s] != SF_NONE) {
-      actlog_region_blocks (table[s], &b0, &b1);
-      ACTLOG_FOR_WORDS (b0, b1, w2, mask, al.active[w2] |= mask);
-    }
-  for (w = 0; w < nwords; w++)
-    actlog_map_set (w, (actlog_bits (w) & ~al.active[w])
-                       | (al.map[w] & al.active[w]));
-}
-
-/* Is region R free of dirty and pending bits? */
-static bool
-actlog_region_clean (uint64_t r)
-{
-  uint64_t b0, b1;
-  bool clean = true;
-
-  actlog_region_blocks (r, &b0, &b1);
-  ACTLOG_FOR_WORDS (b0, b1, w, mask, clean = clean
-                                             && (actlog_bits (w) & mask) == 0);
-  return clean;
 }
 
 /* --- records ------------------------------------------------------------- */
@@ -449,11 +417,13 @@ actlog_fail (const char *err)
   pthread_mutex_unlock (&actlog_lock);
 }
 
-/* Regions idle and clean (no write in flight, every record released, no
- * bit) leave the log at a checkpoint.  Lock held.
+/* Regions idle and clean (no write in flight, every record released,
+ * every write durable on the device, no bit) leave the log at a
+ * checkpoint.  Lock held.  DRY: only say whether there is one.  Returns
+ * how many.
  */
-static void
-actlog_pick_idle (uint64_t released, uint64_t now)
+static uint32_t
+actlog_pick_idle (uint64_t released, uint64_t now, bool dry)
 {
   uint32_t i, n = 0;
 
@@ -463,13 +433,17 @@ actlog_pick_idle (uint64_t released, uint64_t now)
         || atomic_load (&s->inflight) != 0
         || atomic_load (&s->last_seq) > released
         || now - s->last_use < actlog_idle_ms ()
-        || !actlog_region_clean (s->cur))
+        || (!dry && !actlog_durable (s))
+        || !almap_region_clean (&al.m, s->cur))
       continue;
+    n++;
+    if (dry)
+      break;
     s->next = SF_NONE;
     s->queued = true;
     al.queue[al.nqueue++] = i;
-    n++;
   }
+  return n;
 }
 
 /* Write one record: the updates waiting (at most SF_REC_UPD), with the
@@ -481,19 +455,32 @@ actlog_commit (bool checkpoint)
 {
   struct stateformat_update upd[SF_REC_UPD];
   uint64_t leaving[SF_REC_UPD], leaving_seq[SF_REC_UPD];
+  bool leaving_durable[SF_REC_UPD], flushed = false;
   uint32_t batch[SF_REC_UPD];
-  size_t nb, nl = 0, np = 0, i;
+  size_t nb, nl = 0, np, i;
   struct stateformat_dyn d;
-  uint64_t released, want, now, p;
+  uint64_t released, want, now;
   char err[512];
 
   /* Read first: everything this record covers happened after. */
   released = atomic_load (&channel_hdr->tail_seq);
   now = lb_now_ms ();
+  /* Anything to clear?  Then the device first: what the consumer copied
+   * or applied from its cache must be on it before the log forgets.
+   */
+  if (checkpoint) {
+    bool some;
+    pthread_mutex_lock (&actlog_lock);
+    some = actlog_pick_idle (released, now, true) > 0;
+    pthread_mutex_unlock (&actlog_lock);
+    if (some || almap_checkpoint (&al.m, al.table, al.l.g.nslots,
+                                  al.dyn.floor_seq, true, true))
+      flushed = actlog_flush ();
+  }
   pthread_mutex_lock (&actlog_lock);
   want = al.persist_req;
-  if (checkpoint)
-    actlog_pick_idle (released, now);
+  if (flushed)
+    actlog_pick_idle (released, now, false);
   nb = al.nqueue < SF_REC_UPD ? al.nqueue : SF_REC_UPD;
   memcpy (batch, al.queue, nb * sizeof *batch);
   memmove (al.queue, al.queue + nb, (al.nqueue - nb) * sizeof *al.queue);
@@ -508,6 +495,7 @@ actlog_commit (bool checkpoint)
        */
       assert (atomic_load (&s->inflight) == 0);
       leaving[nl] = s->cur;
+      leaving_durable[nl] = actlog_durable (s);
       leaving_seq[nl++] = atomic_load (&s->last_seq);
     }
   }
@@ -516,18 +504,14 @@ actlog_commit (bool checkpoint)
   for (i = 0; i < nb; i++)
     al.table[upd[i].slot] = upd[i].region;
   if (checkpoint)
-    actlog_map_recompute (al.table);
+    almap_checkpoint (&al.m, al.table, al.l.g.nslots, al.dyn.floor_seq,
+                      flushed, false);
   for (i = 0; i < nl; i++)
-    actlog_map_leave (leaving[i], leaving_seq[i] > released);
-  for (p = 0; p < al.l.map_pages; p++)
-    if (al.page_changed[p] || (checkpoint && al.rewrite_map)) {
-      al.page_changed[p] = 0;
-      al.pages[np++] = p;
-    }
-  if (checkpoint)
-    al.rewrite_map = false;
+    almap_leave (&al.m, leaving[i], leaving_seq[i],
+                 leaving_seq[i] > released || !leaving_durable[i]);
+  np = almap_changed_pages (&al.m, al.pages, checkpoint);
   /* P first: a leaving region must be covered before its slot empties. */
-  if (statefile_write_pages (al.sf, al.map, al.pages, np, err,
+  if (statefile_write_pages (al.sf, al.m.map, al.pages, np, err,
                              sizeof err) == -1) {
     actlog_fail (err);
     return;
@@ -554,8 +538,12 @@ actlog_commit (bool checkpoint)
     if (s->cur == SF_NONE)
       al.freel[al.nfree++] = batch[i];
     else {
+      /* A region comes back with the seq of its last record: records
+       * it had before are no more released than they were.
+       */
       s->last_use = now;
-      atomic_store (&s->last_seq, 0);
+      atomic_store (&s->last_seq, al.m.left_seq[s->cur]);
+      atomic_store (&s->dur_need, 0);
     }
   }
   al.persist_done = want;
@@ -628,7 +616,7 @@ actlog_init (const struct actlog_init *in, char *err, size_t errlen)
 {
   const struct stateformat_layout *l = statefile_layout (in->sf);
   const uint32_t N = l->g.nslots;
-  uint64_t now = lb_now_ms (), nwords = (l->nblocks + 63) / 64;
+  uint64_t now = lb_now_ms ();
   uint32_t s;
 
   assert (!actlog_on && channel_hdr != NULL);
@@ -640,12 +628,10 @@ actlog_init (const struct actlog_init *in, char *err, size_t errlen)
   al.table = malloc (N * sizeof *al.table);
   al.queue = malloc (N * sizeof *al.queue);
   al.freel = malloc (N * sizeof *al.freel);
-  al.active = malloc ((nwords ? nwords : 1) * sizeof *al.active);
-  al.page_changed = calloc (l->map_pages ? l->map_pages : 1, 1);
   al.pages = malloc ((l->map_pages ? l->map_pages : 1) * sizeof *al.pages);
-  al.map = in->map;
-  if (!al.slots || !al.region_slot || !al.table || !al.queue || !al.freel
-      || !al.active || !al.page_changed || !al.pages) {
+  if (almap_init (&al.m, &al.l, in->map, in->rewrite_map) == -1 || !al.slots
+      || !al.region_slot || !al.table || !al.queue || !al.freel
+      || !al.pages) {
     lb_errf (err, errlen, "out of memory for the activity log");
     return -1;
   }
@@ -655,10 +641,16 @@ actlog_init (const struct actlog_init *in, char *err, size_t errlen)
     sl->last_use = now;
     if (sl->cur == SF_NONE)
       al.freel[al.nfree++] = s;
-    else
+    else {
       atomic_store (&al.region_slot[sl->cur], s + 1);
+      /* Active when the last instance died: its writes there may still
+       * be only in the device's cache.  They are safe once this
+       * instance's first flush is done.
+       */
+      atomic_store (&sl->dur_need, 1);
+    }
   }
-  al.rewrite_map = in->rewrite_map;
+  al.flush_device = in->flush_device;
   al.dyn = in->dyn;
   al.start_seq = in->start_seq;
   /* This instance's first record: if it dies now, that is an unclean
@@ -717,6 +709,16 @@ actlog_write_clean (const uint64_t *map)
   if (!actlog_on || atomic_load (&al.state) != ACTLOG_OK)
     return 0;
   assert (!al.running);
+  /* What the consumer has may not be on the device yet: after a power
+   * cut there, the mirror would be newer than the device where this map
+   * says nothing.  If the flush fails the file stays "unclean" (active
+   * regions compared; nothing was cleared without a flush).
+   */
+  if (!actlog_flush ()) {
+    nbdkit_error ("livewatch: the device's flush failed at the clean "
+                  "stop: the state file is left as after a crash");
+    return -1;
+  }
   for (p = 0; p < al.l.map_pages; p++)
     al.pages[p] = p;
   for (s = 0; s < al.l.g.nslots; s++)
@@ -745,10 +747,8 @@ actlog_free (void)
   free (al.table);
   free (al.queue);
   free (al.freel);
-  free (al.active);
-  free (al.page_changed);
   free (al.pages);
-  free (al.map);
+  almap_free (&al.m);
   memset (&al, 0, sizeof al);
   actlog_on = false;
   actlog_span = 0;

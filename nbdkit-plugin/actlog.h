@@ -15,12 +15,16 @@
  *   regions until it has recorded itself (ring record or dirty bits).
  * - Leaving regions (evicted when every slot is in use, or deactivated
  *   once clean and idle) get P[R] |= dirty[R] | pending[R] first, and
- *   all of R if R has records still unreleased in the ring; then the
- *   record that empties their slot.
+ *   all of R if R has records still unreleased in the ring or writes not
+ *   yet made durable on the device by a flush; then the record that
+ *   empties their slot.
  * - Checkpoints (every few seconds, in the journal thread, never in the
  *   write path) set P := dirty | pending outside the active regions and
  *   record floor_seq = the released seq, so P bits get cleared and the
- *   recovery set stays what was being written.
+ *   recovery set stays what was being written.  Anything is cleared only
+ *   after a flush of the device that started after the writes concerned:
+ *   the consumer reads the device's cache, so without it a power cut
+ *   could leave the mirror newer than the device there.
  * - The consumer's copy generation is recorded on request (LW_REQ_PERSIST).
  *
  * One thread (started by actlog_start) writes the state file; writers
@@ -54,6 +58,10 @@ struct actlog_init {
                                  * first checkpoint */
   struct stateformat_dyn dyn;   /* as stored */
   uint64_t start_seq;           /* this instance's first record is +1 */
+  /* Make every completed write durable on the device (the plugin's
+   * flush); 0 or -1.  NULL: writes are durable when they complete.
+   */
+  int (*flush_device) (void);
 };
 
 /* Take over the loaded state and write this instance's first record
@@ -100,6 +108,13 @@ extern void actlog_note_seq (const struct actlog_ticket *t, uint64_t seq);
 
 /* The write has recorded itself (record appended or bits set). */
 extern void actlog_leave (struct actlog_ticket *t);
+
+/* Around a flush of the device by a client (capture_flush): BEGIN before
+ * the plugin's flush, END with its ticket once it succeeded.  Writes
+ * that completed before BEGIN are then durable on the device.
+ */
+extern uint64_t actlog_flush_begin (void);
+extern void actlog_flush_end (uint64_t ticket);
 
 /* May a record with SEQ be appended?  False when the journal's last seq
  * lags by LW_SEQ_GAP / 2 (the writer then degrades): so the gap the next

@@ -161,8 +161,14 @@ capture_write (void *ctx, capture_op op, uint32_t type, const void *buf,
 int
 capture_flush (void *ctx, capture_op op, uint32_t flags, int *err)
 {
+  /* Writes done before the plugin's flush starts are durable after it:
+   * the activity log may then let their regions go.
+   */
+  uint64_t ticket = actlog_flush_begin ();
+
   if (op (ctx, NULL, 0, 0, flags, err) == -1)
     return -1;
+  actlog_flush_end (ticket);
   if (capture_degraded ())
     return 0;
   /* Every write answered before this flush was issued is in the ring

@@ -186,6 +186,54 @@ livewatch_get_ready (int thread_model)
   return channel_preflight (&livewatch_cfg);
 }
 
+/* With a state file: a context of our own into the plugin, from
+ * after_fork to cleanup, for the journal thread's flushes of the device
+ * (nbdkit-filter(3): background contexts).
+ */
+static nbdkit_next *livewatch_bg;
+
+static int
+livewatch_bg_flush (void)
+{
+  int err = 0;
+  return livewatch_bg->flush (livewatch_bg, 0, &err);
+}
+
+static int
+livewatch_bg_open (nbdkit_backend *backend)
+{
+  livewatch_bg = nbdkit_next_context_open (backend, 0, "", 0);
+  if (livewatch_bg == NULL || livewatch_bg->prepare (livewatch_bg) == -1) {
+    nbdkit_error ("livewatch: cannot open the plugin for the state file's "
+                  "flushes");
+    if (livewatch_bg)
+      nbdkit_next_context_close (livewatch_bg);
+    livewatch_bg = NULL;
+    return -1;
+  }
+  switch (livewatch_bg->can_flush (livewatch_bg)) {
+  case -1:
+    return -1;
+  case 0:
+    /* Nothing to flush: a write is durable once it completes. */
+    livewatch_state.flush_device = NULL;
+    break;
+  default:
+    livewatch_state.flush_device = livewatch_bg_flush;
+  }
+  return 0;
+}
+
+static void
+livewatch_bg_close (void)
+{
+  if (livewatch_bg) {
+    livewatch_bg->finalize (livewatch_bg);
+    nbdkit_next_context_close (livewatch_bg);
+    livewatch_bg = NULL;
+  }
+}
+
 /* After the fork: learn the export size through a private context (no
  * client need be connected), create and size the channel, load the state
  * file (if any) into it, publish it, start the threads.
@@ -214,7 +262,8 @@ livewatch_after_fork (nbdkit_backend *backend)
     return -1;
   if (livewatch_state.path) {
     struct channel_origin o;
-    if (persist_open (&livewatch_state, &o) == -1)
+    if (livewatch_bg_open (backend) == -1
+        || persist_open (&livewatch_state, &o) == -1)
       return -1;
     channel_ready (&o);
   }
@@ -234,6 +283,7 @@ livewatch_cleanup (nbdkit_backend *backend)
   (void) backend;
   service_stop ();
   persist_close ();
+  livewatch_bg_close ();
   channel_close ();
 }
 

@@ -114,7 +114,7 @@ persist_open (const struct persist_config *cfg, struct channel_origin *o)
   in = (struct actlog_init) {
     .sf = sf, .slots = ld.slots, .map = ld.map,
     .rewrite_map = ld.bad_pages > 0, .dyn = ld.dyn,
-    .start_seq = o->start_seq,
+    .start_seq = o->start_seq, .flush_device = cfg->flush_device,
   };
   ld.map = NULL;                /* taken over */
   if (actlog_init (&in, err, sizeof err) == -1) {

@@ -29,6 +29,10 @@ struct persist_config {
   const char *path;             /* absolute */
   uint32_t nslots;              /* livewatch-al-regions */
   uint64_t region_size;         /* livewatch-al-region */
+  /* The plugin's flush, from a context of the filter's own (NULL if the
+   * plugin cannot flush: its writes are durable when they complete).
+   */
+  int (*flush_device) (void);
 };
 
 /* Load PATH into the sized channel and fill *O for channel_ready.

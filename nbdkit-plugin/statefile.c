@@ -147,7 +147,8 @@ statefile_put_record (struct statefile *sf, uint64_t tx,
   assert (nu <= SF_REC_UPD);
   for (k = 0; k < r.nctx; k++)
     r.ctx[k] = table_after[(r.ctx_first + k) % l->g.nslots];
-  memcpy (r.upd, u, sizeof *u * nu);
+  if (nu > 0)
+    memcpy (r.upd, u, sizeof *u * nu);
   stateformat_rec_encode (&r, sf->page);
   return lb_pwrite_all (sf->fd, sf->page, SF_REC_SIZE,
                         l->journal_off + (tx % l->journal_len) * SF_REC_SIZE);
