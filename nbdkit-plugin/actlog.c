@@ -31,6 +31,9 @@ NBDKIT_DLL_PUBLIC int livewatch_debug_al_checkpoint_ms;
 #define ACTLOG_CHECKPOINT_MS 2000
 #define ACTLOG_AHEAD         16u   /* regions activated ahead of a
                                     * sequential writer */
+#define ACTLOG_STREAM        4u    /* writes in a row, each where the one
+                                    * before ended, and a region's worth of
+                                    * bytes, make a sequential stream */
 
 enum actlog_state {
   ACTLOG_OK,                    /* the state file is kept */
@@ -49,6 +52,10 @@ struct actlog_slot {
   _Atomic uint64_t dur_need;    /* flush ticket that makes its writes
                                  * durable on the device */
   uint64_t last_use;            /* ms: LRU order and idleness */
+  uint64_t seq_end;             /* end offset of the last write in cur */
+  uint32_t seq_run;             /* how many writes in a row ended there,
+                                 * each starting where one had ended */
+  uint64_t seq_bytes;           /* and how many bytes they wrote */
 };
 
 bool actlog_on;
@@ -188,18 +195,39 @@ actlog_acquire (const struct actlog_ticket *t, uint64_t now)
   return true;
 }
 
-/* A write at the end of a run of active regions is taken for a
- * sequential one: activate the regions ahead of it, in the record being
- * assembled, before it needs them (only free or idle slots).  Lock held.
+/* ACTLOG_STREAM writes in a row, each starting where the one before
+ * ended, over a region's worth of bytes, are taken for a sequential
+ * stream (random writes line up so in short runs at most: fio's random
+ * map fills its last holes in order): activate the regions ahead of it,
+ * in the record being assembled, before it needs them (only free or idle
+ * slots), once it is within half the window of the last one.  Lock
+ * held.
  */
 static void
-actlog_read_ahead (const struct actlog_ticket *t, uint64_t now)
+actlog_read_ahead (const struct actlog_ticket *t, uint64_t offset,
+                   uint64_t count, uint64_t now)
 {
   const uint64_t n = al.l.nregions;
-  uint64_t probe, r, end;
+  struct actlog_slot *last = &al.slots[atomic_load (&al.region_slot[t->last])
+                                       - 1];
+  uint64_t probe, r, end, before;
+  uint64_t bytes = count;
+  uint32_t s, run = 0;
   bool queued = false;
 
-  if (t->first == 0 || atomic_load (&al.region_slot[t->first - 1]) == 0)
+  if (offset > 0) {
+    before = (offset - 1) / al.l.g.region_size;
+    s = atomic_load (&al.region_slot[before]);
+    if (s != 0 && al.slots[s - 1].cur == before
+        && al.slots[s - 1].seq_end == offset) {
+      run = al.slots[s - 1].seq_run + 1;
+      bytes += al.slots[s - 1].seq_bytes;
+    }
+  }
+  last->seq_end = offset + count;
+  last->seq_run = run;
+  last->seq_bytes = bytes;
+  if (run < ACTLOG_STREAM || bytes < al.l.g.region_size)
     return;
   probe = t->last + ACTLOG_AHEAD / 2;
   if (probe >= n || atomic_load (&al.region_slot[probe]) != 0)
@@ -236,7 +264,7 @@ actlog_enter (uint64_t offset, uint64_t count, struct actlog_ticket *t)
       break;
     if (actlog_acquire (t, now)) {
       t->held = true;
-      actlog_read_ahead (t, now);
+      actlog_read_ahead (t, offset, count, now);
       break;
     }
     atomic_fetch_add (&al.waiters, 1);
@@ -542,6 +570,7 @@ actlog_commit (bool checkpoint)
        * it had before are no more released than they were.
        */
       s->last_use = now;
+      s->seq_end = UINT64_MAX;
       atomic_store (&s->last_seq, al.m.left_seq[s->cur]);
       atomic_store (&s->dur_need, 0);
     }
@@ -638,7 +667,11 @@ actlog_init (const struct actlog_init *in, char *err, size_t errlen)
   for (s = 0; s < N; s++) {
     struct actlog_slot *sl = &al.slots[s];
     sl->cur = sl->next = al.table[s] = in->slots[s];
-    sl->last_use = now;
+    /* Recovered regions are idle: they leave as soon as they are clean
+     * (copied or compared, and flushed).
+     */
+    sl->last_use = now - actlog_idle_ms ();
+    sl->seq_end = UINT64_MAX;
     if (sl->cur == SF_NONE)
       al.freel[al.nfree++] = s;
     else {

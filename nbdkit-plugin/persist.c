@@ -14,6 +14,7 @@
 
 /* Room for what the start found, published in start_reason. */
 static char persist_reason[LW_REASON_LEN];
+static unsigned persist_problems;
 
 static void
 persist_log (const char *msg)
@@ -22,6 +23,7 @@ persist_log (const char *msg)
    * compare.
    */
   nbdkit_error ("livewatch: %s", msg);
+  persist_problems++;
 }
 
 /* Set bits [B0, B1) in the channel bitmap MAP (no consumer yet). */
@@ -57,6 +59,7 @@ persist_open (const struct persist_config *cfg, struct channel_origin *o)
   char err[512];
   uint64_t w, s, hinted = 0;
 
+  persist_problems = 0;
   if (statefile_open (cfg->path, &g, persist_log, &sf, &ld, err,
                       sizeof err) == -1) {
     nbdkit_error ("livewatch-state=%s: %s", cfg->path, err);
@@ -93,19 +96,35 @@ persist_open (const struct persist_config *cfg, struct channel_origin *o)
         persist_mark (channel_hint, b0, b1);
         o->recovered_regions++;
       }
+    /* A bad map page says nothing: all its blocks were set; compare them
+     * rather than copy them blindly.
+     */
+    for (w = 0; w < l->map_pages; w++)
+      if (ld.bad_page[w]) {
+        uint64_t b1 = (w + 1) * SF_PAGE_BITS;
+        persist_mark (channel_hint, w * SF_PAGE_BITS,
+                      b1 < l->nblocks ? b1 : l->nblocks);
+      }
     o->start_dirty = persist_count (channel_dirty, l->nblocks);
     hinted = persist_count (channel_hint, l->nblocks);
     o->start_hinted = hinted;
     if (ld.outcome == SF_CLEAN)
       snprintf (persist_reason, sizeof persist_reason,
-                "clean stop: %" PRIu64 " blocks to copy%s", o->start_dirty,
-                ld.bad_pages ? " (a map page was bad: all its blocks)" : "");
+                "clean stop: %" PRIu64 " blocks to copy, %" PRIu64 " of them "
+                "to compare (%" PRIu64 " bad map pages)", o->start_dirty,
+                hinted, ld.bad_pages);
     else
       snprintf (persist_reason, sizeof persist_reason,
-                "unclean stop: %" PRIu64 " active regions (%" PRIu64
-                " blocks) to compare, %" PRIu64 " more blocks to copy%s",
-                o->recovered_regions, hinted, o->start_dirty - hinted,
-                ld.bad_pages ? " (a map page was bad)" : "");
+                "unclean stop: %" PRIu64 " active regions; %" PRIu64
+                " blocks to compare, %" PRIu64 " more to copy (%" PRIu64
+                " bad map pages)", o->recovered_regions, hinted,
+                o->start_dirty - hinted, ld.bad_pages);
+  }
+  if (persist_problems && ld.outcome != SF_FRESH) {
+    size_t n = strlen (persist_reason);
+    snprintf (persist_reason + n, sizeof persist_reason - n,
+              "; %u problem%s in the state file, see nbdkit's log",
+              persist_problems, persist_problems > 1 ? "s" : "");
   }
   nbdkit_debug ("livewatch: state %s: epoch %016" PRIx64 ", %s; first seq %"
                 PRIu64, cfg->path, ld.epoch, persist_reason,

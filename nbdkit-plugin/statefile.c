@@ -187,6 +187,7 @@ statefile_reset (struct statefile *sf, struct statefile_load *ld,
   sf->epoch = epoch | 1;        /* never 0: 0 is "no epoch" to consumers */
   sf->sb_gen++;
   memset (ld->map, 0, l->map_words * sizeof *ld->map);
+  memset (ld->bad_page, 0, l->map_pages);
   for (p = 0; p < l->g.nslots; p++)
     ld->slots[p] = SF_NONE;
   if (ftruncate (sf->fd, 0) == -1 || ftruncate (sf->fd, l->file_size) == -1)
@@ -344,6 +345,7 @@ statefile_load (struct statefile *sf, statefile_log_fn log,
         ld->map[p * SF_PAGE_WORDS + w] =
           w * 64 >= n ? 0 : n - w * 64 >= 64 ? UINT64_MAX
           : (UINT64_C(1) << (n - w * 64)) - 1;
+      ld->bad_page[p] = 1;
       ld->bad_pages++;
     }
   }
@@ -373,7 +375,8 @@ statefile_open (const char *path, const struct stateformat_geom *g,
     goto fail;
   ld->slots = malloc (sizeof *ld->slots * g->nslots);
   ld->map = calloc (sf->l.map_words ? sf->l.map_words : 1, sizeof *ld->map);
-  if (ld->slots == NULL || ld->map == NULL) {
+  ld->bad_page = calloc (sf->l.map_pages ? sf->l.map_pages : 1, 1);
+  if (ld->slots == NULL || ld->map == NULL || ld->bad_page == NULL) {
     lb_errf (err, errlen, "out of memory");
     goto fail;
   }
@@ -497,6 +500,8 @@ statefile_load_free (struct statefile_load *ld)
 {
   free (ld->slots);
   free (ld->map);
+  free (ld->bad_page);
   ld->slots = NULL;
   ld->map = NULL;
+  ld->bad_page = NULL;
 }

@@ -33,6 +33,7 @@ struct statefile_load {
   uint64_t *slots;              /* N entries; malloc'd, caller frees */
   uint64_t *map;                /* L.map_words words; malloc'd; bad pages
                                  * all ones */
+  uint8_t *bad_page;            /* per map page: it failed its checks */
   uint64_t bad_pages;
 };
 

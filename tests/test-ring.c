@@ -316,6 +316,25 @@ test_bitmap (void)
       tap_ok (off == 255 * 4096 && len == 4096, "last run clipped to device");
   }
   tap_ok (runs == 3, "pass over the rest takes 3 runs (got %d)", runs);
+
+  /* Compare hints cut runs, and go with the pending bits. */
+  while (lwc_take_run (c, 64, &b, &n, &cmp))
+    lwc_done_run (c, b, n);
+  pthread_rwlock_rdlock (&livewatch_lock);
+  channel_mark (4096 * 128, 4096 * 16);         /* blocks 128..143 */
+  pthread_rwlock_unlock (&livewatch_lock);
+  lw_bitmap_mark (channel_hint, 132, 135);
+  tap_ok (lwc_count_hints (c) == 4, "4 hints");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 128 && n == 4 && !cmp,
+          "a run stops where the hints start (128+4, copy)");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 132 && n == 4 && cmp,
+          "the hinted run (132+4, compare)");
+  lwc_done_run (c, 132, 4);
+  tap_ok (lwc_count_hints (c) == 0, "done clears the hints");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 136 && n == 8 && !cmp,
+          "then the rest (136+8, copy)");
+  lwc_done_run (c, 128, 4);
+  lwc_done_run (c, 136, 8);
   lwc_detach (c);
 }
 
@@ -368,6 +387,16 @@ test_header_check (void)
           "bitmap past the file's end caught");
   tap_ok (lw_header_check (h, h->file_size - 1) != NULL,
           "truncated file caught");
+  copy = *h; copy.hint_off = copy.pending_off;
+  tap_ok (lw_header_check (&copy, h->file_size) != NULL,
+          "hints over the pending map caught");
+  copy = *h; copy.start_kind = LW_START_CLEAN;
+  tap_ok (lw_header_check (&copy, h->file_size) != NULL,
+          "a continued capture without a region size caught");
+  copy = *h; copy.start_reason[LW_REASON_LEN - 1] = 'x';
+  memset (copy.start_reason, 'x', LW_REASON_LEN);
+  tap_ok (lw_header_check (&copy, h->file_size) != NULL,
+          "an unterminated start reason caught");
 }
 
 static void
