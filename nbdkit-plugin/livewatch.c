@@ -176,11 +176,18 @@ livewatch_get_ready (int thread_model)
 {
   char err[512];
 
-  (void) thread_model;
   if (livewatch_state.path
       && statefile_preflight (livewatch_state.path, livewatch_state_warn,
                               err, sizeof err) == -1) {
     nbdkit_error ("livewatch-state=%s", err);
+    return -1;
+  }
+  /* The journal thread flushes the device from a context of its own,
+   * beside the clients' requests: nbdkit serializes only the latter.
+   */
+  if (livewatch_state.path && thread_model != NBDKIT_THREAD_MODEL_PARALLEL) {
+    nbdkit_error ("livewatch-state= needs a plugin that takes requests in "
+                  "parallel (the file plugin does)");
     return -1;
   }
   return channel_preflight (&livewatch_cfg);
