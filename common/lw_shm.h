@@ -219,6 +219,10 @@ struct lw_header {
   _Atomic uint64_t mode_since;      /* time of last mode change, seconds */
   _Atomic uint32_t flags;           /* enum lw_flags; PERSISTENT is cleared
                                      * if the state file fails */
+  _Atomic uint64_t n_state_records; /* journal records written */
+  _Atomic uint64_t n_state_syncs;   /* fdatasyncs of the state file */
+  _Atomic uint64_t n_al_waits;      /* writes that waited for the journal */
+  _Atomic uint64_t al_wait_us;      /* and how long, in all */
 
   /* --- C: released position (records before it may be overwritten) --- */
   _Alignas (LW_CACHELINE) _Atomic uint64_t tail_pos;

@@ -29,7 +29,7 @@ NBDKIT_DLL_PUBLIC int livewatch_debug_al_checkpoint_ms;
 
 #define ACTLOG_IDLE_MS       5000
 #define ACTLOG_CHECKPOINT_MS 2000
-#define ACTLOG_AHEAD         16u   /* regions activated ahead of a
+#define ACTLOG_AHEAD         32u   /* regions activated ahead of a
                                     * sequential writer */
 #define ACTLOG_STREAM        4u    /* writes in a row, each where the one
                                     * before ended, and a region's worth of
@@ -246,6 +246,8 @@ actlog_read_ahead (const struct actlog_ticket *t, uint64_t offset,
 int
 actlog_enter (uint64_t offset, uint64_t count, struct actlog_ticket *t)
 {
+  uint64_t waited_since = 0;
+  struct timespec ts;
   int st;
 
   t->held = false;
@@ -267,11 +269,24 @@ actlog_enter (uint64_t offset, uint64_t count, struct actlog_ticket *t)
       actlog_read_ahead (t, offset, count, now);
       break;
     }
+    if (waited_since == 0) {
+      clock_gettime (CLOCK_MONOTONIC, &ts);
+      waited_since = ts.tv_sec * UINT64_C(1000000) + ts.tv_nsec / 1000;
+    }
     atomic_fetch_add (&al.waiters, 1);
     pthread_cond_wait (&actlog_done, &actlog_lock);
     atomic_fetch_sub (&al.waiters, 1);
   }
   pthread_mutex_unlock (&actlog_lock);
+  if (waited_since) {
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    atomic_fetch_add_explicit (&channel_hdr->n_al_waits, 1,
+                               memory_order_relaxed);
+    atomic_fetch_add_explicit (&channel_hdr->al_wait_us,
+                               ts.tv_sec * UINT64_C(1000000)
+                               + ts.tv_nsec / 1000 - waited_since,
+                               memory_order_relaxed);
+  }
   if (st == ACTLOG_BROKEN) {
     errno = EIO;
     return -1;
@@ -544,6 +559,8 @@ actlog_commit (bool checkpoint)
     actlog_fail (err);
     return;
   }
+  if (np > 0)
+    atomic_fetch_add (&channel_hdr->n_state_syncs, 1);
   d = actlog_dyn (released);
   if (nb > 0 || np > 0 || want != al.persist_done
       || !actlog_dyn_same (&d, &al.dyn)) {
@@ -554,6 +571,8 @@ actlog_commit (bool checkpoint)
     }
     al.dyn = d;
     atomic_store (&al.journal_last, d.last_seq);
+    atomic_fetch_add (&channel_hdr->n_state_records, 1);
+    atomic_fetch_add (&channel_hdr->n_state_syncs, 1);
   }
 
   pthread_mutex_lock (&actlog_lock);

@@ -81,6 +81,10 @@ do_stat (const char *dir, unsigned unit)
           PRIu64 "\npersistent=%d\n", h->recovered_regions, h->region_size,
           h->start_dirty, h->start_hinted, lwc_count_hints (c),
           (atomic_load (&h->flags) & LW_FLAG_PERSISTENT) != 0);
+  printf ("state_records=%" PRIu64 "\nstate_syncs=%" PRIu64
+          "\nal_waits=%" PRIu64 "\nal_wait_us=%" PRIu64 "\n",
+          atomic_load (&h->n_state_records), atomic_load (&h->n_state_syncs),
+          atomic_load (&h->n_al_waits), atomic_load (&h->al_wait_us));
   printf ("converged=%d\n", mode == LW_MODE_NORMAL && head == tail
           && dirty == 0 && pending == 0);
   lwc_detach (c);
