@@ -3,8 +3,9 @@
  * Contract: channel_preflight runs in get_ready (errors reach the
  * terminal); channel_create and channel_size once in after_fork, when
  * the export size is known; then, once the capture's origin is known
- * (persist.c, with a state file), channel_ready.  "Lock held" below means: livewatch_lock held exclusively (the
- * service thread), or held shared together with capture.c's append lock
+ * (persist.c, with a state file), channel_ready.  "Lock held" below
+ * means: livewatch_lock held exclusively (the service thread), or held
+ * shared together with capture.c's append lock
  * (writers); either way one producer at a time, and capture.c's range
  * locks make the order of records for each byte the order in which the
  * plugin changed it.

@@ -147,10 +147,10 @@ extern enum stateformat_check stateformat_page_decode (
  * SF_NONE), the newest *DYN and *NEXT_TX.  Returns 0, or -1 with a
  * reason in WHY (corruption: the caller resets).
  */
-extern int stateformat_replay (const struct stateformat_layout *l, uint64_t epoch,
-                             const uint8_t *journal, uint64_t *slots,
-                             struct stateformat_dyn *dyn, uint64_t *next_tx,
-                             char *why, size_t whylen);
+extern int stateformat_replay (const struct stateformat_layout *l,
+                               uint64_t epoch, const uint8_t *journal,
+                               uint64_t *slots, struct stateformat_dyn *dyn,
+                               uint64_t *next_tx, char *why, size_t whylen);
 
 /* Record TX's context starts at this slot. */
 extern uint32_t stateformat_ctx_first (const struct stateformat_layout *l,

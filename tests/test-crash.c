@@ -229,6 +229,42 @@ model_recover (const uint8_t *buf, size_t len, bool *cover,
   return ld->outcome;
 }
 
+/* CRASH_DEBUG=1: what the model saw at the first violation, block B. */
+static void
+model_dump (uint64_t b, const struct statefile_load *ld,
+            const unsigned *choice)
+{
+  const struct lw_header *h = channel_hdr;
+  uint64_t i;
+
+  fprintf (stderr, "VIOLATION %s\n", first_violation);
+  for (i = 0; i < NHIST; i++)
+    fprintf (stderr, "  mirror %" PRIu64 ": valid %d seq %" PRIu64 " gen %"
+             PRIu64 " swept %" PRIu64 " differs %d\n", i, hist[i].valid,
+             hist[i].seq, hist[i].gen, hist[i].swept,
+             memcmp (dev + b * BLOCK, hist[i].img + b * BLOCK, BLOCK) != 0);
+  fprintf (stderr, "  active:");
+  for (i = 0; i < NSLOTS; i++)
+    if (ld->slots[i] != SF_NONE)
+      fprintf (stderr, " %" PRIu64, ld->slots[i]);
+  fprintf (stderr, "\n  P word %" PRIx64 "; pending writes:",
+           ld->map[b / 64]);
+  for (i = 0; i < npend; i++)
+    fprintf (stderr, " %u@%" PRIu64 "+%zu", choice[i], pend[i].off,
+             pend[i].len);
+  if (h)
+    fprintf (stderr, "\n  now head %" PRIu64 " tail %" PRIu64 " gen %"
+             PRIu64 "/%" PRIu64 " mode %u dirty %d pending %d",
+             atomic_load (&h->head_seq), atomic_load (&h->tail_seq),
+             atomic_load (&h->gen_acked), atomic_load (&h->gen),
+             atomic_load (&h->mode),
+             (int) (atomic_load (lw_bitmap_word (channel_dirty, b))
+                    >> (b & 63) & 1),
+             (int) (atomic_load (lw_bitmap_word (channel_pending, b))
+                    >> (b & 63) & 1));
+  fprintf (stderr, "\n");
+}
+
 /* One crash state: the durable file with the pending writes chosen by
  * CHOICE (per write: 0 lost, 1 written, 2 torn: its first half only).
  * Lock held.
@@ -294,39 +330,8 @@ model_check_state (const char *where, const unsigned *choice,
                       : "in flight", m, ms->seq, ms->gen,
                       ld.dyn.floor_seq, ld.dyn.gen_acked, ld.dyn.gen,
                       ld.dyn.last_seq);
-          if (violations == 1 && getenv ("CRASH_DEBUG")) {
-            uint64_t sl;
-            const struct lw_header *h = channel_hdr;
-            fprintf (stderr, "VIOLATION %s\n", first_violation);
-            for (sl = 0; sl < NHIST; sl++)
-              fprintf (stderr, "  hist %" PRIu64 ": valid %d seq %" PRIu64
-                       " gen %" PRIu64 " swept %" PRIu64 " differs %d\n", sl,
-                       hist[sl].valid, hist[sl].seq, hist[sl].gen,
-                       hist[sl].swept, memcmp (dev + b * BLOCK,
-                                               hist[sl].img + b * BLOCK,
-                                               BLOCK) != 0);
-            fprintf (stderr, "  active:");
-            for (sl = 0; sl < NSLOTS; sl++)
-              if (ld.slots[sl] != SF_NONE)
-                fprintf (stderr, " %" PRIu64, ld.slots[sl]);
-            fprintf (stderr, "\n  P word %lx choice", ld.map[b / 64]);
-            for (sl = 0; sl < npend; sl++)
-              fprintf (stderr, " %u@%lu+%zu", choice[sl], pend[sl].off, pend[sl].len);
-            fprintf (stderr, "\n  outcome %d, npend %zu, now head %" PRIu64
-                     " tail %" PRIu64 " gen %" PRIu64 "/%" PRIu64
-                     " mode %u dirty %d pending %d\n",
-                     ld.outcome, npend,
-                     h ? atomic_load (&h->head_seq) : 0,
-                     h ? atomic_load (&h->tail_seq) : 0,
-                     h ? atomic_load (&h->gen_acked) : 0,
-                     h ? atomic_load (&h->gen) : 0,
-                     h ? atomic_load (&h->mode) : 9,
-                     h ? (int) (atomic_load (lw_bitmap_word (channel_dirty, b))
-                                >> (b & 63) & 1) : -1,
-                     h ? (int) (atomic_load (lw_bitmap_word (channel_pending,
-                                                             b))
-                                >> (b & 63) & 1) : -1);
-          }
+          if (violations == 1 && getenv ("CRASH_DEBUG"))
+            model_dump (b, &ld, choice);
           break;
         }
     }
@@ -502,7 +507,7 @@ consumer (void *arg)
   return NULL;
 }
 
-/* --- the writer ------------------------------------------------------------ */
+/* --- the writer ---------------------------------------------------------- */
 
 static int
 dev_op (void *ctx, const void *buf, uint32_t count, uint64_t offset,
@@ -568,7 +573,7 @@ write_some (unsigned *seed, int n)
   }
 }
 
-/* --- nbdkit's part: start and stop ----------------------------------------- */
+/* --- nbdkit's part: start and stop --------------------------------------- */
 
 static void
 find_state_fd (void)
