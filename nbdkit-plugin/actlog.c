@@ -69,6 +69,8 @@ static pthread_cond_t actlog_done = PTHREAD_COND_INITIALIZER; /* a record
                                  * counts, a slot came free */
 static pthread_cond_t actlog_work = PTHREAD_COND_INITIALIZER; /* for the
                                  * journal thread */
+static pthread_cond_t actlog_flushcv = PTHREAD_COND_INITIALIZER; /* for
+                                 * the flusher */
 
 static struct {
   struct statefile *sf;
@@ -85,7 +87,9 @@ static struct {
   uint64_t persist_req, persist_done;
   _Atomic uint32_t waiters;     /* writers waiting for a slot or record */
   bool stopping, running;
-  pthread_t thread;
+  pthread_t thread, flusher;
+  bool flusher_running;
+  bool flush_wanted;            /* a checkpoint waits for a flush */
   uint64_t *pages;              /* scratch: list of pages to write */
   struct stateformat_dyn dyn;   /* of the last record */
   _Atomic uint64_t journal_last; /* dyn.last_seq, durable */
@@ -366,8 +370,8 @@ actlog_durable (const struct actlog_slot *s)
          || atomic_load (&s->dur_need) <= atomic_load (&al.flush_done);
 }
 
-/* Flush the device from the journal thread.  Returns true if every write
- * completed before the call is now durable there.
+/* Flush the device (the flusher thread, or the clean stop).  Returns
+ * true if every write completed before the call is now durable there.
  */
 static bool
 actlog_flush (void)
@@ -378,8 +382,8 @@ actlog_flush (void)
     return true;
   t = actlog_flush_begin ();
   if (al.flush_device () == -1) {
-    nbdkit_debug ("livewatch: the device's flush failed: nothing leaves "
-                  "the activity log at this checkpoint");
+    nbdkit_debug ("livewatch: the device's flush failed: what waits for "
+                  "one stays in the activity log and the map");
     return false;
   }
   actlog_flush_end (t);
@@ -462,11 +466,11 @@ actlog_fail (const char *err)
 
 /* Regions idle and clean (no write in flight, every record released,
  * every write durable on the device, no bit) leave the log at a
- * checkpoint.  Lock held.  DRY: only say whether there is one.  Returns
- * how many.
+ * checkpoint.  One waiting only for a flush of the device asks the
+ * flusher for one.  Lock held.
  */
-static uint32_t
-actlog_pick_idle (uint64_t released, uint64_t now, bool dry)
+static void
+actlog_pick_idle (uint64_t released, uint64_t now)
 {
   uint32_t i, n = 0;
 
@@ -476,17 +480,17 @@ actlog_pick_idle (uint64_t released, uint64_t now, bool dry)
         || atomic_load (&s->inflight) != 0
         || atomic_load (&s->last_seq) > released
         || now - s->last_use < actlog_idle_ms ()
-        || (!dry && !actlog_durable (s))
         || !almap_region_clean (&al.m, s->cur))
       continue;
-    n++;
-    if (dry)
-      break;
+    if (!actlog_durable (s)) {
+      al.flush_wanted = true;
+      continue;
+    }
     s->next = SF_NONE;
     s->queued = true;
     al.queue[al.nqueue++] = i;
+    n++;
   }
-  return n;
 }
 
 /* Write one record: the updates waiting (at most SF_REC_UPD), with the
@@ -498,7 +502,8 @@ actlog_commit (bool checkpoint)
 {
   struct stateformat_update upd[SF_REC_UPD];
   uint64_t leaving[SF_REC_UPD], leaving_seq[SF_REC_UPD];
-  bool leaving_durable[SF_REC_UPD], flushed = false;
+  uint64_t leaving_need[SF_REC_UPD];
+  bool leaving_durable[SF_REC_UPD];
   uint32_t batch[SF_REC_UPD];
   size_t nb, nl = 0, np, i;
   struct stateformat_dyn d;
@@ -508,22 +513,10 @@ actlog_commit (bool checkpoint)
   /* Read first: everything this record covers happened after. */
   released = atomic_load (&channel_hdr->tail_seq);
   now = lb_now_ms ();
-  /* Anything to clear?  Then the device first: what the consumer copied
-   * or applied from its cache must be on it before the log forgets.
-   */
-  if (checkpoint) {
-    bool some;
-    pthread_mutex_lock (&actlog_lock);
-    some = actlog_pick_idle (released, now, true) > 0;
-    pthread_mutex_unlock (&actlog_lock);
-    if (some || almap_checkpoint (&al.m, al.table, al.l.g.nslots,
-                                  al.dyn.floor_seq, true, true))
-      flushed = actlog_flush ();
-  }
   pthread_mutex_lock (&actlog_lock);
   want = al.persist_req;
-  if (flushed)
-    actlog_pick_idle (released, now, false);
+  if (checkpoint)
+    actlog_pick_idle (released, now);
   nb = al.nqueue < SF_REC_UPD ? al.nqueue : SF_REC_UPD;
   memcpy (batch, al.queue, nb * sizeof *batch);
   memmove (al.queue, al.queue + nb, (al.nqueue - nb) * sizeof *al.queue);
@@ -539,6 +532,7 @@ actlog_commit (bool checkpoint)
       assert (atomic_load (&s->inflight) == 0);
       leaving[nl] = s->cur;
       leaving_durable[nl] = actlog_durable (s);
+      leaving_need[nl] = atomic_load (&s->dur_need);
       leaving_seq[nl++] = atomic_load (&s->last_seq);
     }
   }
@@ -546,11 +540,20 @@ actlog_commit (bool checkpoint)
 
   for (i = 0; i < nb; i++)
     al.table[upd[i].slot] = upd[i].region;
-  if (checkpoint)
-    almap_checkpoint (&al.m, al.table, al.l.g.nslots, al.dyn.floor_seq,
-                      flushed, false);
+  /* What the consumer copied or applied from the device's cache may be
+   * forgotten only once the device has it too: bits whose writes wait
+   * for a flush are kept, and the flusher asked for one.
+   */
+  if (checkpoint
+      && almap_checkpoint (&al.m, al.table, al.l.g.nslots, al.dyn.floor_seq,
+                           al.flush_device ? atomic_load (&al.flush_done)
+                                           : UINT64_MAX)) {
+    pthread_mutex_lock (&actlog_lock);
+    al.flush_wanted = true;
+    pthread_mutex_unlock (&actlog_lock);
+  }
   for (i = 0; i < nl; i++)
-    almap_leave (&al.m, leaving[i], leaving_seq[i],
+    almap_leave (&al.m, leaving[i], leaving_seq[i], leaving_need[i],
                  leaving_seq[i] > released || !leaving_durable[i]);
   np = almap_changed_pages (&al.m, al.pages, checkpoint);
   /* P first: a leaving region must be covered before its slot empties. */
@@ -596,7 +599,32 @@ actlog_commit (bool checkpoint)
   }
   al.persist_done = want;
   pthread_cond_broadcast (&actlog_done);
+  if (al.flush_wanted)
+    pthread_cond_signal (&actlog_flushcv);
   pthread_mutex_unlock (&actlog_lock);
+}
+
+/* The flusher: flushes of the device when a checkpoint waits for one, in
+ * a thread of its own so that no activation waits behind one (a flush
+ * may write back much of the device's cache).
+ */
+static void *
+actlog_flusher (void *arg)
+{
+  (void) arg;
+  pthread_mutex_lock (&actlog_lock);
+  while (!al.stopping) {
+    if (al.flush_wanted && atomic_load (&al.state) == ACTLOG_OK) {
+      al.flush_wanted = false;
+      pthread_mutex_unlock (&actlog_lock);
+      actlog_flush ();
+      pthread_mutex_lock (&actlog_lock);
+      continue;
+    }
+    pthread_cond_wait (&actlog_flushcv, &actlog_lock);
+  }
+  pthread_mutex_unlock (&actlog_lock);
+  return NULL;
 }
 
 static void *
@@ -735,6 +763,15 @@ actlog_start (void)
     return -1;
   }
   al.running = true;
+  if (al.flush_device) {
+    e = pthread_create (&al.flusher, NULL, actlog_flusher, NULL);
+    if (e != 0) {
+      nbdkit_error ("livewatch: cannot start the flusher thread: %s",
+                    strerror (e));
+      return -1;
+    }
+    al.flusher_running = true;
+  }
   return 0;
 }
 
@@ -746,9 +783,12 @@ actlog_stop (void)
   pthread_mutex_lock (&actlog_lock);
   al.stopping = true;
   pthread_cond_signal (&actlog_work);
+  pthread_cond_signal (&actlog_flushcv);
   pthread_mutex_unlock (&actlog_lock);
   pthread_join (al.thread, NULL);
-  al.running = false;
+  if (al.flusher_running)
+    pthread_join (al.flusher, NULL);
+  al.running = al.flusher_running = false;
 }
 
 int

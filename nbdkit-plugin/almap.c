@@ -35,9 +35,12 @@ almap_init (struct almap *m, const struct stateformat_layout *l,
   m->map = map;
   m->rewrite_all = rewrite_all;
   m->left_seq = calloc (l->nregions, sizeof *m->left_seq);
+  m->left_need = calloc (l->nregions, sizeof *m->left_need);
   m->active = malloc ((nwords ? nwords : 1) * sizeof *m->active);
+  m->noclear = malloc ((nwords ? nwords : 1) * sizeof *m->noclear);
   m->page_changed = calloc (l->map_pages ? l->map_pages : 1, 1);
-  return m->left_seq && m->active && m->page_changed ? 0 : -1;
+  return m->left_seq && m->left_need && m->active && m->noclear
+         && m->page_changed ? 0 : -1;
 }
 
 void
@@ -45,7 +48,9 @@ almap_free (struct almap *m)
 {
   free (m->map);
   free (m->left_seq);
+  free (m->left_need);
   free (m->active);
+  free (m->noclear);
   free (m->page_changed);
   memset (m, 0, sizeof *m);
 }
@@ -78,7 +83,8 @@ almap_set (struct almap *m, uint64_t w, uint64_t v)
 }
 
 void
-almap_leave (struct almap *m, uint64_t r, uint64_t last_seq, bool all)
+almap_leave (struct almap *m, uint64_t r, uint64_t last_seq, uint64_t need,
+             bool all)
 {
   uint64_t b0, b1;
 
@@ -88,40 +94,51 @@ almap_leave (struct almap *m, uint64_t r, uint64_t last_seq, bool all)
   /* A region that comes back keeps it (actlog), so this only grows. */
   if (last_seq > m->left_seq[r])
     m->left_seq[r] = last_seq;
+  if (need > m->left_need[r])
+    m->left_need[r] = need;
 }
 
 bool
 almap_checkpoint (struct almap *m, const uint64_t *table, uint32_t n,
-                  uint64_t floor, bool flushed, bool would)
+                  uint64_t floor, uint64_t flush_done)
 {
   const uint64_t nwords = (m->l->nblocks + 63) / 64;
   uint64_t s, r, w, b0, b1;
+  bool want = false;
 
   memset (m->active, 0, nwords * sizeof *m->active);
+  memset (m->noclear, 0, nwords * sizeof *m->noclear);
   for (s = 0; s < n; s++)
     if (table[s] != SF_NONE) {
       almap_region_blocks (m, table[s], &b0, &b1);
       ALMAP_FOR_WORDS (b0, b1, w2, mask, m->active[w2] |= mask);
     }
-  /* Left with records no durable floor covers yet: P all ones there,
-   * kept until a record says no mirror below their last seq continues.
-   */
-  for (r = 0; r < m->l->nregions; r++)
+  for (r = 0; r < m->l->nregions; r++) {
+    /* Left with records no durable floor covers yet: P all ones there,
+     * kept until a record says no mirror below their last seq continues.
+     */
     if (m->left_seq[r] > floor) {
       almap_region_blocks (m, r, &b0, &b1);
       ALMAP_FOR_WORDS (b0, b1, w2, mask, m->active[w2] |= mask);
     }
-  for (w = 0; w < nwords; w++) {
-    uint64_t v = (almap_bits (w) & ~m->active[w])
-                 | (m->map[w] & m->active[w]);
-    if (would) {
-      if (m->map[w] & ~v)
-        return true;
-      continue;
+    /* Writes not yet flushed: the mirror may hold what the device would
+     * lose in a power cut.
+     */
+    else if ((m->left_need[r] > 1 ? m->left_need[r] : 1) > flush_done) {
+      almap_region_blocks (m, r, &b0, &b1);
+      ALMAP_FOR_WORDS (b0, b1, w2, mask, m->noclear[w2] |= mask);
     }
-    almap_set (m, w, flushed ? v : m->map[w] | v);
   }
-  return false;
+  for (w = 0; w < nwords; w++) {
+    const uint64_t bits = almap_bits (w), keep = m->active[w];
+    const uint64_t wait = m->noclear[w] & ~keep;
+    uint64_t v = (bits & ~keep & ~wait) | (m->map[w] & keep)
+                 | ((m->map[w] | bits) & wait);
+    if (m->map[w] & wait & ~bits)
+      want = true;
+    almap_set (m, w, v);
+  }
+  return want;
 }
 
 bool
