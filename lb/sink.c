@@ -27,7 +27,7 @@ _Atomic uint64_t lb_sink_device_bytes;
 static void
 lb_sink_log_device (void)
 {
-  lb_info ("exiting: %" PRIu64 " bytes read from the device in all",
+  lb_info ("at exit: %" PRIu64 " bytes read from the device in all",
            atomic_load (&lb_sink_device_bytes));
 }
 

@@ -89,7 +89,7 @@ done
 # lb's count, all along, against the kernel's.
 total=$(lb_rchar)
 kill "$LB_PID"; wait "$LB_PID" 2>/dev/null; LB_PID=
-count=$(sed -n 's/.*exiting: \([0-9]*\) bytes read from the device in all/\1/p' "$T/lb.log")
+count=$(sed -n 's/.*at exit: \([0-9]*\) bytes read from the device in all/\1/p' "$T/lb.log")
 diag "lb read $count bytes of the device in all, rchar $total"
 check "lb logged its count at exit" test -n "$count"
 check "lb's count at exit agrees with rchar" \
