@@ -411,7 +411,7 @@ lwf_decide (struct lwc *c, uint64_t epoch, const struct lwf_mark *m,
   if (epoch != h->epoch)
     *why = h->start_kind == LW_START_VOLATILE
            ? "the image is from another capture epoch (first contact, or "
-             "nbdkit restarted without livewatch-state=)"
+             "nbdkit restarted)"
            : "the image is from another capture epoch (first contact, or "
              "the filter's state file was new or reset)";
   else if (!lwc_seq_continues (c, m->seq))
