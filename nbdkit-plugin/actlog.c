@@ -94,6 +94,8 @@ static struct {
   struct stateformat_dyn dyn;   /* of the last record */
   _Atomic uint64_t journal_last; /* dyn.last_seq, durable */
   uint64_t start_seq;
+  uint32_t ahead;               /* regions read ahead: ACTLOG_AHEAD, at
+                                 * most a quarter of the slots */
   _Atomic int state;            /* enum actlog_state */
   int (*flush_device) (void);
   /* Flushes of the device: tickets taken when one starts, and the
@@ -233,10 +235,10 @@ actlog_read_ahead (const struct actlog_ticket *t, uint64_t offset,
   last->seq_bytes = bytes;
   if (run < ACTLOG_STREAM || bytes < al.l.g.region_size)
     return;
-  probe = t->last + ACTLOG_AHEAD / 2;
+  probe = t->last + al.ahead / 2;
   if (probe >= n || atomic_load (&al.region_slot[probe]) != 0)
     return;
-  end = t->last + ACTLOG_AHEAD < n ? t->last + ACTLOG_AHEAD : n - 1;
+  end = t->last + al.ahead < n ? t->last + al.ahead : n - 1;
   for (r = t->last + 1; r <= end; r++)
     if (atomic_load (&al.region_slot[r]) == 0) {
       if (!actlog_queue (r, true, now))
@@ -731,6 +733,7 @@ actlog_init (const struct actlog_init *in, char *err, size_t errlen)
     }
   }
   al.flush_device = in->flush_device;
+  al.ahead = N / 4 < ACTLOG_AHEAD ? N / 4 : ACTLOG_AHEAD;
   al.dyn = in->dyn;
   al.start_seq = in->start_seq;
   /* This instance's first record: if it dies now, that is an unclean
@@ -799,7 +802,7 @@ actlog_write_clean (const uint64_t *map)
   uint64_t p, s;
 
   if (!actlog_on || atomic_load (&al.state) != ACTLOG_OK)
-    return 0;
+    return -1;                  /* no file to keep (emptied, or broken) */
   assert (!al.running);
   /* What the consumer has may not be on the device yet: after a power
    * cut there, the mirror would be newer than the device where this map

@@ -80,7 +80,9 @@ extern void actlog_stop (void);
 /* A clean stop, after actlog_stop, with no write in flight: write every
  * map page from MAP (what may differ from the mirror: the caller's
  * dirty | pending | unreleased records), then a record with clean = 1,
- * no active region, and the final seq and gen.  Returns 0 or -1.
+ * no active region, and the final seq and gen.  Returns 0, or -1 if it
+ * was not written (the state file failed earlier, or now: then it stays
+ * as after a crash, or empty).
  */
 extern int actlog_write_clean (const uint64_t *map);
 
