@@ -29,7 +29,7 @@ struct lwc {
   size_t map_len;
   struct lw_header *h;
   const uint8_t *ring;
-  void *dirty, *pending;
+  void *dirty, *pending, *hint;
   uint64_t epoch;
   uint64_t read_pos, read_seq;  /* read cursor (ahead of the tail) */
   uint64_t pass_block;          /* lwc_take_run's cursor */
@@ -181,6 +181,7 @@ lwc_attach (const char *dir, unsigned unit, int flags, char *err,
   c->ring = (const uint8_t *) c->map + h->ring_off;
   c->dirty = (uint8_t *) c->map + h->dirty_off;
   c->pending = (uint8_t *) c->map + h->pending_off;
+  c->hint = (uint8_t *) c->map + h->hint_off;
   c->read_pos = atomic_load (&h->tail_pos);
   c->read_seq = atomic_load (&h->tail_seq);
 
@@ -291,7 +292,12 @@ lwc_release (struct lwc *c, const struct lwc_rec *rec)
 {
   assert (!(c->flags & LWC_OBSERVE));
   assert (rec->end_pos <= c->read_pos);
-  atomic_store_explicit (&c->h->tail_seq, rec->seq, memory_order_relaxed);
+  /* Sequentially consistent: the filter's checkpoint reads tail_seq and
+   * then the bitmaps, and must see every bit we set before this release
+   * (lw_follow marks blocks before it releases the records that need
+   * them marked).
+   */
+  atomic_store (&c->h->tail_seq, rec->seq);
   /* Release: all our reads of the record happen before the filter may
    * overwrite it.
    */
@@ -316,25 +322,71 @@ lwc_released_seq (const struct lwc *c)
   return atomic_load (&c->h->tail_seq);
 }
 
-uint64_t
-lwc_gen_next (struct lwc *c)
+bool
+lwc_seq_continues (const struct lwc *c, uint64_t seq)
 {
-  /* Published before the sync goes out: if we die before the mirror's
-   * answer, the number is still spent, and no other mirror can get it.
+  const struct lw_header *h = c->h;
+  uint64_t released = atomic_load (&h->tail_seq);
+
+  if (seq > atomic_load (&h->head_seq))
+    return false;               /* records this capture never made */
+  if (seq >= released)
+    return true;
+  /* A continued capture: no record of this instance released yet, and
+   * the image no older than the floor the state file kept.
+   */
+  return h->start_kind != LW_START_VOLATILE && released == h->start_seq
+         && seq >= h->start_floor;
+}
+
+/* With a state file, wait until the filter has recorded gen and
+ * gen_acked durably.
+ */
+#define LWC_PERSIST_MS 60000
+
+static int
+lwc_gen_persist (struct lwc *c)
+{
+  int r;
+
+  if (!(atomic_load (&c->h->flags) & LW_FLAG_PERSISTENT))
+    return 0;
+  r = lwc_request (c, LW_REQ_PERSIST, LWC_PERSIST_MS, NULL);
+  if (r == -1)
+    return -1;
+  if (r != LW_RES_OK) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int
+lwc_gen_next (struct lwc *c, uint64_t *gen)
+{
+  /* Published (and with a state file recorded) before the sync goes out:
+   * if we or the filter die before the mirror's answer, the number is
+   * still spent, and no other mirror can get it.
    */
   uint64_t g = atomic_load (&c->h->gen) + 1;
 
   assert (!(c->flags & LWC_OBSERVE));
   atomic_store (&c->h->gen, g);
-  return g;
+  *gen = g;
+  return lwc_gen_persist (c);
 }
 
-void
+int
 lwc_gen_ack (struct lwc *c, uint64_t gen)
 {
   assert (!(c->flags & LWC_OBSERVE));
   assert (gen <= atomic_load (&c->h->gen));
   atomic_store (&c->h->gen_acked, gen);
+  /* Only once this is durable may the copies' pending bits be cleared:
+   * a restart must not let a mirror at the old gen continue without
+   * them.
+   */
+  return lwc_gen_persist (c);
 }
 
 bool
@@ -434,7 +486,8 @@ lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
 }
 
 bool
-lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count)
+lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count,
+              bool *compare)
 {
   const uint64_t nblocks = c->h->nblocks;
   uint64_t b = c->pass_block;
@@ -443,7 +496,7 @@ lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count)
   while (b < nblocks) {
     _Atomic uint64_t *dw = lw_bitmap_word (c->dirty, b);
     uint64_t word = atomic_load (dw) >> (b & 63);
-    uint64_t n, mask;
+    uint64_t n, mask, hints;
 
     if (word == 0) {
       b = (b | 63) + 1;         /* next word */
@@ -457,6 +510,13 @@ lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count)
      * zeroes in at the top, so ~word is 0 only for a full word.
      */
     n = ~word == 0 ? 64 : (uint64_t) __builtin_ctzll (~word);
+    /* Cut where the hint changes: a run is compared or copied whole. */
+    hints = atomic_load (lw_bitmap_word (c->hint, b)) >> (b & 63);
+    *compare = hints & 1;
+    if (*compare)
+      hints = ~hints;
+    if (hints != 0 && (uint64_t) __builtin_ctzll (hints) < n)
+      n = __builtin_ctzll (hints);
     if (n > max)
       n = max;
     mask = (n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1) << (b & 63);
@@ -483,6 +543,9 @@ lwc_done_run (struct lwc *c, uint64_t block, uint64_t count)
     uint64_t n = count < 64 - bit0 ? count : 64 - bit0;
     uint64_t mask = (n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1) << bit0;
     atomic_fetch_and (lw_bitmap_word (c->pending, block), ~mask);
+    /* A hint only saves bytes: losing one costs a copy, nothing else. */
+    if (atomic_load (lw_bitmap_word (c->hint, block)) & mask)
+      atomic_fetch_and (lw_bitmap_word (c->hint, block), ~mask);
     block += n;
     count -= n;
   }
@@ -535,6 +598,16 @@ lwc_count_bits (const struct lwc *c, uint64_t *dirty, uint64_t *pending)
     *dirty = d;
   if (pending)
     *pending = p;
+}
+
+uint64_t
+lwc_count_hints (const struct lwc *c)
+{
+  uint64_t w, nwords = (c->h->nblocks + 63) / 64, n = 0;
+
+  for (w = 0; w < nwords; w++)
+    n += __builtin_popcountll (atomic_load ((_Atomic uint64_t *) c->hint + w));
+  return n;
 }
 
 void

@@ -80,15 +80,29 @@ extern void lwc_rewind (struct lwc *c);
 extern uint64_t lwc_released_seq (const struct lwc *c);
 extern uint64_t lwc_read_seq (const struct lwc *c);
 
-/* The copy generation (lw_shm.h).  lwc_gen_next takes and publishes a
- * new number for a sync that carries block copies; lwc_gen_ack records
- * that the mirror made it durable.  lwc_gen_continues says whether a
- * mirror whose last such sync was IMAGE_GEN holds every block whose bit
- * was ever spent (its seq must still be checked against the released
- * seq for the records).
+/* Does a mirror durable up to record SEQ hold every record it needs?
+ * Yes if SEQ >= the released seq (and is not past the last appended);
+ * or, for a capture continued from a state file while no record of this
+ * instance was released yet, if SEQ lies in [start_floor, start_seq]:
+ * the blocks of records the state file does not cover are dirty
+ * (lw_shm.h, doc/capture.md "The state file").
  */
-extern uint64_t lwc_gen_next (struct lwc *c);
-extern void lwc_gen_ack (struct lwc *c, uint64_t gen);
+extern bool lwc_seq_continues (const struct lwc *c, uint64_t seq);
+
+/* The copy generation (lw_shm.h).  lwc_gen_next takes and publishes a
+ * new number (*GEN) for a sync that carries block copies; lwc_gen_ack
+ * records that the mirror made GEN durable.  With a state file
+ * (LW_FLAG_PERSISTENT) each also waits until the filter has recorded it
+ * durably (LW_REQ_PERSIST): a number is never given twice, and the
+ * pending bits of confirmed copies are cleared only once a restart
+ * would know.  Both return 0, or -1 (errno ESRCH or ETIMEDOUT: the
+ * filter is gone; EIO: its state file failed) — then the caller must
+ * not go on as if it had succeeded.  lwc_gen_continues says whether a
+ * mirror whose last such sync was IMAGE_GEN holds every block whose bit
+ * was ever spent (its seq must still be checked: lwc_seq_continues).
+ */
+extern int lwc_gen_next (struct lwc *c, uint64_t *gen);
+extern int lwc_gen_ack (struct lwc *c, uint64_t gen);
 extern bool lwc_gen_continues (const struct lwc *c, uint64_t image_gen);
 /* Either pointer may be NULL. */
 extern void lwc_gen_get (const struct lwc *c, uint64_t *gen, uint64_t *acked);
@@ -109,15 +123,21 @@ extern int lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
 extern enum lw_mode lwc_mode (const struct lwc *c);
 
 /* Dirty bitmap.  lwc_take_run finds the next dirty run at or after the
- * pass cursor, at most MAX blocks, moves its bits from dirty to pending
- * (pending first, so a crash in between loses nothing), and returns true.
- * At the end of the bitmap it rewinds the cursor and returns false: one
- * pass is done.  The caller must read the run's blocks from the device
- * only after this call (the clear-then-read rule, doc/capture.md).
+ * pass cursor, at most MAX blocks, all with or all without a compare
+ * hint, moves its bits from dirty to pending (pending first, so a crash
+ * in between loses nothing), and returns true, with *COMPARE set if the
+ * blocks have a hint: they may well be the same in the mirror already
+ * (a region active when the filter stopped uncleanly), so compare them
+ * as a scan does rather than copy them blindly.  At the end of the
+ * bitmap it rewinds the cursor and returns false: one pass is done.  The
+ * caller must read the run's blocks from the device only after this
+ * call (the clear-then-read rule, doc/capture.md).
  */
 extern bool lwc_take_run (struct lwc *c, uint64_t max,
-                          uint64_t *block, uint64_t *count);
-/* Clear pending bits once those blocks are durable downstream. */
+                          uint64_t *block, uint64_t *count, bool *compare);
+/* Clear pending bits, and compare hints, once those blocks are durable
+ * downstream.
+ */
 extern void lwc_done_run (struct lwc *c, uint64_t block, uint64_t count);
 /* Mark the blocks of device bytes [offset, offset+length) dirty: the
  * mirror must copy them again.
@@ -134,6 +154,8 @@ extern uint64_t lwc_take_range (struct lwc *c, uint64_t block,
 /* Count set bits in the dirty and pending maps. */
 extern void lwc_count_bits (const struct lwc *c, uint64_t *dirty,
                             uint64_t *pending);
+/* Count compare hints. */
+extern uint64_t lwc_count_hints (const struct lwc *c);
 
 /* Byte range of blocks [block, block+count), clipped to the device. */
 extern void lwc_run_bytes (const struct lwc *c, uint64_t block,

@@ -29,6 +29,10 @@ struct lwf {
   /* Runs copied but not yet synced (their pending bits stay set). */
   struct { uint64_t block, count; } *runs;
   size_t nruns, runs_cap;
+  /* The filter failed a request the mirror's state depends on (it is
+   * gone, or its state file failed): lwf_run then says "channel gone".
+   */
+  bool gone;
   /* While finishing: ranges of the records applied after the final
    * pass's copies (see lwf_finish).
    */
@@ -88,15 +92,22 @@ lwf_commit (struct lwf *f)
   /* Nothing applied, taken or swept since the last sync. */
   if (!f->have_last && f->nruns == 0 && f->unsynced == 0)
     return 0;
-  if (f->nruns > 0)
-    m.gen = lwc_gen_next (f->c);
+  if (f->nruns > 0 && lwc_gen_next (f->c, &m.gen) == -1) {
+    f->gone = true;
+    return -1;
+  }
   if (f->have_last)
     m.seq = f->last.seq;
   if (f->sink->sync (f->sink->opaque, &m) == -1)
     return -1;
   f->m = m;
-  if (f->nruns > 0)
-    lwc_gen_ack (f->c, m.gen);
+  /* The copies' pending bits are spent only once their gen is confirmed
+   * (and, with a state file, recorded).
+   */
+  if (f->nruns > 0 && lwc_gen_ack (f->c, m.gen) == -1) {
+    f->gone = true;
+    return -1;
+  }
   if (f->have_last)
     lwc_release (f->c, &f->last);
   for (i = 0; i < f->nruns; i++)
@@ -181,14 +192,26 @@ lwf_add_run (struct lwf *f, uint64_t block, uint64_t count)
   return 0;
 }
 
-/* One pass over the dirty bitmap.  Returns blocks copied, or -1. */
+/* Tell the sink a pass is over (it may log what it cost). */
+static void
+lwf_pass_done (struct lwf *f, enum lwf_pass kind, uint64_t blocks)
+{
+  if (f->sink->pass_done)
+    f->sink->pass_done (f->sink->opaque, kind, blocks);
+}
+
+/* One pass over the dirty bitmap.  Runs with a compare hint are compared
+ * as a scan compares (SCAN true for the sink), the others copied.
+ * Returns blocks taken, or -1.
+ */
 static int64_t
 lwf_pass (struct lwf *f)
 {
   uint64_t block, count, off, len, total = 0, copied = 0;
   struct lwf_progress p = { .phase = LWF_CATCHING_UP };
+  bool compare;
 
-  while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count)) {
+  while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count, &compare)) {
     /* A copy makes the mirror a mix of moments until the next barrier:
      * it must not be recorded as live (a continued mirror starts live
      * and may find bits a predecessor left).
@@ -205,7 +228,7 @@ lwf_pass (struct lwf *f)
     if (lwf_add_run (f, block, count) == -1)
       return -1;
     lwc_run_bytes (f->c, block, count, &off, &len);
-    if (f->sink->copy (f->sink->opaque, off, len, false) == -1)
+    if (f->sink->copy (f->sink->opaque, off, len, compare) == -1)
       return -1;
     total += count;
     copied += len;
@@ -219,7 +242,10 @@ lwf_pass (struct lwf *f)
   if (lwf_commit (f) == -1)
     return -1;
   if (total > 0)
-    lwf_progress (f, &p, copied, true);
+    {
+      lwf_progress (f, &p, copied, true);
+      lwf_pass_done (f, LWF_PASS_CATCH_UP, total);
+    }
   return total;
 }
 
@@ -260,6 +286,7 @@ lwf_sweep (struct lwf *f, uint64_t from)
   if (lwf_commit (f) == -1)
     return -1;
   lwf_progress (f, &p, f->m.swept, true);
+  lwf_pass_done (f, LWF_PASS_SWEEP, h->nblocks - from);
   return h->nblocks - from;
 }
 
@@ -413,10 +440,15 @@ lwf_decide (struct lwc *c, uint64_t epoch, const struct lwf_mark *m,
 
   *why = NULL;
   if (epoch != h->epoch)
-    *why = "the image is from another capture epoch "
-           "(first contact, or nbdkit restarted)";
-  else if (m->seq < lwc_released_seq (c))
-    *why = "records were released that the image does not have";
+    *why = h->start_kind == LW_START_VOLATILE
+           ? "the image is from another capture epoch (first contact, or "
+             "nbdkit restarted)"
+           : "the image is from another capture epoch (first contact, or "
+             "the filter's state file was new or reset)";
+  else if (!lwc_seq_continues (c, m->seq))
+    *why = m->seq > atomic_load (&h->head_seq)
+           ? "the image holds records this capture never made"
+           : "records were released that the image does not have";
   else if (!lwc_gen_continues (c, m->gen))
     *why = "blocks were copied to another image since this one "
            "was last synced (another server, or an older copy)";
@@ -501,6 +533,11 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
   }
   if (r == 0 && lwf_commit (&f) == -1)
     r = -1;
+  /* A request the filter did not carry out: it went away (or cannot keep
+   * its state file), not the sink.
+   */
+  if (r == -1 && f.gone)
+    r = 1;
  out:
   free (f.runs);
   free (f.touched);

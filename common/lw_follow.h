@@ -47,6 +47,12 @@ struct lwf_progress {
   bool end;             /* the pass is over (through, or stopped) */
 };
 
+/* What a pass was, for lwf_sink.pass_done. */
+enum lwf_pass {
+  LWF_PASS_SWEEP,       /* a scan's sweep over every block */
+  LWF_PASS_CATCH_UP,    /* a pass over the dirty bitmap */
+};
+
 struct lwf_sink {
   void *opaque;
   /* Apply one record (never PAD).  WRITE data is valid during the call
@@ -55,7 +61,8 @@ struct lwf_sink {
    */
   int (*record) (void *opaque, const struct lwc_rec *rec);
   /* Bring device bytes [offset, offset+length) to the mirror.  SCAN is
-   * true in the first pass of a full scan, where the mirror may compare
+   * true in the first pass of a full scan, and in catch-up passes for
+   * blocks with a compare hint (lwc_take_run): the mirror may compare
    * before it copies.
    */
   int (*copy) (void *opaque, uint64_t offset, uint64_t length, bool scan);
@@ -80,6 +87,10 @@ struct lwf_sink {
    * displays.  Called often: keep it cheap.
    */
   void (*progress) (void *opaque, const struct lwf_progress *p);
+  /* Optional: a pass of KIND over BLOCKS blocks is done (synced), for
+   * logs of what it cost.  Passes that found nothing are not told.
+   */
+  void (*pass_done) (void *opaque, enum lwf_pass kind, uint64_t blocks);
 };
 
 struct lwf_options {
@@ -114,8 +125,12 @@ enum lwf_start {
 };
 
 /* Decide how a mirror of EPOCH standing at M (SCANNING: its last
- * recorded phase was LWF_SCANNING) can go on with this channel.  For
- * LWF_FULL_SCAN, *WHY is a static reason for the log.
+ * recorded phase was LWF_SCANNING) can go on with this channel: same
+ * epoch, its seq accepted by lwc_seq_continues (a capture continued from
+ * a state file accepts the seqs of its previous instance), its gen by
+ * lwc_gen_continues.  For LWF_FULL_SCAN, *WHY is a static reason for the
+ * log (lw_shm.h's start_reason says more when the filter started a new
+ * capture).
  */
 extern enum lwf_start lwf_decide (struct lwc *c, uint64_t epoch,
                                   const struct lwf_mark *m, bool scanning,
@@ -125,8 +140,9 @@ extern enum lwf_start lwf_decide (struct lwc *c, uint64_t epoch,
  * starting as lwf_decide said for the mirror at M (M unused for a full
  * scan).  Continuing, records up to M->seq are already durable in the
  * mirror and are released unapplied.
- * Returns 0 when stopped, 1 when the channel went away (reattach and
- * scan), -1 when a sink callback failed (errno as it left it).
+ * Returns 0 when stopped, 1 when the channel went away or a request it
+ * must carry out failed (reattach and decide again), -1 when a sink
+ * callback failed (errno as it left it).
  */
 extern int lwf_run (struct lwc *c, const struct lwf_sink *sink,
                     const struct lwf_options *opts, enum lwf_start start,

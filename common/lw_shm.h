@@ -8,7 +8,8 @@
  * The channel is one file, DIR/livewatch-UNIT (DIR defaults to /dev/shm),
  * mode 0600, mapped MAP_SHARED by both sides:
  *
- *   [ header (LW_HEADER_SIZE) ][ ring (ring_size) ][ dirty bitmap ][ pending bitmap ]
+ *   [ header (LW_HEADER_SIZE) ][ ring (ring_size) ][ dirty bitmap ]
+ *   [ pending bitmap ][ compare-hint bitmap ]
  *
  * Every region starts on a page boundary so that each can be mapped alone.
  *
@@ -30,11 +31,13 @@
 #include <stdint.h>
 #include <stdatomic.h>
 #include <assert.h>
+#include <string.h>
 
 #include "lb_bytes.h"
 
 #define LW_MAGIC          UINT64_C(0x314843544157564c)   /* "LVWATCH1" LE */
-#define LW_LAYOUT_VERSION 2           /* 2: copy generation */
+#define LW_LAYOUT_VERSION 3           /* 2: copy generation; 3: persistent
+                                       * capture (state file), compare hints */
 #define LW_HEADER_SIZE    4096
 #define LW_REC_ALIGN      32           /* every record starts 32-aligned */
 #define LW_DEFAULT_DIR    "/dev/shm"
@@ -46,6 +49,14 @@
 #define LW_MIN_BLOCK      512u
 #define LW_MAX_BLOCK      (16u << 20)
 #define LW_MAX_UNIT       999999u
+
+/* A filter that continues a stored capture (livewatch-state=) numbers
+ * its records from the stored last seq + LW_SEQ_GAP, so that no seq of
+ * the instance before it is ever reused (doc/capture.md, "The seq
+ * gap"): the stored value may lag the true last seq, by far less.
+ */
+#define LW_SEQ_GAP        (UINT64_C(1) << 32)
+#define LW_REASON_LEN     128          /* start_reason, NUL included */
 
 #define LW_LOCK_FILTER    0
 #define LW_LOCK_CONSUMER  1
@@ -72,12 +83,48 @@ enum lw_req {
   LW_REQ_BARRIER = 1,   /* just report head_seq at a quiet instant */
   LW_REQ_DEGRADE = 2,   /* switch to degraded (e.g. before a full scan) */
   LW_REQ_RESUME  = 3,   /* switch back to normal, if the ring has room */
+  LW_REQ_PERSIST = 4,   /* make gen and gen_acked durable in the state
+                         * file (only with LW_FLAG_PERSISTENT; carried
+                         * out without the write lock) */
 };
 
 enum lw_req_result {
   LW_RES_OK      = 0,
   LW_RES_REFUSED = 1,   /* resume refused: ring not empty enough */
   LW_RES_INVALID = 2,   /* unknown request */
+  LW_RES_FAILED  = 3,   /* persist: the state file cannot be written */
+};
+
+/* How the filter started (header field start_kind), for the consumer's
+ * log and status.
+ */
+enum lw_start {
+  LW_START_VOLATILE  = 0, /* no state file: a new epoch at every start */
+  LW_START_FRESH     = 1, /* state file new or reset (start_reason says
+                           * why): a new epoch */
+  LW_START_CLEAN     = 2, /* continues the stored epoch after a clean
+                           * stop: the stored map is dirty */
+  LW_START_RECOVERED = 3, /* continues it after an unclean stop: also
+                           * every block of the regions that were active,
+                           * with a compare hint */
+};
+
+static inline const char *
+lw_start_name (uint32_t kind)
+{
+  switch (kind) {
+  case LW_START_VOLATILE: return "volatile";
+  case LW_START_FRESH: return "fresh";
+  case LW_START_CLEAN: return "clean";
+  case LW_START_RECOVERED: return "recovered";
+  }
+  return "?";
+}
+
+/* Header flags (field flags). */
+enum lw_flags {
+  LW_FLAG_PERSISTENT = 1, /* a state file holds the capture: the consumer
+                           * must LW_REQ_PERSIST its copy generation */
 };
 
 /* Record types. */
@@ -130,6 +177,24 @@ struct lw_header {
   uint64_t file_size;
   int64_t  filter_pid;
   uint64_t start_time;          /* filter start, seconds since the epoch */
+  uint64_t hint_off;            /* compare-hint bitmap, bitmap_bytes long */
+  /* How this instance started (enum lw_start).  A continued capture
+   * (CLEAN, RECOVERED) keeps the stored epoch; its first record is
+   * start_seq + 1 and the channel starts with head_seq = tail_seq =
+   * start_seq.  Until a record of this instance is released (tail_seq ==
+   * start_seq), a mirror at any seq in [start_floor, start_seq] may
+   * continue: it holds every record the state file does not cover
+   * (lw_consumer.h: lwc_seq_continues).
+   */
+  uint32_t start_kind;
+  uint32_t region_size;         /* activity-log region bytes (0: no state) */
+  uint64_t start_seq;
+  uint64_t start_floor;
+  uint64_t recovered_regions;   /* RECOVERED: regions that were active */
+  uint64_t start_dirty;         /* blocks dirty at start (stored map, plus
+                                 * every block of those regions) */
+  uint64_t start_hinted;        /* of which to compare (compare hints) */
+  char start_reason[LW_REASON_LEN]; /* FRESH: why; else what was found */
 
   /* --- P: published position of the ring --- */
   _Alignas (LW_CACHELINE) _Atomic uint32_t state;   /* enum lw_state */
@@ -152,6 +217,12 @@ struct lw_header {
   _Atomic uint64_t n_errors;        /* failed plugin writes (marked dirty) */
   _Atomic uint64_t n_consumer_lost; /* consumer found dead by the filter */
   _Atomic uint64_t mode_since;      /* time of last mode change, seconds */
+  _Atomic uint32_t flags;           /* enum lw_flags; PERSISTENT is cleared
+                                     * if the state file fails */
+  _Atomic uint64_t n_state_records; /* journal records written */
+  _Atomic uint64_t n_state_syncs;   /* fdatasyncs of the state file */
+  _Atomic uint64_t n_al_waits;      /* writes that waited for the journal */
+  _Atomic uint64_t al_wait_us;      /* and how long, in all */
 
   /* --- C: released position (records before it may be overwritten) --- */
   _Alignas (LW_CACHELINE) _Atomic uint64_t tail_pos;
@@ -213,6 +284,7 @@ lw_bit (uint64_t block)
 static inline void
 lw_bitmap_mark (void *base, uint64_t first, uint64_t last)
 {
+  assert (first <= last);
   uint64_t b, n, mask, bit0;
 
   for (b = first; b <= last; b += n) {
@@ -247,7 +319,7 @@ lw_header_check (const struct lw_header *h, uint64_t file_size)
   /* Bound every field before any sum, so that no sum can wrap. */
   if (h->dev_size > (UINT64_C(1) << 62) || file_size > (UINT64_C(1) << 62)
       || h->dirty_off > file_size || h->pending_off > file_size
-      || h->bitmap_bytes > file_size)
+      || h->hint_off > file_size || h->bitmap_bytes > file_size)
     return "offsets or sizes out of range";
   if (h->block_size < LW_MIN_BLOCK || h->block_size > LW_MAX_BLOCK
       || !lb_is_pow2 (h->block_size))
@@ -263,11 +335,23 @@ lw_header_check (const struct lw_header *h, uint64_t file_size)
     return "bitmap too small";
   if (h->dirty_off < h->ring_off + h->ring_size
       || h->pending_off < h->dirty_off + h->bitmap_bytes
-      || h->dirty_off % 4096 != 0 || h->pending_off % 4096 != 0)
+      || h->hint_off < h->pending_off + h->bitmap_bytes
+      || h->dirty_off % 4096 != 0 || h->pending_off % 4096 != 0
+      || h->hint_off % 4096 != 0)
     return "bad bitmap offsets";
   if (h->file_size != file_size
-      || h->pending_off + h->bitmap_bytes > file_size)
+      || h->hint_off + h->bitmap_bytes > file_size)
     return "file size does not match header";
+  if (h->start_kind > LW_START_RECOVERED)
+    return "bad start kind";
+  if ((h->start_kind == LW_START_VOLATILE) != (h->region_size == 0)
+      || (h->region_size != 0
+          && (!lb_is_pow2 (h->region_size) || h->region_size < h->block_size)))
+    return "bad region size";
+  if (h->start_floor > h->start_seq)
+    return "start floor above start seq";
+  if (memchr (h->start_reason, '\0', sizeof h->start_reason) == NULL)
+    return "start reason not terminated";
   return NULL;
 }
 

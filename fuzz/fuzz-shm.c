@@ -21,10 +21,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   memcpy (&h, data, sizeof h);
   memcpy (&file_size, data + sizeof h, 8);
   if (lw_header_check (&h, file_size) == NULL) {
-    /* What a consumer then relies on. */
-    if (h.pending_off + h.bitmap_bytes > file_size
+    /* What a consumer then relies on: every bitmap inside the file and
+     * apart from the others, the start fields sane.
+     */
+    if (h.hint_off + h.bitmap_bytes > file_size
+        || h.pending_off + h.bitmap_bytes > h.hint_off
+        || h.dirty_off + h.bitmap_bytes > h.pending_off
         || h.ring_off + h.ring_size > h.dirty_off
-        || (h.nblocks + 63) / 64 * 8 > h.bitmap_bytes)
+        || (h.nblocks + 63) / 64 * 8 > h.bitmap_bytes
+        || h.start_floor > h.start_seq
+        || memchr (h.start_reason, '\0', sizeof h.start_reason) == NULL
+        || strlen (lw_start_name (h.start_kind)) < 5)
       __builtin_trap ();
   }
   return 0;

@@ -29,6 +29,7 @@ static const char lb_control_layout[] =
   "unit {unit}: {filter?filter {mode}, queue {queue_used}/{queue_size} "
   "bytes, {out_of_sync_bytes} bytes out of sync, seq {head_seq} (released "
   "{released_seq})|no filter ({error})}\n"
+  "{capture?  capture: {capture}{capture_note?: {capture_note}}\n}"
   "lb: {lb_running?{responding?running"
   "{waiting?, waiting for the filter's channel ({waiting})}"
   "{stale_for?, not responding: its data path has not moved for {stale_for} "
@@ -67,6 +68,23 @@ lb_control_default (const struct lb_opts *o, char *out, char *err,
   return lb_ctl_path (path, out, err, errlen);
 }
 
+static const char *
+lb_control_capture (uint32_t kind)
+{
+  switch (kind) {
+  case LW_START_VOLATILE:
+    return "new at nbdkit's start (no livewatch-state= file)";
+  case LW_START_FRESH:
+    return "new, with a new state file";
+  case LW_START_CLEAN:
+    return "continued after a clean stop of nbdkit";
+  case LW_START_RECOVERED:
+    return "continued after an unclean stop of nbdkit (the regions being "
+           "written then are compared)";
+  }
+  return "?";
+}
+
 /* The fields of channel C, or (C NULL) why it could not be opened,
  * ERR; and the layout of the text.  TO_COMPARE: bytes a scan has yet
  * to compare, out of sync too though the filter marks none of them.
@@ -94,6 +112,13 @@ lb_control_channel (struct lb_status *d, unsigned unit, struct lwc *c,
     lb_status_uint (d, "released_seq", atomic_load (&h->tail_seq));
     lb_status_strf (d, "epoch", "%016" PRIx64, h->epoch);
     lb_status_uint (d, "gen", atomic_load (&h->gen_acked));
+    /* How this filter instance began: what a scan or a catch-up that
+     * follows a restart of nbdkit is owed to.
+     */
+    lb_status_str (d, "capture", lb_control_capture (h->start_kind));
+    if (h->start_reason[0])
+      lb_status_strf (d, "capture_note", "%.*s", LW_REASON_LEN,
+                      h->start_reason);
   }
   else
     lb_status_text_only (lb_status_str (d, "error", err));

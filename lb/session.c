@@ -150,9 +150,10 @@ lb_session_log_start (struct lwc *c, enum lwf_start start,
     lwc_gen_get (c, &gen, &acked);
     lb_info ("full scan: %s (image: epoch %016" PRIx64 " seq %" PRIu64
              " gen %s; unit: epoch %016" PRIx64 " released seq %" PRIu64
-             " gen %" PRIu64 "/%" PRIu64 ")", why, m->epoch, m->seq,
-             lbp_gen_name (m->gen, g), h->epoch, lwc_released_seq (c), acked,
-             gen);
+             " gen %" PRIu64 "/%" PRIu64 ", started %s%s%s)", why,
+             m->epoch, m->seq, lbp_gen_name (m->gen, g), h->epoch,
+             lwc_released_seq (c), acked, gen, lw_start_name (h->start_kind),
+             h->start_reason[0] ? ": " : "", h->start_reason);
   }
 }
 

@@ -23,9 +23,22 @@
 #include "lb_wire.h"
 #include "sink.h"
 
+_Atomic uint64_t lb_sink_device_bytes;
+
+static void
+lb_sink_log_device (void)
+{
+  lb_info ("at exit: %" PRIu64 " bytes read from the device in all",
+           atomic_load (&lb_sink_device_bytes));
+}
+
 int
 lb_sink_init (struct lb_sink *s)
 {
+  static bool logged_at_exit;
+
+  if (!logged_at_exit)
+    logged_at_exit = atexit (lb_sink_log_device) == 0;
   s->buf = malloc (LB_CHUNK);
   s->hashes = malloc ((size_t) LBP_HASH_SIZE * (LB_CHUNK / 4096));
   if (s->buf == NULL || s->hashes == NULL)
@@ -154,6 +167,8 @@ lb_sink_pread (struct lb_sink *s, uint8_t *buf, uint64_t off, uint64_t len)
     snprintf (s->why, sizeof s->why, "device read error");
     return -1;
   }
+  atomic_fetch_add_explicit (&lb_sink_device_bytes, len,
+                             memory_order_relaxed);
   return 0;
 }
 
@@ -361,6 +376,16 @@ lb_sink_deferring (void *opaque, bool on)
                      : "copying marked blocks");
 }
 
+static void
+lb_sink_pass_done (void *opaque, enum lwf_pass kind, uint64_t blocks)
+{
+  (void) opaque;
+  lb_info ("%s done: %" PRIu64 " blocks; %" PRIu64 " bytes read from the "
+           "device so far", kind == LWF_PASS_SWEEP ? "scan sweep"
+                                                   : "catch-up pass",
+           blocks, atomic_load (&lb_sink_device_bytes));
+}
+
 /* Polled between steps: stop on a signal, a failure, or anything the
  * server sends unasked (an ERROR, or the end of the connection).
  */
@@ -402,5 +427,6 @@ lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
     .opaque = s, .record = lb_sink_record, .copy = lb_sink_copy,
     .sync = lb_sink_sync, .phase = lb_sink_phase, .stop = lb_sink_stop,
     .deferring = lb_sink_deferring, .progress = lb_sink_progress,
+    .pass_done = lb_sink_pass_done,
   };
 }

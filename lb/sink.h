@@ -56,6 +56,12 @@ struct lb_sink {
   _Atomic uint64_t last_consistent;
 };
 
+/* Bytes read from DEVICE by this process, every session counted: logged
+ * at the end of each scan or catch-up pass and at exit (tests check it
+ * against /proc/PID/io).
+ */
+extern _Atomic uint64_t lb_sink_device_bytes;
+
 extern int lb_sink_init (struct lb_sink *s);
 extern void lb_sink_free (struct lb_sink *s);
 /* Bind the sink's callbacks to S. */

@@ -23,6 +23,7 @@
 #include "lw_futex.h"
 
 struct lw_header *channel_hdr;
+void *channel_dirty, *channel_pending, *channel_hint;
 
 static int channel_fd = -1;
 static char *channel_path;
@@ -174,7 +175,7 @@ channel_size (uint64_t dev_size)
   if (bitmap_bytes == 0)
     bitmap_bytes = page;
   ring_size = channel_round_up (channel_cfg.queue, page);
-  file_size = LW_HEADER_SIZE + ring_size + 2 * bitmap_bytes;
+  file_size = LW_HEADER_SIZE + ring_size + 3 * bitmap_bytes;
 
   if (ftruncate (channel_fd, file_size) == -1) {
     nbdkit_error ("%s: cannot size channel to %" PRIu64 " bytes: %m",
@@ -205,23 +206,59 @@ channel_size (uint64_t dev_size)
   h->dirty_off = LW_HEADER_SIZE + ring_size;
   h->bitmap_bytes = bitmap_bytes;
   h->pending_off = h->dirty_off + bitmap_bytes;
+  h->hint_off = h->pending_off + bitmap_bytes;
   h->file_size = file_size;
   h->start_time = time (NULL);
   channel_ring = (uint8_t *) channel_map + h->ring_off;
+  channel_dirty = (uint8_t *) channel_map + h->dirty_off;
+  channel_pending = (uint8_t *) channel_map + h->pending_off;
+  channel_hint = (uint8_t *) channel_map + h->hint_off;
   assert (lw_header_check (h, file_size) == NULL);
 
-  /* No consumer has seen anything yet: start degraded, every block of
-   * the device unknown to the backup.  The consumer's first job is a
-   * full scan; it asks for normal mode when done.
+  /* No consumer has seen anything yet: start degraded.  With no state
+   * file every block of the device is unknown to the backup and the
+   * consumer's first job is a full scan; with one, the dirty bitmap says
+   * what the backup may lack (persist.c).  The consumer asks for normal
+   * mode once it has caught up.
    */
   atomic_store (&h->mode, LW_MODE_DEGRADED);
   atomic_store (&h->mode_since, (uint64_t) time (NULL));
+  return 0;
+}
+
+void
+channel_ready (const struct channel_origin *o)
+{
+  struct lw_header *h = channel_hdr;
+
+  assert (h != NULL && channel_map != NULL
+          && atomic_load (&h->state) == LW_STATE_INIT);
+  if (o) {
+    assert (o->kind != LW_START_VOLATILE && o->epoch != 0
+            && o->start_floor <= o->start_seq && o->gen_acked <= o->gen);
+    h->epoch = o->epoch;
+    h->start_kind = o->kind;
+    h->region_size = o->region_size;
+    h->start_seq = o->start_seq;
+    h->start_floor = o->start_floor;
+    h->recovered_regions = o->recovered_regions;
+    h->start_dirty = o->start_dirty;
+    h->start_hinted = o->start_hinted;
+    snprintf (h->start_reason, sizeof h->start_reason, "%s",
+              o->reason ? o->reason : "");
+    atomic_store (&h->head_seq, o->start_seq);
+    atomic_store (&h->tail_seq, o->start_seq);
+    atomic_store (&h->gen, o->gen);
+    atomic_store (&h->gen_acked, o->gen_acked);
+    atomic_store (&h->flags, LW_FLAG_PERSISTENT);
+  }
+  assert (lw_header_check (h, h->file_size) == NULL);
   atomic_store (&h->state, LW_STATE_READY);
   nbdkit_debug ("livewatch: %s ready: size %" PRIu64 ", %" PRIu64
-                " blocks of %u, ring %" PRIu64 ", epoch %016" PRIx64,
-                channel_path, dev_size, nblocks, h->block_size, ring_size,
-                h->epoch);
-  return 0;
+                " blocks of %u, ring %" PRIu64 ", epoch %016" PRIx64
+                ", first seq %" PRIu64, channel_path, h->dev_size,
+                h->nblocks, h->block_size, h->ring_size, h->epoch,
+                atomic_load (&h->head_seq) + 1);
 }
 
 void
@@ -237,6 +274,7 @@ channel_close (void)
     munmap (channel_hdr, LW_HEADER_SIZE);
   channel_map = NULL;
   channel_hdr = NULL;
+  channel_dirty = channel_pending = channel_hint = NULL;
   if (channel_fd >= 0)
     close (channel_fd);
   channel_fd = -1;
@@ -306,11 +344,37 @@ channel_append (uint32_t type, uint64_t offset, uint32_t length,
   return true;
 }
 
+int
+channel_unreleased (void (*fn) (void *opaque, uint64_t offset,
+                                uint64_t length),
+                    void *opaque)
+{
+  const struct lw_header *h = channel_hdr;
+  const uint64_t ring_size = h->ring_size;
+  uint64_t pos = atomic_load (&h->tail_pos);
+  const uint64_t head = atomic_load (&h->head_pos);
+
+  /* The consumer owns tail_pos: trust nothing it says. */
+  if (pos > head || head - pos > ring_size || pos % LW_REC_ALIGN != 0)
+    return -1;
+  while (pos < head) {
+    const struct lw_rec *r =
+      (const struct lw_rec *) (channel_ring + pos % ring_size);
+    if (r->size < sizeof *r || r->size % LW_REC_ALIGN != 0
+        || r->size > head - pos || r->size > ring_size - pos % ring_size)
+      return -1;
+    if (r->type != LW_REC_PAD && r->type != LW_REC_FLUSH)
+      fn (opaque, r->offset, r->length);
+    pos += r->size;
+  }
+  return 0;
+}
+
 void
 channel_mark (uint64_t offset, uint64_t length)
 {
   struct lw_header *h = channel_hdr;
-  void *dirty = (uint8_t *) channel_map + h->dirty_off;
+  void *dirty = channel_dirty;
   uint64_t first, last;
 
   if (length == 0 || offset >= h->dev_size)

@@ -21,20 +21,28 @@
 #include <nbdkit-filter.h>
 
 #include "lb_bytes.h"
+#include "actlog.h"
 #include "capture.h"
 #include "channel.h"
+#include "persist.h"
 #include "service.h"
+#include "statefile.h"
 
 static struct channel_config livewatch_cfg = {
   .dir = NULL, .unit = UINT_MAX,
   .queue = LW_DEFAULT_QUEUE, .block = LW_DEFAULT_BLOCK,
 };
 static char *livewatch_dir;
+static struct persist_config livewatch_state = {
+  .path = NULL, .nslots = 1024, .region_size = 0,
+};
+static char *livewatch_state_path;
 
 static void
 livewatch_unload (void)
 {
   free (livewatch_dir);
+  free (livewatch_state_path);
 }
 
 static int
@@ -78,6 +86,37 @@ livewatch_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     livewatch_cfg.block = r;
     return 0;
   }
+  if (strcmp (key, "livewatch-state") == 0) {
+    free (livewatch_state_path);
+    livewatch_state_path = nbdkit_absolute_path (value);
+    if (livewatch_state_path == NULL)
+      return -1;
+    return 0;
+  }
+  if (strcmp (key, "livewatch-al-regions") == 0) {
+    unsigned n;
+    if (nbdkit_parse_unsigned ("livewatch-al-regions", value, &n) == -1)
+      return -1;
+    if (n < SF_MIN_SLOTS || n > SF_MAX_SLOTS) {
+      nbdkit_error ("livewatch-al-regions=%s: must be from %u to %u", value,
+                    SF_MIN_SLOTS, SF_MAX_SLOTS);
+      return -1;
+    }
+    livewatch_state.nslots = n;
+    return 0;
+  }
+  if (strcmp (key, "livewatch-al-region") == 0) {
+    r = nbdkit_parse_size (value);
+    if (r == -1)
+      return -1;
+    if (r < LW_MIN_BLOCK || (uint64_t) r > SF_MAX_REGION || !lb_is_pow2 (r)) {
+      nbdkit_error ("livewatch-al-region=%s: must be a power of 2 "
+                    "between 512 and 1G", value);
+      return -1;
+    }
+    livewatch_state.region_size = r;
+    return 0;
+  }
   if (strcmp (key, "livewatch-dir") == 0) {
     free (livewatch_dir);
     /* nbdkit may chdir ("/") when it daemonizes. */
@@ -98,6 +137,16 @@ livewatch_config_complete (nbdkit_next_config_complete *next,
     return -1;
   }
   livewatch_cfg.dir = livewatch_dir ? livewatch_dir : LW_DEFAULT_DIR;
+  livewatch_state.path = livewatch_state_path;
+  if (livewatch_state.region_size == 0)
+    livewatch_state.region_size = livewatch_cfg.block > (4u << 20)
+                                  ? livewatch_cfg.block : 4u << 20;
+  if (livewatch_state.region_size < livewatch_cfg.block) {
+    nbdkit_error ("livewatch-al-region=%" PRIu64 ": must be at least "
+                  "livewatch-block (%" PRIu32 ")",
+                  livewatch_state.region_size, livewatch_cfg.block);
+    return -1;
+  }
   return next (nxdata);
 }
 
@@ -105,23 +154,96 @@ livewatch_config_complete (nbdkit_next_config_complete *next,
   "livewatch-unit=<N>         (required) Channel number: DIR/livewatch-N.\n" \
   "livewatch-queue=<SIZE>     Bytes of queued writes (default 16M).\n" \
   "livewatch-block=<SIZE>     Bytes per dirty-bitmap bit (default 64K).\n" \
-  "livewatch-dir=<DIR>        Folder of the channel (default /dev/shm)."
+  "livewatch-dir=<DIR>        Folder of the channel (default /dev/shm).\n" \
+  "livewatch-state=<FILE>     Keep the capture across restarts and crashes\n" \
+  "                           (stable storage, not tmpfs): no full scan.\n" \
+  "livewatch-al-regions=<N>   Activity-log slots (default 1024).\n" \
+  "livewatch-al-region=<SIZE> Bytes per activity-log region (default 4M)."
 
 /* The last callback whose errors reach the user's terminal: check here
  * that the channel can be made, so that a bad folder or a busy unit
  * stops nbdkit at once.  The file itself is made after the fork, when
  * nbdkit runs as its final user (-u), who must own it.
  */
+static void
+livewatch_state_warn (const char *msg)
+{
+  nbdkit_error ("livewatch: warning: %s", msg);
+}
+
 static int
 livewatch_get_ready (int thread_model)
 {
-  (void) thread_model;
+  char err[512];
+
+  if (livewatch_state.path
+      && statefile_preflight (livewatch_state.path, livewatch_state_warn,
+                              err, sizeof err) == -1) {
+    nbdkit_error ("livewatch-state=%s", err);
+    return -1;
+  }
+  /* The journal thread flushes the device from a context of its own,
+   * beside the clients' requests: nbdkit serializes only the latter.
+   */
+  if (livewatch_state.path && thread_model != NBDKIT_THREAD_MODEL_PARALLEL) {
+    nbdkit_error ("livewatch-state= needs a plugin that takes requests in "
+                  "parallel (the file plugin does)");
+    return -1;
+  }
   return channel_preflight (&livewatch_cfg);
 }
 
+/* With a state file: a context of our own into the plugin, from
+ * after_fork to cleanup, for the journal thread's flushes of the device
+ * (nbdkit-filter(3): background contexts).
+ */
+static nbdkit_next *livewatch_bg;
+
+static int
+livewatch_bg_flush (void)
+{
+  int err = 0;
+  return livewatch_bg->flush (livewatch_bg, 0, &err);
+}
+
+static int
+livewatch_bg_open (nbdkit_backend *backend)
+{
+  livewatch_bg = nbdkit_next_context_open (backend, 0, "", 0);
+  if (livewatch_bg == NULL || livewatch_bg->prepare (livewatch_bg) == -1) {
+    nbdkit_error ("livewatch: cannot open the plugin for the state file's "
+                  "flushes");
+    if (livewatch_bg)
+      nbdkit_next_context_close (livewatch_bg);
+    livewatch_bg = NULL;
+    return -1;
+  }
+  switch (livewatch_bg->can_flush (livewatch_bg)) {
+  case -1:
+    return -1;
+  case 0:
+    /* Nothing to flush: a write is durable once it completes. */
+    livewatch_state.flush_device = NULL;
+    break;
+  default:
+    livewatch_state.flush_device = livewatch_bg_flush;
+  }
+  return 0;
+}
+
+static void
+livewatch_bg_close (void)
+{
+  if (livewatch_bg) {
+    livewatch_bg->finalize (livewatch_bg);
+    nbdkit_next_context_close (livewatch_bg);
+    livewatch_bg = NULL;
+  }
+}
+
 /* After the fork: learn the export size through a private context (no
- * client need be connected), create and size the channel, start the
- * service thread.
+ * client need be connected), create and size the channel, load the state
+ * file (if any) into it, publish it, start the threads.
  */
 static int
 livewatch_after_fork (nbdkit_backend *backend)
@@ -145,14 +267,30 @@ livewatch_after_fork (nbdkit_backend *backend)
     return -1;
   if (channel_create (&livewatch_cfg) == -1 || channel_size (size) == -1)
     return -1;
-  return service_start ();
+  if (livewatch_state.path) {
+    struct channel_origin o;
+    if (livewatch_bg_open (backend) == -1
+        || persist_open (&livewatch_state, &o) == -1)
+      return -1;
+    channel_ready (&o);
+  }
+  else
+    channel_ready (NULL);
+  if (service_start () == -1)
+    return -1;
+  return actlog_start ();
 }
 
+/* nbdkit calls this once every connection is gone (no write in flight);
+ * a killed nbdkit does not, and the state file then says "unclean".
+ */
 static void
 livewatch_cleanup (nbdkit_backend *backend)
 {
   (void) backend;
   service_stop ();
+  persist_close ();
+  livewatch_bg_close ();
   channel_close ();
 }
 

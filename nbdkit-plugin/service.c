@@ -10,6 +10,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "actlog.h"
 #include "channel.h"
 #include "lw_futex.h"
 #include "service.h"
@@ -27,13 +28,24 @@ static pthread_t service_thread;
 static bool service_running;
 static _Atomic bool service_stopping;
 
+/* Answer request ID with RESULT. */
+static void
+service_ack (uint64_t id, uint32_t result)
+{
+  struct lw_header *h = channel_hdr;
+
+  atomic_store (&h->ack_seq, atomic_load (&h->head_seq));
+  atomic_store (&h->ack_pos, atomic_load (&h->head_pos));
+  atomic_store (&h->ack_result, result);
+  atomic_store (&h->ack_id, id);
+}
+
 /* Carry out one request.  Write lock held: no write is between the
  * plugin and the channel, so head_seq names a quiet instant.
  */
 static void
 service_do (uint32_t type, uint64_t id)
 {
-  struct lw_header *h = channel_hdr;
   uint32_t result = LW_RES_OK;
 
   switch (type) {
@@ -49,10 +61,7 @@ service_do (uint32_t type, uint64_t id)
   default:
     result = LW_RES_INVALID;
   }
-  atomic_store (&h->ack_seq, atomic_load (&h->head_seq));
-  atomic_store (&h->ack_pos, atomic_load (&h->head_pos));
-  atomic_store (&h->ack_result, result);
-  atomic_store (&h->ack_id, id);
+  service_ack (id, result);
 }
 
 static void *
@@ -67,6 +76,14 @@ service_main (void *arg)
 
     if (id != atomic_load (&h->ack_id)) {
       uint32_t type = atomic_load (&h->req_type);
+      /* The copy generation needs no quiet instant, only the state
+       * file's record of it: writes go on meanwhile.
+       */
+      if (type == LW_REQ_PERSIST) {
+        service_ack (id, actlog_persist () == 0 ? LW_RES_OK : LW_RES_FAILED);
+        channel_wake_consumer ();
+        continue;
+      }
       pthread_rwlock_wrlock (&livewatch_lock);
       service_do (type, id);
       pthread_rwlock_unlock (&livewatch_lock);

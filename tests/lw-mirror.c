@@ -7,7 +7,9 @@
  *       restarts.  Prints a summary line on exit.
  *   lw-mirror --stat [--dir=DIR] UNIT
  *       Print the channel's header as key=value lines; converged=1 when
- *       the filter is normal, every record is released and no bit is set.
+ *       the filter is normal, every record is released and no bit is set;
+ *       start= how the filter started (lw_shm.h: volatile, fresh, clean,
+ *       recovered) and what it found (start_reason=, recovered_regions=).
  */
 
 #include <config.h>
@@ -71,6 +73,18 @@ do_stat (const char *dir, unsigned unit)
           atomic_load (&h->gen), atomic_load (&h->gen_acked));
   printf ("attach_count=%" PRIu64 "\nconsumer=%d\n",
           atomic_load (&h->attach_count), lwc_consumer_attached (c));
+  printf ("start=%s\nstart_reason=%s\nstart_seq=%" PRIu64 "\nstart_floor=%"
+          PRIu64 "\n", lw_start_name (h->start_kind), h->start_reason,
+          h->start_seq, h->start_floor);
+  printf ("recovered_regions=%" PRIu64 "\nregion_size=%" PRIu32
+          "\nstart_dirty=%" PRIu64 "\nstart_hinted=%" PRIu64 "\nhints=%"
+          PRIu64 "\npersistent=%d\n", h->recovered_regions, h->region_size,
+          h->start_dirty, h->start_hinted, lwc_count_hints (c),
+          (atomic_load (&h->flags) & LW_FLAG_PERSISTENT) != 0);
+  printf ("state_records=%" PRIu64 "\nstate_syncs=%" PRIu64
+          "\nal_waits=%" PRIu64 "\nal_wait_us=%" PRIu64 "\n",
+          atomic_load (&h->n_state_records), atomic_load (&h->n_state_syncs),
+          atomic_load (&h->n_al_waits), atomic_load (&h->al_wait_us));
   printf ("converged=%d\n", mode == LW_MODE_NORMAL && head == tail
           && dirty == 0 && pending == 0);
   lwc_detach (c);

@@ -213,7 +213,7 @@ main (void)
   ftruncate (dev_fd, DEV_SIZE);
   ftruncate (img_fd, DEV_SIZE);
   tap_ok (channel_create (&cfg) == 0 && channel_size (DEV_SIZE) == 0
-          && service_start () == 0, "channel up");
+          && (channel_ready (NULL), service_start () == 0), "channel up");
   run.c = lwc_attach (dir, 5, 0, err, sizeof err);
   tap_ok (run.c != NULL, "consumer attached");
 

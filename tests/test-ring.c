@@ -274,12 +274,13 @@ test_bitmap (void)
   char err[256];
   struct lwc *c = lwc_attach (dir, unit, 0, err, sizeof err);
   uint64_t b, n, d, p, off, len;
+  bool cmp;
   int runs = 0;
 
   tap_ok (c != NULL, "reattach (%s)", c ? "ok" : err);
   if (!c) return;
   /* Clear what earlier tests left. */
-  while (lwc_take_run (c, 64, &b, &n))
+  while (lwc_take_run (c, 64, &b, &n, &cmp))
     lwc_done_run (c, b, n);
 
   pthread_rwlock_rdlock (&livewatch_lock);
@@ -291,10 +292,10 @@ test_bitmap (void)
   tap_ok (d == 72 && p == 0, "marks set 72 bits (got %llu)",
           (unsigned long long) d);
 
-  tap_ok (lwc_take_run (c, 64, &b, &n) && b == 0 && n == 1, "run at block 0");
-  tap_ok (lwc_take_run (c, 64, &b, &n) && b == 10 && n == 54,
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 0 && n == 1, "run at block 0");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 10 && n == 54,
           "run 10..63 stops at the word's end");
-  tap_ok (lwc_take_run (c, 8, &b, &n) && b == 64 && n == 8,
+  tap_ok (lwc_take_run (c, 8, &b, &n, &cmp) && b == 64 && n == 8,
           "run limited to max");
   lwc_count_bits (c, &d, &p);
   tap_ok (d == 72 - 63 && p == 63, "taken bits move to pending");
@@ -308,13 +309,32 @@ test_bitmap (void)
   lwc_count_bits (c, &d, &p);
   tap_ok (c && d == 71 && p == 0,
           "pending bits of a dead consumer come back dirty");
-  while (lwc_take_run (c, 64, &b, &n)) {
+  while (lwc_take_run (c, 64, &b, &n, &cmp)) {
     runs++;
     lwc_run_bytes (c, b, n, &off, &len);
     if (b == 255)
       tap_ok (off == 255 * 4096 && len == 4096, "last run clipped to device");
   }
   tap_ok (runs == 3, "pass over the rest takes 3 runs (got %d)", runs);
+
+  /* Compare hints cut runs, and go with the pending bits. */
+  while (lwc_take_run (c, 64, &b, &n, &cmp))
+    lwc_done_run (c, b, n);
+  pthread_rwlock_rdlock (&livewatch_lock);
+  channel_mark (4096 * 128, 4096 * 16);         /* blocks 128..143 */
+  pthread_rwlock_unlock (&livewatch_lock);
+  lw_bitmap_mark (channel_hint, 132, 135);
+  tap_ok (lwc_count_hints (c) == 4, "4 hints");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 128 && n == 4 && !cmp,
+          "a run stops where the hints start (128+4, copy)");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 132 && n == 4 && cmp,
+          "the hinted run (132+4, compare)");
+  lwc_done_run (c, 132, 4);
+  tap_ok (lwc_count_hints (c) == 0, "done clears the hints");
+  tap_ok (lwc_take_run (c, 64, &b, &n, &cmp) && b == 136 && n == 8 && !cmp,
+          "then the rest (136+8, copy)");
+  lwc_done_run (c, 128, 4);
+  lwc_done_run (c, 136, 8);
   lwc_detach (c);
 }
 
@@ -367,6 +387,16 @@ test_header_check (void)
           "bitmap past the file's end caught");
   tap_ok (lw_header_check (h, h->file_size - 1) != NULL,
           "truncated file caught");
+  copy = *h; copy.hint_off = copy.pending_off;
+  tap_ok (lw_header_check (&copy, h->file_size) != NULL,
+          "hints over the pending map caught");
+  copy = *h; copy.start_kind = LW_START_CLEAN;
+  tap_ok (lw_header_check (&copy, h->file_size) != NULL,
+          "a continued capture without a region size caught");
+  copy = *h; copy.start_reason[LW_REASON_LEN - 1] = 'x';
+  memset (copy.start_reason, 'x', LW_REASON_LEN);
+  tap_ok (lw_header_check (&copy, h->file_size) != NULL,
+          "an unterminated start reason caught");
 }
 
 static void
@@ -409,6 +439,7 @@ main (void)
   c = lwc_attach (dir, unit, 0, err, sizeof err);
   tap_ok (c == NULL && errno == EAGAIN, "not attachable before sizing");
   tap_ok (channel_size (1 << 20) == 0, "channel sized");
+  channel_ready (NULL);
   tap_ok (service_start () == 0, "service thread started");
   {
     struct channel_config again = cfg;

@@ -6,7 +6,12 @@
  * writers stop and the channel converges, the mirror must equal the
  * device byte for byte.
  *
- *   test-stress [SECONDS] [MIN_CYCLES]     (defaults 20 and 1000)
+ *   test-stress [SECONDS] [MIN_CYCLES] [state]    (defaults 20 and 300)
+ *
+ * With "state" the capture is persistent (livewatch-state=): a state
+ * file with the fewest slots (16) of small regions, so that every write
+ * may wait for an activation or an eviction while the consumer's copy
+ * generations wait for their records (tests/stress-state.sh).
  */
 
 #include <config.h>
@@ -22,8 +27,10 @@
 
 #include <nbdkit-filter.h>
 
+#include "actlog.h"
 #include "capture.h"
 #include "channel.h"
+#include "persist.h"
 #include "service.h"
 #include "lw_consumer.h"
 #include "mirror.h"
@@ -188,6 +195,7 @@ main (int argc, char **argv)
   uint64_t min_cycles = argc > 2 ? strtoull (argv[2], NULL, 10) : 300;
 #endif
   pthread_t w[NWRITERS], cons;
+  bool persistent = false;
   struct consumer_arg ca = { .result = -2 };
   char *a, *b;
   time_t start;
@@ -202,8 +210,24 @@ main (int argc, char **argv)
   img_fd = memfd_create ("image", 0);
   if (dev_fd < 0 || img_fd < 0 || ftruncate (dev_fd, DEV_SIZE) == -1)
     return 1;
-  tap_ok (channel_create (&cfg) == 0 && channel_size (DEV_SIZE) == 0
-          && service_start () == 0, "channel up: 64K ring, 4K blocks");
+  if (argc > 3 && strcmp (argv[3], "state") == 0) {
+    static char state_path[512];
+    struct persist_config pc = { .path = state_path, .nslots = 16,
+                                 .region_size = 16 * BLOCK };
+    struct channel_origin o;
+    snprintf (state_path, sizeof state_path, "%s/state", dir);
+    tap_ok (channel_create (&cfg) == 0 && channel_size (DEV_SIZE) == 0
+            && persist_open (&pc, &o) == 0
+            && (channel_ready (&o), service_start () == 0)
+            && actlog_start () == 0,
+            "channel up: 64K ring, 4K blocks, a state file with 16 slots "
+            "of 64K");
+    persistent = true;
+  }
+  else
+    tap_ok (channel_create (&cfg) == 0 && channel_size (DEV_SIZE) == 0
+            && (channel_ready (NULL), service_start () == 0),
+            "channel up: 64K ring, 4K blocks");
 
   ca.m.dev_fd = dev_fd;
   ca.m.img_fd = img_fd;
@@ -264,11 +288,16 @@ main (int argc, char **argv)
   }
 
   service_stop ();
+  persist_close ();
   channel_close ();
   {
     char path[512];
     lw_shm_path (path, sizeof path, dir, 3);
     unlink (path);
+    if (persistent) {
+      snprintf (path, sizeof path, "%s/state", dir);
+      unlink (path);
+    }
     rmdir (dir);
   }
   return tap_done ();
