@@ -29,12 +29,12 @@ static const char lb_control_layout[] =
   "unit {unit}: {filter?filter {mode}, queue {queue_used}/{queue_size} "
   "bytes, {out_of_sync_bytes} bytes out of sync, seq {head_seq} (released "
   "{released_seq})|no filter ({error})}\n"
-  "{capture?  capture: {capture}{capture_note?: {capture_note}}\n}"
   "lb: {lb_running?{responding?running"
   "{waiting?, waiting for the filter's channel ({waiting})}"
   "{stale_for?, not responding: its data path has not moved for {stale_for} "
   "(stuck reading DEVICE, or on the network?)}"
-  "|not responding ({silence})}|not running}\n";
+  "|not responding ({silence})}|not running}\n"
+  "{capture?  capture: {capture}{capture_note?: {capture_note}}\n}";
 static const char lb_control_progress_layout[] =
   "  progress: {percent}, {pass_done_bytes} of {pass_total_bytes} "
   "{done_word}{pass_rate?, {pass_rate}}{eta_seconds?, {eta_seconds} left}\n";
@@ -75,7 +75,7 @@ lb_control_capture (uint32_t kind)
   case LW_START_VOLATILE:
     return "new at nbdkit's start (no livewatch-state= file)";
   case LW_START_FRESH:
-    return "new, with a new state file";
+    return "new (a new capture epoch)";
   case LW_START_CLEAN:
     return "continued after a clean stop of nbdkit";
   case LW_START_RECOVERED:

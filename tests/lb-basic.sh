@@ -77,8 +77,9 @@ check "lb removed its control socket on exit" test ! -e "$T/livewatch-1.lb.ctl"
 st=$("$LB" --status --dir="$T" 1)
 check "lb --status without lb: the channel's line" \
     grep -Eq "^unit 1: filter [a-z]+, queue [0-9]+/[0-9]+ bytes, [0-9]+ bytes out of sync, seq [0-9]+ \(released [0-9]+\)$" <<<"$st"
-check "lb --status without lb: not running, no lb fields" \
-    test "$(sed 1d <<<"$st")" = "lb: not running"
+check "lb --status without lb: not running, no lb fields; how the capture began" \
+    test "$(sed 1d <<<"$st")" = "lb: not running
+  capture: new at nbdkit's start (no livewatch-state= file)"
 js=$("$LB" --status --json --dir="$T" 1)
 check "lb --status --json without lb: channel fields only" /usr/bin/python3 -c '
 import json, sys
