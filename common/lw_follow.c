@@ -465,7 +465,7 @@ lwf_decide (struct lwc *c, uint64_t epoch, const struct lwf_mark *m,
   return LWF_FULL_SCAN;
 }
 
-int
+enum lwf_end
 lwf_run (struct lwc *c, const struct lwf_sink *sink,
          const struct lwf_options *opts, enum lwf_start start,
          const struct lwf_mark *m)
@@ -473,7 +473,7 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
   uint64_t acked;
   /* A continued mirror may be live: assume so until told otherwise. */
   struct lwf f = { .c = c, .sink = sink, .o = opts, .phase = LWF_LIVE };
-  int r = 0;
+  int r = 0;                    /* 0: go on; 1: channel gone; -1: failed */
 
   if (start == LWF_FULL_SCAN) {
     /* A scanned mirror gets every block whose bit was spent before the
@@ -541,5 +541,6 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
  out:
   free (f.runs);
   free (f.touched);
-  return r;
+  return r == 0 ? LWF_END_STOPPED
+         : r == 1 ? LWF_END_CHANNEL_GONE : LWF_END_SINK_FAILED;
 }

@@ -140,11 +140,15 @@ extern enum lwf_start lwf_decide (struct lwc *c, uint64_t epoch,
  * starting as lwf_decide said for the mirror at M (M unused for a full
  * scan).  Continuing, records up to M->seq are already durable in the
  * mirror and are released unapplied.
- * Returns 0 when stopped, 1 when the channel went away or a request it
- * must carry out failed (reattach and decide again), -1 when a sink
- * callback failed (errno as it left it).
+ * Returns how it ended (enum lwf_end).
  */
-extern int lwf_run (struct lwc *c, const struct lwf_sink *sink,
+enum lwf_end {
+  LWF_END_STOPPED,      /* the sink's stop said so */
+  LWF_END_CHANNEL_GONE, /* the channel went away, or a request it must
+                         * carry out failed: reattach and decide again */
+  LWF_END_SINK_FAILED,  /* a sink callback failed (errno as it left it) */
+};
+extern enum lwf_end lwf_run (struct lwc *c, const struct lwf_sink *sink,
                     const struct lwf_options *opts, enum lwf_start start,
                     const struct lwf_mark *m);
 

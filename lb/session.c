@@ -173,7 +173,8 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   const char *why = NULL;
   char err[512];
   enum lbw_recv_outcome got = LBW_RECV_BROKEN;
-  int fd, r;
+  enum lwf_end end;
+  int fd;
 
   lb_progress_beat (&pub->progress);
   fd = lb_session_connect (o, err, sizeof err);
@@ -251,14 +252,14 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   lb_session_hup.hup = hup;
   lb_session_hup.stop = ops.stop;
   ops.stop = lb_session_stop;
-  r = lwf_run (c, &ops, &fo, start, &at);
+  end = lwf_run (c, &ops, &fo, start, &at);
   server_ended = sink->failed && sink->error_code == LBP_ERR_SHUTDOWN;
   if (server_ended)
     lb_info ("connection to %s/%s ended by the server: %s", o->host,
              o->port, sink->why);
   else if (sink->failed)
     lb_warn ("connection to %s/%s ended: %s", o->host, o->port, sink->why);
-  else if (r == 0)
+  else if (end == LWF_END_STOPPED)
     lb_session_bye (sink);
   atomic_store (&pub->connected, false);
   atomic_store (&pub->sink, NULL);
@@ -267,7 +268,8 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   lb_sink_free (sink);
   if (server_ended)
     return LB_SESSION_SERVER_ENDED;
-  if (sink->failed || r == -1)
+  if (sink->failed || end == LWF_END_SINK_FAILED)
     return LB_SESSION_FAILED;
-  return r == 1 ? LB_SESSION_CHANNEL_GONE : LB_SESSION_STOPPED;
+  return end == LWF_END_CHANNEL_GONE ? LB_SESSION_CHANNEL_GONE
+                                     : LB_SESSION_STOPPED;
 }

@@ -119,7 +119,8 @@ main (int argc, char **argv)
   bool stat_only = false;
   unsigned unit;
   struct sigaction sa = { .sa_handler = on_signal };
-  int c, r = 0;
+  int c;
+  enum lwf_end r;
   unsigned attaches = 0;
 
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
@@ -172,11 +173,11 @@ main (int argc, char **argv)
     attaches++;
     r = mirror_follow (&m, ch);
     lwc_detach (ch);
-    if (r == -1) {
+    if (r == LWF_END_SINK_FAILED) {
       fprintf (stderr, "lw-mirror: giving up after an error\n");
       return 1;
     }
-    if (r == 1)
+    if (r == LWF_END_CHANNEL_GONE)
       fprintf (stderr, "lw-mirror: channel gone; reattaching\n");
   }
   mirror_free (&m);

@@ -173,7 +173,7 @@ mirror_load_state (struct mirror *m, uint64_t *epoch, struct lwf_mark *at,
   return ok;
 }
 
-int
+enum lwf_end
 mirror_follow (struct mirror *m, struct lwc *c)
 {
   const struct lw_header *h = lwc_header (c);
@@ -187,7 +187,6 @@ mirror_follow (struct mirror *m, struct lwc *c)
   enum lwf_start start = LWF_FULL_SCAN;
   const char *why;
   enum lwf_phase phase = LWF_SCANNING;
-  int r;
 
   if (m->buf == NULL) {
     m->buf_len = 4 << 20;
@@ -214,8 +213,7 @@ mirror_follow (struct mirror *m, struct lwc *c)
   if (start != LWF_FULL_SCAN)
     m->phase = phase;
   lwf_default_options (c, &o);
-  r = lwf_run (c, &sink, &o, start, &at);
-  return r;
+  return lwf_run (c, &sink, &o, start, &at);
 }
 
 void

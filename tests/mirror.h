@@ -34,9 +34,9 @@ struct mirror {
 };
 
 /* Follow C into the image until *STOP or the channel goes away.
- * Returns lwf_run's result.
+ * Returns how lwf_run ended.
  */
-extern int mirror_follow (struct mirror *m, struct lwc *c);
+extern enum lwf_end mirror_follow (struct mirror *m, struct lwc *c);
 
 /* Free what following allocated. */
 extern void mirror_free (struct mirror *m);

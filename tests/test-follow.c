@@ -236,7 +236,7 @@ main (void)
           phase_live);
   stop = 1;
   pthread_join (t, NULL);
-  tap_ok (run.result == 0, "follower stopped cleanly");
+  tap_ok (run.result == LWF_END_STOPPED, "follower stopped cleanly");
 
   /* Scenario 2.  Image A stands where scenario 1 left it. */
   {
@@ -274,7 +274,7 @@ main (void)
     stop = 1;
     pthread_join (t, NULL);
     b_gen = img_gen;
-    tap_ok (run.result == 0 && settled (run.c) && n_gen_syncs > 0
+    tap_ok (run.result == LWF_END_STOPPED && settled (run.c) && n_gen_syncs > 0
             && b_gen > a_gen, "B caught up under a new gen (%" PRIu64 ")",
             b_gen);
     tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
@@ -297,7 +297,7 @@ main (void)
     follower (&run);
     fail_copy_sync = 0;
     lwc_gen_get (run.c, &g, &acked);
-    tap_ok (run.result == -1 && g == b_gen + 1 && acked == b_gen,
+    tap_ok (run.result == LWF_END_SINK_FAILED && g == b_gen + 1 && acked == b_gen,
             "lost sync: gen %" PRIu64 " spent, %" PRIu64 " still acked",
             g, acked);
     tap_ok (continues (run.c, h->epoch, img_seq, b_gen, &why),
@@ -320,7 +320,7 @@ main (void)
       usleep (10000);
     stop = 1;
     pthread_join (t, NULL);
-    tap_ok (run.result == 0 && img_gen == b_gen + 2,
+    tap_ok (run.result == LWF_END_STOPPED && img_gen == b_gen + 2,
             "B caught up under gen %" PRIu64 ", not the lost one", img_gen);
     tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
 
@@ -344,7 +344,7 @@ main (void)
       usleep (10000);
     stop = 1;
     pthread_join (t, NULL);
-    tap_ok (run.result == 0 && phase_live == 1 && img_phase == LWF_LIVE,
+    tap_ok (run.result == LWF_END_STOPPED && phase_live == 1 && img_phase == LWF_LIVE,
             "B continued, copied the blocks and is live again");
     tap_ok (copies_synced_live == 0,
             "no sync carrying copies recorded B as live (%d did)",

@@ -252,7 +252,7 @@ main (int argc, char **argv)
           waited * 10);
   mirror_stop = 1;
   pthread_join (cons, NULL);
-  tap_ok (ca.result == 0, "consumer ended cleanly (%d)", ca.result);
+  tap_ok (ca.result == LWF_END_STOPPED, "consumer ended cleanly (%d)", ca.result);
 
   cycles = atomic_load (&channel_hdr->n_resume);
   printf ("# %llu operations, %llu degrade and %llu resume cycles, "
