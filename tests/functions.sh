@@ -201,3 +201,36 @@ stop_lb () {
 }
 # logged N FILE PATTERN: FILE shows PATTERN (fixed string) within N s.
 logged () { wait_for "$1" grep -qF -- "$3" "$2"; }
+
+# unmount_loops DIR...: unmount the loop mounts at each DIR, a few tries
+# each (a killed writer's child may still hold one), lazily at last.
+unmount_loops () {
+    local m i
+    for m; do
+        for i in 1 2 3 4 5; do
+            mountpoint -q "$m" || break
+            umount "$m" 2>/dev/null || sleep 1
+        done
+        mountpoint -q "$m" && umount -l "$m"
+    done
+    return 0
+}
+# unmount_fuses DIR...: unmount the FUSE mounts (nbdfuse) at each DIR.
+unmount_fuses () {
+    local m
+    for m; do
+        mountpoint -q "$m" && { fusermount -u "$m" || umount -l "$m"; }
+    done
+    return 0
+}
+
+# lbd_up: lbd on $T/srv/lbd.conf in the background, its pid in $LBD_PID
+# (a test that kills it and starts another needs the pid of this one,
+# which start_lbd's pid file may no longer name); waits for its control
+# socket.
+lbd_up () {
+    rm -f "$T/lbd.ctl"          # a killed lbd leaves it behind
+    "$LBD" --control="$T/lbd.ctl" "$T/srv/lbd.conf" 2>>"$T/lbd.log" &
+    LBD_PID=$!
+    wait_for 10 test -S "$T/lbd.ctl" || { cat "$T/lbd.log"; bail "lbd did not start"; }
+}

@@ -18,15 +18,8 @@ one_client
 # the loop mounts (a few tries: a killed writer's child may still hold
 # one), then fuse, then nbdfuse.
 unmount_all () {
-    local m i
-    for m in "$T/mnt" "$T/chk"; do
-        for i in 1 2 3 4 5; do
-            mountpoint -q "$m" || break
-            umount "$m" 2>/dev/null || sleep 1
-        done
-        mountpoint -q "$m" && umount -l "$m"
-    done
-    mountpoint -q "$T/fuse" && { fusermount -u "$T/fuse" || umount -l "$T/fuse"; }
+    unmount_loops "$T/mnt" "$T/chk"
+    unmount_fuses "$T/fuse"
     kill "$(cat "$T/nbdfuse.pid" 2>/dev/null)" 2>/dev/null
     return 0
 }

@@ -33,7 +33,8 @@ one_client
 # What runs now, killed at exit.  Only what runs: lb and lbd are started
 # several times, and start_lb/start_lbd register "kill -9 PID" for every
 # start, which at exit could hit an unrelated process that reused a dead
-# one's pid (pid_max may be 32768); so lb_up/lbd_up below instead.
+# one's pid (pid_max may be 32768); so lb_up below and functions.sh's
+# lbd_up instead.
 LB_PID= LBD_PID= RELAY_PID= NBDKIT_PID= WRITERS=
 cleanup 'kill $NBDKIT_PID 2>/dev/null'
 cleanup 'kill -9 $LB_PID $LBD_PID $RELAY_PID $WRITERS 2>/dev/null'
@@ -45,13 +46,6 @@ lb_up () {
     "$LB" --dir="$T" --retry=1 --defer=0 1 "$T/disk" 127.0.0.1 "$rport" "$T/key" \
         2>>"$T/lb.log" &
     LB_PID=$!
-}
-# lbd_up: start_lbd lbd "$T/srv/lbd.conf", pid in $LBD_PID.
-lbd_up () {
-    rm -f "$T/lbd.ctl"          # a killed lbd leaves it behind
-    "$LBD" --control="$T/lbd.ctl" "$T/srv/lbd.conf" 2>>"$T/lbd.log" &
-    LBD_PID=$!
-    wait_for 10 test -S "$T/lbd.ctl" || { cat "$T/lbd.log"; bail "lbd did not start"; }
 }
 
 # start_relay: the relay on $rport, forwarding to lbd's $port; lb talks

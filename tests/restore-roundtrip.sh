@@ -43,17 +43,8 @@ U="nbds://c1@127.0.0.1:$xport/c1?tls-psk-file=$T/psk"
 # unmount_all: at exit, whatever happened: loop mounts, then fuse, then
 # nbdfuse (registered after the servers, so it runs before they stop).
 unmount_all () {
-    local m i
-    for m in "$T/mnt" "$T/rmnt"; do
-        for i in 1 2 3 4 5; do
-            mountpoint -q "$m" || break
-            umount "$m" 2>/dev/null || sleep 1
-        done
-        mountpoint -q "$m" && umount -l "$m"
-    done
-    for m in "$T/fuse" "$T/rfuse"; do
-        mountpoint -q "$m" && { fusermount -u "$m" || umount -l "$m"; }
-    done
+    unmount_loops "$T/mnt" "$T/rmnt"
+    unmount_fuses "$T/fuse" "$T/rfuse"
     kill $(cat "$T"/*.fusepid 2>/dev/null) 2>/dev/null
     return 0
 }

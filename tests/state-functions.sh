@@ -30,12 +30,6 @@ lb_up () {
         "$T/key" 2>>"$T/lb.log" &
     LB_PID=$!
 }
-lbd_up () {
-    rm -f "$T/lbd.ctl"          # a killed lbd leaves it behind
-    "$LBD" --control="$T/lbd.ctl" "$T/srv/lbd.conf" 2>>"$T/lbd.log" &
-    LBD_PID=$!
-    wait_for 10 test -S "$T/lbd.ctl" || { cat "$T/lbd.log"; bail "lbd did not start"; }
-}
 
 nscans () { grep -c "full scan:" "$T/lb.log"; }
 ncontinue () { grep -c "continuing from seq" "$T/lb.log"; }
