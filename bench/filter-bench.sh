@@ -142,14 +142,8 @@ SOCK=$RUN/nbd.sock
 DISK=$DATA/disk
 IMG=$DATA/mirror.img
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s.
-wait_for () {
-    local limit=$(( $1 * 10 )) i=0; shift
-    until "$@" >/dev/null 2>&1; do
-        i=$((i+1)); [ $i -ge $limit ] && return 1
-        sleep 0.1
-    done
-}
+# wait_for, cpu_ticks, div ...
+. "$script_dir/bench-lib.sh"
 stat_of () { "$MIRROR" --stat --dir="$RUN" 1 2>/dev/null | sed -n "s/^$1=//p"; }
 converged () { [ "$(stat_of converged)" = 1 ]; }
 
@@ -216,15 +210,6 @@ EOF
     fi
 }
 
-# cpu_ticks PID: user + system clock ticks of a process (all its threads).
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks () {
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }                       # after "(comm) "
-    set -- $s                         # $1 is field 3 (state)
-    echo $(( ${12} + ${13} ))         # fields 14 and 15
-}
 # us_per_io TICKS IOS
 us_per_io () { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", n ? t * 1e6 / hz / n : 0}'; }
 
@@ -337,7 +322,6 @@ paired () {
             if (NR == 0) {print "-"; exit}
             printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-div () { awk -v x="$1" -v y="$2" 'BEGIN {if (y > 0) printf "%.3f", x / y; else print "-"}'; }
 has () { case " $CONFIGS " in *" $1 "*) return 0;; esac; return 1; }
 
 say

@@ -168,37 +168,8 @@ stop () {
     unset "PID[$1]"
 }
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s.  (Timings come from
-# lb's log, not from this polling, which only has to be cheap.)
-wait_for () {
-    local limit=$(( $1 * 10 )) i=0; shift
-    until "$@" >/dev/null 2>&1; do
-        i=$((i+1)); [ $i -ge $limit ] && return 1
-        sleep 0.1
-    done
-}
-now () { date +%s.%N; }
-sub () { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
-div () { awk -v x="$1" -v y="$2" 'BEGIN {if (y > 0) printf "%.3f", x / y; else print "-"}'; }
-mbps () { awk -v b="$1" -v s="$2" 'BEGIN {if (s > 0) printf "%.0f", b / s / 1e6; else print "-"}'; }
-load1 () { cut -d' ' -f1 /proc/loadavg; }
-# cpu_busy: "BUSY TOTAL" clock ticks of the whole machine so far.
-cpu_busy () { awk '$1 == "cpu" {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
-
-CLK_TCK=$(getconf CLK_TCK)
-# cpu_s PID: user + system seconds of a process (all its threads, also
-# those that have exited).
-cpu_s () {
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }
-    set -- $s
-    awk -v t=$(( ${12} + ${13} )) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}'
-}
-
-free_port () {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# wait_for, now, sub, div, mbps, load1, cpu_busy, cpu_s, free_port, median
+. "$script_dir/bench-lib.sh"
 
 # --- lbd: one process, one client line per purpose -------------------------
 KEY=$RUN/key
@@ -308,12 +279,6 @@ print("%.0f %.0f %.2f %d" % (w["iops"], w["bw_bytes"], cpu, w["total_ios"]))
 EOF
 }
 
-# median: of the numbers on stdin ("-" lines ignored).
-median () {
-    grep -v '^-$' | sort -g | awk '{v[NR] = $1} END {
-        if (NR == 0) {print "-"; exit}
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 # col FILE COLUMN KEY1 [KEY2]: column COLUMN of the TSV lines whose
 # columns 2 (and 3) are KEY1 (and KEY2).
 col () {

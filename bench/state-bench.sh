@@ -67,10 +67,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 SOCK=$RUN/nbd.sock DISK=$DATA/disk IMG=$DATA/img STATE=$DATA/state
 
-wait_for () {
-    local limit=$(( $1 * 10 )) i=0; shift
-    until "$@" >/dev/null 2>&1; do i=$((i+1)); [ $i -ge $limit ] && return 1; sleep 0.1; done
-}
+. "$script_dir/bench-lib.sh"     # wait_for, cpu_ticks
 stat_of () { "$MIRROR" --stat --dir="$RUN" 1 2>/dev/null | sed -n "s/^$1=//p"; }
 converged () { [ "$(stat_of converged)" = 1 ]; }
 
@@ -104,12 +101,6 @@ run_fio () {                    # run_fio WORKLOAD SECONDS: prints "IOPS IOS"
     fio --name="$1" --ioengine=nbd --uri="nbd+unix:///?socket=$SOCK" "${w[@]}" \
         --numjobs=1 --time_based --runtime="$2" --output-format=json 2>>"$RUN/fio.log" |
         /usr/bin/python3 -c 'import json,sys; t=sys.stdin.read(); w=json.loads(t[t.index("{"):])["jobs"][0]["write"]; print("%.0f %d" % (w["iops"], w["total_ios"]))'
-}
-# cpu_ticks PID: user + system clock ticks of a process.
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks () {
-    local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }; set -- $s; echo $(( ${12} + ${13} ))
 }
 
 echo "state-bench: $(nproc) CPUs, $(nbdkit --version), $(fio --version); disk $SIZE in $DIR ($(df -PT "$DIR" | awk 'NR==2 {print $2}'), the state file beside it)"
