@@ -38,6 +38,8 @@ image_state_load (const char *state_path, struct image_state *st)
     char key[32];
     if (sscanf (line, "epoch=%" SCNx64, &v) == 1)
       st->epoch = v;
+    else if (sscanf (line, "partition=%" SCNx64, &v) == 1)
+      st->partition = v;
     else if (sscanf (line, "%31[a-z_]=%" SCNu64, key, &v) == 2) {
       if (strcmp (key, "seq") == 0) st->seq = v;
       else if (strcmp (key, "gen") == 0) st->gen = v;
@@ -234,6 +236,9 @@ image_commit (struct image *im, const struct image_state *st)
            PRIu64 "\nsize=%" PRIu64 "\n",
            st->epoch, st->seq, st->gen, lbp_phase_name (st->phase),
            st->swept, st->consistent, st->last_consistent, im->size);
+  /* Absent until a partition binds the image (bind.h). */
+  if (st->partition)
+    fprintf (fp, "partition=%016" PRIx64 "\n", st->partition);
   if (fflush (fp) != 0 || fsync (fileno (fp)) != 0) {
     fclose (fp);
     goto out;

@@ -13,6 +13,7 @@
 
 #include <zstd.h>
 
+#include "bind.h"
 #include "connset.h"
 #include "image.h"
 #include "lb_array.h"
@@ -444,6 +445,53 @@ session_goodbye (struct session *s, bool welcomed)
   lb_conn_drain (s->conn, SESSION_DRAIN_MS);
 }
 
+/* Is HELLO M's partition the one the image is bound to (bind.h)?
+ * Binds a new image to it.  Returns 0 to go on, or -1 once refused
+ * (logged, and told to lb), the image and its state untouched.
+ */
+static int
+session_bind (struct session *s, const struct lbp_msg *m)
+{
+  const char *name = s->cl->conf->name;
+  enum bind_verdict v = bind_check (&s->im, m->partition, m->dev_size);
+  const uint64_t was = s->im.st.partition;
+  struct image_state st;
+  char why[LBP_MAX_TEXT], text[LBP_MAX_TEXT];
+
+  switch (v) {
+  case BIND_SAME:
+    return 0;
+  case BIND_FIRST:
+  case BIND_REBIND:
+    st = bind_state (&s->im, v, m->partition);
+    if (session_commit (s, &st) == -1) {
+      lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
+      lbw_send_error (s->conn, LBP_ERR_IO,
+                      "server cannot update the image state");
+      return -1;
+    }
+    if (v == BIND_FIRST)
+      lb_info ("client %s (%s): image %s bound to partition %016" PRIx64,
+               name, s->peer, s->im.path, m->partition);
+    else
+      lb_warn ("client %s (%s): image %s rebound, as the operator allowed "
+               "(lbd --rebind): partition %016" PRIx64 " (%" PRIu64
+               " bytes) replaces %016" PRIx64 " (%" PRIu64 " bytes); a "
+               "full scan follows", name, s->peer, s->im.path,
+               m->partition, m->dev_size, was, s->im.size);
+    return 0;
+  case BIND_OTHER:
+  case BIND_SMALLER:
+    break;
+  }
+  bind_refusal (&s->im, v, name, m->partition, m->dev_size, why, sizeof why,
+                text, sizeof text);
+  lb_err ("client %s (%s): refused: %s", name, s->peer, why);
+  lbw_send_error (s->conn, v == BIND_OTHER ? LBP_ERR_PARTITION
+                                           : LBP_ERR_SMALLER, text);
+  return -1;
+}
+
 /* How the message loop ended, when it was not lb's doing. */
 static void
 session_log_end (struct session *s)
@@ -509,6 +557,8 @@ session_serve (struct session *s)
     lbw_send_error (s->conn, LBP_ERR_VERSION, "protocol version not supported");
     return;
   }
+  if (session_bind (s, &m) == -1)
+    return;
   if (m.dev_size != s->im.size && session_mark_inconsistent (s) == -1) {
     lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
     lbw_send_error (s->conn, LBP_ERR_IO, "server cannot update the image state");
@@ -519,6 +569,8 @@ session_serve (struct session *s)
     lbw_send_error (s->conn, LBP_ERR_IO, "server cannot resize the image");
     return;
   }
+  /* Bound and sized: the operator's permission, if any, is used up. */
+  bind_done (&s->im);
   s->epoch = m.epoch;
   if (s->cl->applied_epoch == m.epoch && s->im.st.epoch == m.epoch
       && s->cl->applied_seq > s->im.st.seq)
