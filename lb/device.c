@@ -77,13 +77,17 @@ lb_device_match (int fd, const char *device, unsigned unit,
              unit, device, size);
     return LB_DEVICE_SIZE_ONLY;
   }
-  if (h->served_kind == LW_SERVED_BLOCK)
-    lb_errf (err, errlen, "DEVICE %s is %s%u:%u but unit %u serves the "
-             "block device %u:%u (%s): not the partition the unit serves",
-             device, blk ? "block device " : "a regular file, not device ",
-             blk ? major (st.st_rdev) : major (st.st_dev),
-             blk ? minor (st.st_rdev) : minor (st.st_dev), unit,
-             major (h->served_rdev), minor (h->served_rdev), h->served_path);
+  if (h->served_kind == LW_SERVED_BLOCK && blk)
+    lb_errf (err, errlen, "DEVICE %s is block device %u:%u but unit %u "
+             "serves the block device %u:%u (%s): not the partition the "
+             "unit serves", device, major (st.st_rdev), minor (st.st_rdev),
+             unit, major (h->served_rdev), minor (h->served_rdev),
+             h->served_path);
+  else if (h->served_kind == LW_SERVED_BLOCK)
+    lb_errf (err, errlen, "DEVICE %s is a regular file but unit %u serves "
+             "the block device %u:%u (%s): not the partition the unit "
+             "serves", device, unit, major (h->served_rdev),
+             minor (h->served_rdev), h->served_path);
   else
     lb_errf (err, errlen, "DEVICE %s is %s (device %u:%u, inode %" PRIu64
              ") but unit %u serves the file %s (device %u:%u, inode %"
