@@ -160,12 +160,12 @@ uint64_t
 lb_device_partition_id (const struct lw_header *h, unsigned unit,
                         char *from, size_t fromlen)
 {
-  char host[256] = "", what[LW_SERVED_PATH_LEN + 64], buf[sizeof host
-                                                          + sizeof what + 64];
+  char host[256] = "", what[LW_SERVED_PATH_LEN + 32];
+  char text[sizeof host + sizeof what + 64];
+  const char *kind = "machine-id";
   uint8_t digest[32];
   uint64_t id;
   FILE *fp;
-  int n;
 
   /* This host: its machine-id(5), else its name. */
   fp = fopen ("/etc/machine-id", "re");
@@ -175,25 +175,23 @@ lb_device_partition_id (const struct lw_header *h, unsigned unit,
     host[strcspn (host, "\n")] = '\0';
     fclose (fp);
   }
-  if (host[0])
-    n = 0;
-  else {
+  if (host[0] == '\0') {
+    kind = "hostname";
     if (gethostname (host, sizeof host - 1) == -1)
       snprintf (host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
-    n = 1;
   }
   /* This partition on it: the file the unit serves, else the unit. */
   if (h->served_kind != LW_SERVED_UNKNOWN)
     snprintf (what, sizeof what, "path %s", h->served_path);
   else
     snprintf (what, sizeof what, "unit %u", unit);
-  snprintf (buf, sizeof buf, "livebackup partition 1\n%s %s\n%s\n",
-            n ? "hostname" : "machine-id", host, what);
-  if (gnutls_hash_fast (GNUTLS_DIG_SHA256, buf, strlen (buf), digest) != 0)
+  /* doc/protocol.md, "Partition identity", says this text; keep both. */
+  snprintf (text, sizeof text, "livebackup partition 1\n%s %s\n%s\n", kind,
+            host, what);
+  if (gnutls_hash_fast (GNUTLS_DIG_SHA256, text, strlen (text), digest) != 0)
     memset (digest, 0, sizeof digest);
   id = lb_get_le64 (digest);
-  snprintf (from, fromlen, "%s %s, %s", n ? "host name" : "machine-id", host,
-            what);
+  snprintf (from, fromlen, "%s %s, %s", kind, host, what);
   return id ? id : 1;
 }

@@ -23,6 +23,16 @@ check "the image holds the disk" same "$T/disk" "$IMG"
 part=$(state_of "$IMG" partition)
 check "the image is bound to a partition identity ($part)" \
     grep -qE '^[0-9a-f]{16}$' <<<"$part"
+# As doc/protocol.md ("Partition identity") derives it.
+want=$(/usr/bin/python3 -c '
+import hashlib, socket, sys
+try: host = "machine-id " + open("/etc/machine-id").readline().strip()
+except OSError: host = ""
+if host == "machine-id ": host = ""
+if not host: host = "hostname " + socket.gethostname()
+d = hashlib.sha256(("livebackup partition 1\n%s\npath %s\n" % (host, sys.argv[1])).encode()).digest()
+print("%016x" % (int.from_bytes(d[:8], "little") or 1))' "$T/disk")
+check "... the one protocol.md describes ($want)" test "$part" = "$want"
 stop_lb lb
 
 # sums: the image's bytes and its state file.
