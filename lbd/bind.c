@@ -15,7 +15,9 @@
 
 #include "bind.h"
 #include "lb_err.h"
+#include "lb_log.h"
 #include "lb_proto.h"
+#include "lb_wire.h"
 
 #define BIND_SUFFIX ".rebind"
 
@@ -66,18 +68,21 @@ bind_state (const struct image *im, enum bind_verdict verdict,
 }
 
 void
-bind_refusal (const struct image *im, enum bind_verdict verdict,
-              const char *name, uint64_t partition, uint64_t dev_size,
-              char *log, size_t loglen, char *text, size_t textlen)
+bind_refuse (struct lb_conn *conn, const struct image *im,
+             enum bind_verdict verdict, const char *name, const char *peer,
+             const struct lbp_msg *m)
 {
+  const uint64_t partition = m->partition, dev_size = m->dev_size;
+  char log[LBP_MAX_TEXT], text[LBP_MAX_TEXT];
+
   if (verdict == BIND_OTHER) {
-    lb_errf (log, loglen, "partition %016" PRIx64 " (%" PRIu64 " bytes) is "
+    lb_errf (log, sizeof log, "partition %016" PRIx64 " (%" PRIu64 " bytes) is "
              "not the one image %s is bound to (%016" PRIx64 ", %" PRIu64
              " bytes); the image is unchanged.  Another partition uses this "
              "client's key; if it is to replace the backed-up one, run lbd "
              "--rebind CONFIG %s", partition, dev_size, im->path,
              im->st.partition, im->size, name);
-    lb_errf (text, textlen, "the image of client %s is bound to another "
+    lb_errf (text, sizeof text, "the image of client %s is bound to another "
              "partition (%016" PRIx64 "; this one is %016" PRIx64 "), and "
              "is unchanged.  Does another machine or unit use this key?  "
              "To back up this partition there instead, the operator runs "
@@ -85,15 +90,18 @@ bind_refusal (const struct image *im, enum bind_verdict verdict,
              partition, name);
   }
   else {
-    lb_errf (log, loglen, "partition %016" PRIx64 " is %" PRIu64 " bytes, "
+    lb_errf (log, sizeof log, "partition %016" PRIx64 " is %" PRIu64 " bytes, "
              "smaller than image %s (%" PRIu64 " bytes), which is not "
              "truncated without the operator's lbd --rebind CONFIG %s",
              partition, dev_size, im->path, im->size, name);
-    lb_errf (text, textlen, "this partition (%" PRIu64 " bytes) is smaller "
+    lb_errf (text, sizeof text, "this partition (%" PRIu64 " bytes) is smaller "
              "than client %s's image (%" PRIu64 " bytes): the image is not "
              "truncated unless the operator runs lbd --rebind CONFIG %s on "
              "the server", dev_size, name, im->size, name);
   }
+  lb_err ("client %s (%s): refused: %s", name, peer, log);
+  lbw_send_error (conn, verdict == BIND_OTHER ? LBP_ERR_PARTITION
+                                              : LBP_ERR_SMALLER, text);
 }
 
 void

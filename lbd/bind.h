@@ -25,6 +25,9 @@
 
 #include "image.h"
 
+struct lb_conn;
+struct lbp_msg;
+
 enum bind_verdict {
   BIND_SAME,            /* the bound partition, not smaller */
   BIND_FIRST,           /* not bound yet: bind it to this partition */
@@ -46,14 +49,14 @@ extern struct image_state bind_state (const struct image *im,
                                       enum bind_verdict verdict,
                                       uint64_t partition);
 
-/* For a refused HELLO (VERDICT OTHER or SMALLER) of client NAME: what
- * lbd logs (LOG: both identities and sizes, the image, the remedy) and
- * what it tells lb (TEXT).
+/* Refuse HELLO M of client NAME (at PEER) on CONN, for which bind_check
+ * said VERDICT (OTHER or SMALLER) of IM: log it as an error (both
+ * identities and sizes, the image, the remedy), and tell lb why
+ * (LBP_ERR_PARTITION or LBP_ERR_SMALLER).
  */
-extern void bind_refusal (const struct image *im, enum bind_verdict verdict,
-                          const char *name, uint64_t partition,
-                          uint64_t dev_size, char *log, size_t loglen,
-                          char *text, size_t textlen);
+extern void bind_refuse (struct lb_conn *conn, const struct image *im,
+                         enum bind_verdict verdict, const char *name,
+                         const char *peer, const struct lbp_msg *m);
 
 /* The operator's permission is used up (no-op without one). */
 extern void bind_done (const struct image *im);

@@ -63,16 +63,28 @@ image_state_load (const char *state_path, struct image_state *st)
   return 0;
 }
 
-int
-image_open (struct image *im, const char *path, char *err, size_t errlen)
+/* IM empty, but for its paths; -1 if out of memory (IM closed). */
+static int
+image_names (struct image *im, const char *path)
 {
-  struct stat sb;
-
   memset (im, 0, sizeof *im);
   im->fd = -1;
   im->path = strdup (path);
   if (im->path == NULL
       || asprintf (&im->state_path, "%s.state", path) == -1) {
+    free (im->path);
+    im->path = im->state_path = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+int
+image_open (struct image *im, const char *path, char *err, size_t errlen)
+{
+  struct stat sb;
+
+  if (image_names (im, path) == -1) {
     snprintf (err, errlen, "out of memory");
     return -1;
   }
@@ -94,6 +106,30 @@ image_open (struct image *im, const char *path, char *err, size_t errlen)
     return -1;
   }
   return 0;
+}
+
+int
+image_peek (struct image *im, const char *path)
+{
+  struct stat sb;
+  int e;
+
+  if (image_names (im, path) == -1) {
+    errno = ENOMEM;
+    return -1;
+  }
+  if (stat (path, &sb) == 0)
+    im->size = sb.st_size;
+  else if (errno != ENOENT)
+    goto err;
+  if (image_state_load (im->state_path, &im->st) == -1)
+    goto err;
+  return 0;
+ err:
+  e = errno;
+  image_close (im);
+  errno = e;
+  return -1;
 }
 
 void

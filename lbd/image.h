@@ -58,6 +58,12 @@ extern int image_open (struct image *im, const char *path,
                        char *err, size_t errlen);
 extern void image_close (struct image *im);
 
+/* Fill IM's path, size (0 for no file) and state from PATH and its
+ * state file, without opening or creating the image (IM->fd stays -1;
+ * image_close frees it).  Returns 0, or -1 with errno.
+ */
+extern int image_peek (struct image *im, const char *path);
+
 /* Follow the partition's size (sparse growth, or truncation). */
 extern int image_resize (struct image *im, uint64_t size);
 

@@ -110,6 +110,17 @@ check "... lbd logs the client and both identities" \
     sh -c "tail -n +$((lines + 1)) '$T/lbd.log' | grep -q 'client client1/disk.img (127.0.0.1:[0-9]*): refused: partition [0-9a-f]\{16\} (16777216 bytes) is not the one image $IMG is bound to ($part, 16777216 bytes)'"
 unchanged "a second partition"
 check "lbd still runs" kill -0 "$(lbd_pid lbd)"
+# ... and while the partition's own lb runs, its session is left alone.
+start_lb own "$T" "$T/disk" "$port" "$T/key"
+check "the partition's own lb is connected" logged 20 "$T/own.log" "connected to 127.0.0.1/$port"
+refused 2 "127.0.0.1/$port refused this partition" \
+    "the second partition, while the first one's lb runs" \
+    --dir="$T/u2" --control="$T/u2.ctl" 1 "$T/other" $(args)
+check "... the running session was not replaced" \
+    sh -c "! grep -q 'replacing the connection' '$T/lbd.log' && [ \$(grep -c 'connected to 127.0.0.1' '$T/own.log') = 1 ]"
+check "... and goes on" kill -0 "$(lb_pid own)"
+stop_lb own
+before=$(sums)
 
 # A smaller partition under the same identity (the same file, cut).
 stop_nbdkit nbd
