@@ -12,7 +12,7 @@ int
 lbp_fixed_size (uint16_t type)
 {
   switch (type) {
-  case LBP_HELLO:    return 32;
+  case LBP_HELLO:    return LBP_HELLO_V2_SIZE;
   case LBP_WRITE:    return 24;
   case LBP_ZERO:     return 24;
   case LBP_BLOCK:    return 16;
@@ -41,6 +41,8 @@ lbp_max_body (uint16_t type)
     return fixed + LBP_MAX_HASHES * LBP_HASH_SIZE;
   case LBP_ERROR:
     return fixed + LBP_MAX_TEXT;
+  case LBP_HELLO:
+    return LBP_HELLO_SIZE;
   default:
     return fixed;
   }
@@ -87,6 +89,19 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     m->hash_block = lb_get_le32 (b + 24);
     if (m->magic != LBP_MAGIC)
       return "bad magic in HELLO";
+    /* Older versions end before the partition; the server refuses them
+     * by their version.
+     */
+    if (m->version >= 3) {
+      if (len != LBP_HELLO_SIZE)
+        return "HELLO without its partition identity";
+      m->partition = lb_get_le64 (b + LBP_HELLO_V2_SIZE);
+      if (m->partition == 0)
+        return "HELLO with partition identity 0";
+    }
+    else if (len != LBP_HELLO_V2_SIZE)
+      return "message length out of range";
+    m->payload_len = 0;
     if (m->hash_block < 4096 || m->hash_block > (16u << 20)
         || !lb_is_pow2 (m->hash_block))
       return "bad hash block size";
@@ -183,7 +198,8 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
 size_t
 lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
 {
-  int fixed = lbp_fixed_size (m->type);
+  int fixed = m->type == LBP_HELLO && m->version >= 3 ? LBP_HELLO_SIZE
+              : lbp_fixed_size (m->type);
   uint8_t *b = out + LBP_HDR_SIZE;
 
   memset (out, 0, LBP_HDR_SIZE + (fixed > 0 ? fixed : 0));
@@ -198,6 +214,8 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
     lb_put_le64 (b + 8, m->epoch);
     lb_put_le64 (b + 16, m->dev_size);
     lb_put_le32 (b + 24, m->hash_block);
+    if (m->version >= 3)
+      lb_put_le64 (b + LBP_HELLO_V2_SIZE, m->partition);
     break;
   case LBP_WRITE:
     lb_put_le64 (b, m->seq);

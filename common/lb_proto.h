@@ -24,7 +24,8 @@
 
 #include "lb_bytes.h"   /* lb_put_le32 and friends: the wire is little-endian */
 
-#define LBP_VERSION       2   /* 2: SYNC and WELCOME carry gen and swept */
+#define LBP_VERSION       3   /* 2: SYNC and WELCOME carry gen and swept;
+                               * 3: HELLO carries the partition identity */
 #define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
 #define LBP_HDR_SIZE      8
 #define LBP_MAX_DATA      (64u << 20)           /* one write or block */
@@ -36,7 +37,8 @@
 enum lbp_type {
   /* lb -> lbd */
   LBP_HELLO    = 1,  /* u32 magic, u32 version, u64 epoch, u64 dev_size,
-                      * u32 hash_block, u32 reserved */
+                      * u32 hash_block, u32 reserved; from version 3:
+                      * u64 partition (never 0) */
   LBP_WRITE    = 2,  /* u64 seq, u64 offset, u32 length, u32 enc; payload */
   LBP_ZERO     = 3,  /* u64 seq, u64 offset, u64 length */
   LBP_BLOCK    = 4,  /* u64 offset, u32 length, u32 enc; payload */
@@ -100,7 +102,19 @@ enum lbp_error {
   LBP_ERR_IO       = 4,   /* the server could not read or write its image */
   LBP_ERR_REPLACED = 5,   /* a newer connection for this client took over */
   LBP_ERR_SHUTDOWN = 6,
+  /* Refusals of a HELLO that only the operator can lift (lbd --rebind):
+   * lb stops (exit status 2) instead of retrying.
+   */
+  LBP_ERR_PARTITION = 7,  /* the image is bound to another partition */
+  LBP_ERR_SMALLER  = 8,   /* the partition is smaller than the image */
 };
+
+/* HELLO's body: LBP_HELLO_V2_SIZE bytes in versions 1 and 2 (so that a
+ * server can tell an old client which version it speaks), then the
+ * partition identity.
+ */
+#define LBP_HELLO_V2_SIZE 32
+#define LBP_HELLO_SIZE    40
 
 /* A decoded message.  Fields are those of its type; PAYLOAD points into
  * the receive buffer.
@@ -110,6 +124,7 @@ struct lbp_msg {
   uint32_t magic, version, hash_block, phase, enc, count, code, backlog;
   uint64_t epoch, dev_size, seq, offset, length, id;
   uint64_t image_size, last_consistent, gen, swept;
+  uint64_t partition;           /* HELLO, version 3 on */
   const uint8_t *payload;
   size_t payload_len;
 };
@@ -130,8 +145,8 @@ extern const char *lbp_check_header (const uint8_t hdr[LBP_HDR_SIZE],
 extern const char *lbp_decode (uint16_t type, const uint8_t *body,
                                uint32_t body_len, struct lbp_msg *m);
 
-/* Encode M's header and fixed part into OUT (at least LBP_HDR_SIZE + 48
- * bytes), for a payload of PAYLOAD_LEN bytes sent after it.  Returns the
+/* Encode M's header and fixed part into OUT (at least LBP_HDR_SIZE + 56
+ * bytes; a HELLO of version 3 or later with its partition), for a payload of PAYLOAD_LEN bytes sent after it.  Returns the
  * bytes written.
  */
 extern size_t lbp_encode (const struct lbp_msg *m, size_t payload_len,

@@ -36,8 +36,9 @@
 #include "lb_bytes.h"
 
 #define LW_MAGIC          UINT64_C(0x314843544157564c)   /* "LVWATCH1" LE */
-#define LW_LAYOUT_VERSION 3           /* 2: copy generation; 3: persistent
-                                       * capture (state file), compare hints */
+#define LW_LAYOUT_VERSION 4           /* 2: copy generation; 3: persistent
+                                       * capture (state file), compare hints;
+                                       * 4: the served file (served_*) */
 #define LW_HEADER_SIZE    4096
 #define LW_REC_ALIGN      32           /* every record starts 32-aligned */
 #define LW_DEFAULT_DIR    "/dev/shm"
@@ -57,6 +58,7 @@
  */
 #define LW_SEQ_GAP        (UINT64_C(1) << 32)
 #define LW_REASON_LEN     128          /* start_reason, NUL included */
+#define LW_SERVED_PATH_LEN 1024        /* served_path, NUL included */
 
 #define LW_LOCK_FILTER    0
 #define LW_LOCK_CONSUMER  1
@@ -117,6 +119,29 @@ lw_start_name (uint32_t kind)
   case LW_START_FRESH: return "fresh";
   case LW_START_CLEAN: return "clean";
   case LW_START_RECOVERED: return "recovered";
+  }
+  return "?";
+}
+
+/* What the filter serves (header field served_kind), so that the
+ * consumer can check that its DEVICE is that very file.  The filter
+ * knows the plugin's file only from its file= parameter (nbdkit-plugin/
+ * served.h says when it trusts it).
+ */
+enum lw_served {
+  LW_SERVED_UNKNOWN = 0,  /* not one file= the filter could stat: the
+                           * consumer can check DEVICE's size only */
+  LW_SERVED_FILE    = 1,  /* a regular file: served_dev and served_ino */
+  LW_SERVED_BLOCK   = 2,  /* a block device: served_rdev */
+};
+
+static inline const char *
+lw_served_name (uint32_t kind)
+{
+  switch (kind) {
+  case LW_SERVED_UNKNOWN: return "unknown";
+  case LW_SERVED_FILE: return "file";
+  case LW_SERVED_BLOCK: return "block";
   }
   return "?";
 }
@@ -195,6 +220,16 @@ struct lw_header {
                                  * every block of those regions) */
   uint64_t start_hinted;        /* of which to compare (compare hints) */
   char start_reason[LW_REASON_LEN]; /* FRESH: why; else what was found */
+  /* What the plugin serves (enum lw_served), as stat(2) gave it when
+   * nbdkit started; the path absolute as file= named it (truncated to
+   * LW_SERVED_PATH_LEN - 1 bytes), "" when unknown.
+   */
+  uint32_t served_kind;
+  uint32_t served_reserved;     /* 0 */
+  uint64_t served_dev;          /* st_dev, FILE and BLOCK */
+  uint64_t served_ino;          /* st_ino, FILE and BLOCK */
+  uint64_t served_rdev;         /* st_rdev, BLOCK only */
+  char served_path[LW_SERVED_PATH_LEN];
 
   /* --- P: published position of the ring --- */
   _Alignas (LW_CACHELINE) _Atomic uint32_t state;   /* enum lw_state */
@@ -352,6 +387,10 @@ lw_header_check (const struct lw_header *h, uint64_t file_size)
     return "start floor above start seq";
   if (memchr (h->start_reason, '\0', sizeof h->start_reason) == NULL)
     return "start reason not terminated";
+  if (h->served_kind > LW_SERVED_BLOCK)
+    return "bad served kind";
+  if (memchr (h->served_path, '\0', sizeof h->served_path) == NULL)
+    return "served path not terminated";
   return NULL;
 }
 

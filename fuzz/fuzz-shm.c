@@ -31,7 +31,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         || (h.nblocks + 63) / 64 * 8 > h.bitmap_bytes
         || h.start_floor > h.start_seq
         || memchr (h.start_reason, '\0', sizeof h.start_reason) == NULL
-        || strlen (lw_start_name (h.start_kind)) < 5)
+        || strlen (lw_start_name (h.start_kind)) < 5
+        || memchr (h.served_path, '\0', sizeof h.served_path) == NULL
+        || strlen (lw_served_name (h.served_kind)) < 4)
       __builtin_trap ();
   }
   return 0;

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 
 #include "control.h"
+#include "device.h"
 #include "lb.h"
 #include "lb_bytes.h"
 #include "lb_conn.h"
@@ -66,7 +67,8 @@ lb_usage (FILE *fp)
 "\n"
 "The livebackup client: ships every write captured by the livewatch filter\n"
 "(nbdkit --filter=livewatch ... livewatch-unit=UNIT) to lbd at HOST:PORT.\n"
-"DEVICE is the partition nbdkit serves; KEYFILE holds the shared key.\n"
+"DEVICE is the partition nbdkit serves (lb refuses another file: exit 2);\n"
+"KEYFILE holds the shared key.\n"
 "\n"
 "  -r, --retry=SECONDS    reconnect interval (default: random 60-120)\n"
 "      --defer=SECONDS    in a burst, wait up to SECONDS for the writes to\n"
@@ -190,6 +192,29 @@ lb_pause (int seconds, struct lwc *c, struct lb_progress *p)
     lb_progress_beat (p);
     usleep (100000);
   }
+}
+
+/* Is DEVICE (DEV_FD) what channel C's filter serves?  Logs why not, and
+ * returns -1: lb must not back up another disk in the unit's name.
+ */
+static int
+lb_check_device (const struct lb_opts *o, int dev_fd, struct lwc *c)
+{
+  char err[2048];
+
+  switch (lb_device_match (dev_fd, o->device, o->unit, lwc_header (c), err,
+                           sizeof err)) {
+  case LB_DEVICE_SAME:
+    return 0;
+  case LB_DEVICE_SIZE_ONLY:
+    lb_warn ("warning: %s", err);
+    return 0;
+  case LB_DEVICE_OTHER:
+    break;
+  }
+  lb_err ("%s; not backing it up (give the DEVICE nbdkit's file= names)",
+          err);
+  return -1;
 }
 
 int
@@ -392,6 +417,14 @@ main (int argc, char **argv)
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGHUP, &sa, NULL);
   lb_daemon_ready ();
+  {
+    char where[4096];
+    if (lb_device_mounted (dev_fd, where, sizeof where))
+      lb_warn ("warning: DEVICE %s is mounted at %s: writes made there "
+               "bypass nbdkit and are not captured, and the backup will "
+               "miss them (mount the NBD device nbdkit serves instead)",
+               o.device, where);
+  }
 
   /* Status from the start: an lb waiting for its channel says so. */
   lb_progress_idle (&pub.progress);
@@ -438,13 +471,10 @@ main (int argc, char **argv)
       lb_control_waiting (NULL);
       /* The unit's one consumer answers for it. */
       lb_control_claim ();
-      {
-        struct stat st;
-        if (fstat (dev_fd, &st) == 0 && S_ISREG (st.st_mode)
-            && (uint64_t) st.st_size != lwc_header (c)->dev_size)
-          lb_warn ("DEVICE %s is %" PRIu64 " bytes but the filter serves %"
-                   PRIu64 ": is it the same partition?", o.device,
-                   (uint64_t) st.st_size, lwc_header (c)->dev_size);
+      /* At every attach: a restarted nbdkit may serve another file. */
+      if (lb_check_device (&o, dev_fd, c) == -1) {
+        ex = LB_EXIT_CONFIG;
+        break;
       }
     }
     ended = lb_session_run (&o, c, &key, dev_fd, &sink, &pub, &lb_quit,
@@ -455,6 +485,10 @@ main (int argc, char **argv)
       lwc_detach (c);
       c = NULL;
       continue;
+    }
+    if (ended == LB_SESSION_REFUSED) {
+      ex = LB_EXIT_CONFIG;
+      break;
     }
     if (lb_quit)
       break;

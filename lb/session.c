@@ -15,6 +15,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "device.h"
 #include "lb_conn.h"
 #include "lb_sock.h"
 #include "lb_log.h"
@@ -174,6 +175,8 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   char err[512];
   enum lbw_recv_outcome got = LBW_RECV_BROKEN;
   enum lwf_end end;
+  char from[LW_SERVED_PATH_LEN + 400];
+  uint64_t partition;
   int fd;
 
   lb_progress_beat (&pub->progress);
@@ -204,30 +207,41 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
     return LB_SESSION_FAILED;
   }
 
+  partition = lb_device_partition_id (h, o->unit, from, sizeof from);
   m = (struct lbp_msg) { .type = LBP_HELLO, .version = LBP_VERSION,
                          .epoch = h->epoch, .dev_size = h->dev_size,
-                         .hash_block = o->hash_block };
+                         .hash_block = o->hash_block,
+                         .partition = partition };
   if (lbw_send (sink->conn, &m, NULL, 0) == -1
       || (got = lbw_recv (sink->conn, &m, &sink->rbuf, &sink->rcap, 30000,
                           &why)) != LBW_RECV_MSG
       || m.type != LBP_WELCOME) {
-    char text[256] = "";
-    server_ended = got == LBW_RECV_MSG && m.type == LBP_ERROR
-                   && m.code == LBP_ERR_SHUTDOWN;
-    if (got == LBW_RECV_MSG && m.type == LBP_ERROR)
+    char text[LBP_MAX_TEXT + 1] = "";
+    bool error = got == LBW_RECV_MSG && m.type == LBP_ERROR;
+    bool refused = error && (m.code == LBP_ERR_PARTITION
+                             || m.code == LBP_ERR_SMALLER);
+    server_ended = error && m.code == LBP_ERR_SHUTDOWN;
+    if (error)
       lb_log_safe (text, sizeof text, (const char *) m.payload,
                    m.payload_len);
-    lb_log (server_ended ? LOG_INFO : LOG_WARNING, "%s/%s: no welcome: %s",
-            o->host, o->port,
-            text[0] ? text : why ? why : "unexpected message");
+    if (refused)
+      lb_err ("%s/%s refused this partition (identity %016" PRIx64 " from %s"
+              ", %" PRIu64 " bytes): %s", o->host, o->port, partition, from,
+              h->dev_size, text);
+    else
+      lb_log (server_ended ? LOG_INFO : LOG_WARNING, "%s/%s: no welcome: %s",
+              o->host, o->port,
+              text[0] ? text : why ? why : "unexpected message");
     lb_sink_free (sink);
     lb_conn_close (sink->conn);
-    return server_ended ? LB_SESSION_SERVER_ENDED : LB_SESSION_FAILED;
+    return refused ? LB_SESSION_REFUSED
+           : server_ended ? LB_SESSION_SERVER_ENDED : LB_SESSION_FAILED;
   }
   lb_info ("connected to %s/%s (%s); image: epoch %016" PRIx64 " seq %"
            PRIu64 ", %s", o->host, o->port,
            lb_conn_encrypted (sink->conn) ? "TLS" : "plain", m.epoch, m.seq,
            lbp_phase_name (m.phase));
+  lb_debug ("partition identity %016" PRIx64 " (from %s)", partition, from);
   atomic_store (&pub->connected, true);
   atomic_store (&pub->since, (uint64_t) time (NULL));
   atomic_store (&pub->sink, sink);

@@ -41,6 +41,9 @@ enum lb_session_end {
                                    reloaded): retry later */
   LB_SESSION_STOPPED,           /* stopped on *QUIT, after a goodbye */
   LB_SESSION_CHANNEL_GONE,      /* the filter went away: reattach */
+  LB_SESSION_REFUSED,           /* lbd refused this partition (another
+                                   one's image, or smaller): a permanent
+                                   misconfiguration, logged */
 };
 
 /* One session with O's server on channel C, reading DEV_FD for scans

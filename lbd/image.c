@@ -38,6 +38,8 @@ image_state_load (const char *state_path, struct image_state *st)
     char key[32];
     if (sscanf (line, "epoch=%" SCNx64, &v) == 1)
       st->epoch = v;
+    else if (sscanf (line, "partition=%" SCNx64, &v) == 1)
+      st->partition = v;
     else if (sscanf (line, "%31[a-z_]=%" SCNu64, key, &v) == 2) {
       if (strcmp (key, "seq") == 0) st->seq = v;
       else if (strcmp (key, "gen") == 0) st->gen = v;
@@ -61,16 +63,28 @@ image_state_load (const char *state_path, struct image_state *st)
   return 0;
 }
 
-int
-image_open (struct image *im, const char *path, char *err, size_t errlen)
+/* IM empty, but for its paths; -1 if out of memory (IM closed). */
+static int
+image_names (struct image *im, const char *path)
 {
-  struct stat sb;
-
   memset (im, 0, sizeof *im);
   im->fd = -1;
   im->path = strdup (path);
   if (im->path == NULL
       || asprintf (&im->state_path, "%s.state", path) == -1) {
+    free (im->path);
+    im->path = im->state_path = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+int
+image_open (struct image *im, const char *path, char *err, size_t errlen)
+{
+  struct stat sb;
+
+  if (image_names (im, path) == -1) {
     snprintf (err, errlen, "out of memory");
     return -1;
   }
@@ -92,6 +106,30 @@ image_open (struct image *im, const char *path, char *err, size_t errlen)
     return -1;
   }
   return 0;
+}
+
+int
+image_peek (struct image *im, const char *path)
+{
+  struct stat sb;
+  int e;
+
+  if (image_names (im, path) == -1) {
+    errno = ENOMEM;
+    return -1;
+  }
+  if (stat (path, &sb) == 0)
+    im->size = sb.st_size;
+  else if (errno != ENOENT)
+    goto err;
+  if (image_state_load (im->state_path, &im->st) == -1)
+    goto err;
+  return 0;
+ err:
+  e = errno;
+  image_close (im);
+  errno = e;
+  return -1;
 }
 
 void
@@ -234,6 +272,9 @@ image_commit (struct image *im, const struct image_state *st)
            PRIu64 "\nsize=%" PRIu64 "\n",
            st->epoch, st->seq, st->gen, lbp_phase_name (st->phase),
            st->swept, st->consistent, st->last_consistent, im->size);
+  /* Absent until a partition binds the image (bind.h). */
+  if (st->partition)
+    fprintf (fp, "partition=%016" PRIx64 "\n", st->partition);
   if (fflush (fp) != 0 || fsync (fileno (fp)) != 0) {
     fclose (fp);
     goto out;

@@ -5,7 +5,8 @@
  * stands: the capture epoch, the last record seq and the copy generation
  * made durable (lw_shm.h says why both are needed), the
  * phase (live = consistent, in order; scanning or catching-up =
- * inconsistent) and when it was last consistent.  The state file is
+ * inconsistent), when it was last consistent, and the partition it is
+ * bound to (bind.h).  The state file is
  * replaced atomically (write, fsync, rename, fsync folder), and only after
  * the image itself was synced, so it never claims more than the image
  * holds.
@@ -30,6 +31,9 @@ struct image_state {
   bool consistent;
   uint64_t last_consistent; /* seconds since 1970, 0: never */
   uint64_t size;
+  uint64_t partition;       /* bound partition identity (bind.h); 0: none
+                             * yet (a new image, or a state file written
+                             * before identities) */
 };
 
 struct snapset;
@@ -53,6 +57,12 @@ struct image {
 extern int image_open (struct image *im, const char *path,
                        char *err, size_t errlen);
 extern void image_close (struct image *im);
+
+/* Fill IM's path, size (0 for no file) and state from PATH and its
+ * state file, without opening or creating the image (IM->fd stays -1;
+ * image_close frees it).  Returns 0, or -1 with errno.
+ */
+extern int image_peek (struct image *im, const char *path);
 
 /* Follow the partition's size (sparse growth, or truncation). */
 extern int image_resize (struct image *im, uint64_t size);

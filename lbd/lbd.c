@@ -27,6 +27,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "bind.h"
 #include "control.h"
 #include "export.h"
 #include "lb_conn.h"
@@ -67,6 +68,7 @@ lbd_usage (FILE *fp)
 "       lbd --status [--json] [--control=PATH] CONFIG\n"
 "       lbd -n CONFIG\n"
 "       lbd --psk-line CONFIG NAME\n"
+"       lbd --rebind CONFIG NAME\n"
 "\n"
 "The livebackup server: keeps one image per client line of CONFIG.\n"
 "SIGHUP reloads CONFIG; SIGTERM stops cleanly.\n"
@@ -76,6 +78,10 @@ lbd_usage (FILE *fp)
 "      --psk-line         print client NAME's line for a PSK file\n"
 "                         (NAME:HEXKEY, as nbdcopy's tls-psk-file= and\n"
 "                         qemu read it) for restores, and exit\n"
+"      --rebind           let the next partition to connect as client NAME\n"
+"                         bind its image, whatever its identity and size\n"
+"                         (lbd refuses another partition, or a smaller one,\n"
+"                         until then), and exit\n"
 "      --daemon           detach from the terminal (and log to syslog,\n"
 "                         unless --log says otherwise)\n"
 "  -d, --foreground       stay in the foreground, even with --daemon\n"
@@ -101,21 +107,35 @@ lbd_usage (FILE *fp)
  * which libnbd's tls-psk-file=, nbdkit's --tls-psk= and qemu's
  * tls-creds-psk read) that opens NAME's export.
  */
-static int
-lbd_psk_line (const char *config, const char *name, bool allow_open_key)
+/* CONFIG read for a command that changes nothing running (-n,
+ * --psk-line, --rebind); or NULL, the error printed and *STATUS set.
+ */
+static struct reload_plan *
+lbd_read_config (const char *config, bool allow_open_key, int *status)
 {
   enum reload_refusal why;
   struct reload_plan *p;
-  const struct lb_key *key;
-  char err[1024], hex[65];
-  int r = LB_EXIT_OK;
+  char err[1024];
 
   p = reload_prepare (config, allow_open_key, RELOAD_CHECK, &why, err,
                       sizeof err);
   if (p == NULL) {
     fprintf (stderr, "lbd: %s\n", err);
-    return why == RELOAD_BAD_CONFIG ? LB_EXIT_CONFIG : LB_EXIT_FAILURE;
+    *status = why == RELOAD_BAD_CONFIG ? LB_EXIT_CONFIG : LB_EXIT_FAILURE;
   }
+  return p;
+}
+
+static int
+lbd_psk_line (const char *config, const char *name, bool allow_open_key)
+{
+  struct reload_plan *p;
+  const struct lb_key *key;
+  char hex[65];
+  int r = LB_EXIT_OK;
+
+  if ((p = lbd_read_config (config, allow_open_key, &r)) == NULL)
+    return r;
   key = reload_plan_key (p, name);
   if (key == NULL) {
     fprintf (stderr, "lbd: %s: no client named '%s'\n", config, name);
@@ -142,20 +162,48 @@ lbd_psk_line (const char *config, const char *name, bool allow_open_key)
   return r;
 }
 
+/* lbd --rebind CONFIG NAME: the next partition to connect as NAME
+ * binds its image, whatever its identity and size (bind.h).  Works
+ * whether lbd runs or not: a running lbd looks at each HELLO.
+ */
+static int
+lbd_rebind (const char *config, const char *name, bool allow_open_key)
+{
+  struct reload_plan *p;
+  const char *file;
+  char err[1024];
+  int r = LB_EXIT_OK;
+
+  if ((p = lbd_read_config (config, allow_open_key, &r)) == NULL)
+    return r;
+  file = reload_plan_file (p, name);
+  if (file == NULL) {
+    fprintf (stderr, "lbd: %s: no client named '%s'\n", config, name);
+    r = LB_EXIT_CONFIG;
+  }
+  else if (bind_allow (file, err, sizeof err) == -1) {
+    fprintf (stderr, "lbd: %s\n", err);
+    r = LB_EXIT_FAILURE;
+  }
+  else
+    printf ("client %s: the next partition to connect binds image %s, "
+            "whatever its identity and size; a full scan then replaces "
+            "what the image holds\n", name, file);
+  reload_discard (p);
+  if (fflush (stdout) != 0)
+    r = LB_EXIT_FAILURE;
+  return r;
+}
+
 /* lbd -n CONFIG. */
 static int
 lbd_check (const char *config, bool allow_open_key)
 {
-  enum reload_refusal why;
   struct reload_plan *p;
-  char err[1024];
+  int r = LB_EXIT_OK;
 
-  p = reload_prepare (config, allow_open_key, RELOAD_CHECK, &why, err,
-                      sizeof err);
-  if (p == NULL) {
-    fprintf (stderr, "lbd: %s\n", err);
-    return why == RELOAD_BAD_CONFIG ? LB_EXIT_CONFIG : LB_EXIT_FAILURE;
-  }
+  if ((p = lbd_read_config (config, allow_open_key, &r)) == NULL)
+    return r;
   reload_discard (p);
   printf ("configuration OK\n");
   return fflush (stdout) == 0 ? LB_EXIT_OK : LB_EXIT_FAILURE;
@@ -279,13 +327,14 @@ main (int argc, char **argv)
     { "control", required_argument, NULL, 'c' },
     { "allow-open-key", no_argument, NULL, 'K' },
     { "psk-line", no_argument, NULL, 'P' },
+    { "rebind", no_argument, NULL, 'B' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
   bool check = false, status = false, json = false, allow_open_key = false;
-  bool psk_line = false;
+  bool psk_line = false, rebind = false;
   struct lb_daemon_opts d = { .dest = LB_LOG_STDERR };
   const char *user = NULL, *control = NULL, *config;
   char control_buf[4096], err[1024];
@@ -309,13 +358,18 @@ main (int argc, char **argv)
     case 'c': control = optarg; break;
     case 'K': allow_open_key = true; break;
     case 'P': psk_line = true; break;
+    case 'B': rebind = true; break;
     case 'v': lb_log_verbose = true; break;
     case 'h': lbd_usage (stdout); return LB_EXIT_OK;
     case 'V': printf ("lbd %s\n", PACKAGE_VERSION); return LB_EXIT_OK;
     default: lbd_usage (stderr); return LB_EXIT_CONFIG;
     }
   }
-  if (argc - optind != (psk_line ? 2 : 1)) {
+  if (psk_line && rebind) {
+    lbd_usage (stderr);
+    return LB_EXIT_CONFIG;
+  }
+  if (argc - optind != (psk_line || rebind ? 2 : 1)) {
     lbd_usage (stderr);
     return LB_EXIT_CONFIG;
   }
@@ -323,6 +377,8 @@ main (int argc, char **argv)
   lb_log_init ("lbd", LB_LOG_STDERR, NULL, 0);
   if (psk_line)
     return lbd_psk_line (config, argv[optind + 1], allow_open_key);
+  if (rebind)
+    return lbd_rebind (config, argv[optind + 1], allow_open_key);
   if (check)
     return lbd_check (config, allow_open_key);
   if (control == NULL) {

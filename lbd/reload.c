@@ -293,15 +293,30 @@ reload_prepare (const char *config, bool allow_open_key,
   return NULL;
 }
 
-const struct lb_key *
-reload_plan_key (const struct reload_plan *p, const char *name)
+/* The first client line of P named NAME, or NULL. */
+static const struct client_line *
+reload_plan_line (const struct reload_plan *p, const char *name)
 {
   size_t i;
 
   for (i = 0; i < p->cfg.nclients; i++)
     if (strcmp (p->e[i].line.conf.name, name) == 0)
-      return &p->e[i].line.key;
+      return &p->e[i].line;
   return NULL;
+}
+
+const struct lb_key *
+reload_plan_key (const struct reload_plan *p, const char *name)
+{
+  const struct client_line *ln = reload_plan_line (p, name);
+  return ln ? &ln->key : NULL;
+}
+
+const char *
+reload_plan_file (const struct reload_plan *p, const char *name)
+{
+  const struct client_line *ln = reload_plan_line (p, name);
+  return ln ? ln->conf.file : NULL;
 }
 
 const char *

@@ -46,6 +46,12 @@ extern struct reload_plan *reload_prepare (const char *config,
 extern const struct lb_key *reload_plan_key (const struct reload_plan *p,
                                              const char *name);
 
+/* The image (absolute) of the first client line of P named NAME, or
+ * NULL.
+ */
+extern const char *reload_plan_file (const struct reload_plan *p,
+                                     const char *name);
+
 /* P's metrics= (and its line), or NULL. */
 extern const char *reload_plan_metrics (const struct reload_plan *p,
                                         int *line);

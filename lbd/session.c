@@ -13,6 +13,7 @@
 
 #include <zstd.h>
 
+#include "bind.h"
 #include "connset.h"
 #include "image.h"
 #include "lb_array.h"
@@ -444,6 +445,97 @@ session_goodbye (struct session *s, bool welcomed)
   lb_conn_drain (s->conn, SESSION_DRAIN_MS);
 }
 
+/* The session's first message, HELLO, into *M; before the session takes
+ * the client over, so that a HELLO lbd refuses (another version, another
+ * partition: bind.h) leaves the client's running session alone.
+ * Returns 0, or -1 once refused or ended (logged, lb told).
+ */
+static int
+session_hello (struct session *s, struct lbp_msg *m)
+{
+  const char *name = s->cl->conf->name;
+  enum session_await aw = session_await (s, 30000);
+  enum lbw_recv_outcome r;
+  enum bind_verdict v;
+  const char *why = NULL;
+  struct image view;
+
+  if (aw == SESSION_AWAIT_ASKED) {
+    session_goodbye (s, false);
+    return -1;
+  }
+  r = aw == SESSION_AWAIT_TIMEOUT ? LBW_RECV_BROKEN
+      : lbw_recv (s->conn, m, &s->buf, &s->cap, 30000, &why);
+  if (r != LBW_RECV_MSG || m->type != LBP_HELLO) {
+    lb_warn ("client %s (%s): no HELLO: %s", name, s->peer,
+             aw == SESSION_AWAIT_TIMEOUT ? "timed out waiting for the peer"
+             : r == LBW_RECV_MSG ? "unexpected message"
+             : why ? why : "closed");
+    lbw_send_error (s->conn, LBP_ERR_PROTOCOL, "expected HELLO");
+    return -1;
+  }
+  if (m->version != LBP_VERSION) {
+    lb_warn ("client %s (%s): protocol version %" PRIu32 " not supported",
+             name, s->peer, m->version);
+    lbw_send_error (s->conn, LBP_ERR_VERSION, "protocol version not supported");
+    return -1;
+  }
+  /* A first look, read-only; session_bind decides once the image is
+   * this session's.  An image that cannot be read is left to it.
+   */
+  if (image_peek (&view, s->cl->conf->file) == 0) {
+    v = bind_check (&view, m->partition, m->dev_size);
+    if (v == BIND_OTHER || v == BIND_SMALLER)
+      bind_refuse (s->conn, &view, v, name, s->peer, m);
+    image_close (&view);
+    if (v == BIND_OTHER || v == BIND_SMALLER)
+      return -1;
+  }
+  return 0;
+}
+
+/* Is HELLO M's partition the one the image is bound to (bind.h)?
+ * Binds a new image to it.  Returns 0 to go on, or -1 once refused
+ * (logged, and told to lb), the image and its state untouched.
+ */
+static int
+session_bind (struct session *s, const struct lbp_msg *m)
+{
+  const char *name = s->cl->conf->name;
+  enum bind_verdict v = bind_check (&s->im, m->partition, m->dev_size);
+  const uint64_t was = s->im.st.partition;
+  struct image_state st;
+
+  switch (v) {
+  case BIND_SAME:
+    return 0;
+  case BIND_FIRST:
+  case BIND_REBIND:
+    st = bind_state (&s->im, v, m->partition);
+    if (session_commit (s, &st) == -1) {
+      lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
+      lbw_send_error (s->conn, LBP_ERR_IO,
+                      "server cannot update the image state");
+      return -1;
+    }
+    if (v == BIND_FIRST)
+      lb_info ("client %s (%s): image %s bound to partition %016" PRIx64,
+               name, s->peer, s->im.path, m->partition);
+    else
+      lb_warn ("client %s (%s): image %s rebound, as the operator allowed "
+               "(lbd --rebind): partition %016" PRIx64 " (%" PRIu64
+               " bytes) replaces %016" PRIx64 " (%" PRIu64 " bytes); a "
+               "full scan follows", name, s->peer, s->im.path,
+               m->partition, m->dev_size, was, s->im.size);
+    return 0;
+  case BIND_OTHER:
+  case BIND_SMALLER:
+    break;
+  }
+  bind_refuse (s->conn, &s->im, v, name, s->peer, m);
+  return -1;
+}
+
 /* How the message loop ended, when it was not lb's doing. */
 static void
 session_log_end (struct session *s)
@@ -469,14 +561,13 @@ session_log_end (struct session *s)
  * when lbd ends the session.
  */
 static void
-session_serve (struct session *s)
+session_serve (struct session *s, const struct lbp_msg *hello)
 {
   const char *name = s->cl->conf->name;
-  struct lbp_msg m;
+  struct lbp_msg m = *hello;
   const char *why = NULL;
   char err[256];
   enum session_step step;
-  enum session_await aw;
   enum lbw_recv_outcome r;
 
   if (image_open (&s->im, s->cl->conf->file, err, sizeof err) == -1) {
@@ -488,27 +579,8 @@ session_serve (struct session *s)
   /* Every change to the image now preserves the snapshots restores read. */
   s->im.snaps = &s->cl->snaps;
 
-  aw = session_await (s, 30000);
-  if (aw == SESSION_AWAIT_ASKED) {
-    session_goodbye (s, false);
+  if (session_bind (s, &m) == -1)
     return;
-  }
-  r = aw == SESSION_AWAIT_TIMEOUT ? LBW_RECV_BROKEN
-      : lbw_recv (s->conn, &m, &s->buf, &s->cap, 30000, &why);
-  if (r != LBW_RECV_MSG || m.type != LBP_HELLO) {
-    lb_warn ("client %s (%s): no HELLO: %s", name, s->peer,
-             aw == SESSION_AWAIT_TIMEOUT ? "timed out waiting for the peer"
-             : r == LBW_RECV_MSG ? "unexpected message"
-             : why ? why : "closed");
-    lbw_send_error (s->conn, LBP_ERR_PROTOCOL, "expected HELLO");
-    return;
-  }
-  if (m.version != LBP_VERSION) {
-    lb_warn ("client %s (%s): protocol version %" PRIu32 " not supported",
-             name, s->peer, m.version);
-    lbw_send_error (s->conn, LBP_ERR_VERSION, "protocol version not supported");
-    return;
-  }
   if (m.dev_size != s->im.size && session_mark_inconsistent (s) == -1) {
     lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
     lbw_send_error (s->conn, LBP_ERR_IO, "server cannot update the image state");
@@ -519,6 +591,8 @@ session_serve (struct session *s)
     lbw_send_error (s->conn, LBP_ERR_IO, "server cannot resize the image");
     return;
   }
+  /* Bound and sized: the operator's permission, if any, is used up. */
+  bind_done (&s->im);
   s->epoch = m.epoch;
   if (s->cl->applied_epoch == m.epoch && s->im.st.epoch == m.epoch
       && s->cl->applied_seq > s->im.st.seq)
@@ -664,6 +738,7 @@ session_main (struct connset_conn *c, void *arg)
   struct session *s = arg;
   char err[256], identity[256] = "";
   void *client = NULL;
+  struct lbp_msg hello;
 
   s->c = c;
   s->conn = lb_conn_server (s->fd, connset_lookup, c, LBD_HANDSHAKE_MS,
@@ -675,8 +750,10 @@ session_main (struct connset_conn *c, void *arg)
   s->cl = client;
   lb_info ("client %s (%s): authenticated (%s)", s->cl->conf->name, s->peer,
            lb_conn_encrypted (s->conn) ? "TLS" : "plain");
+  if (session_hello (s, &hello) == -1)
+    return;
   session_take_over (s);
-  session_serve (s);
+  session_serve (s, &hello);
   session_let_go (s);
 }
 

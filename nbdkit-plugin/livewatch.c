@@ -25,6 +25,7 @@
 #include "capture.h"
 #include "channel.h"
 #include "persist.h"
+#include "served.h"
 #include "service.h"
 #include "statefile.h"
 
@@ -43,6 +44,7 @@ livewatch_unload (void)
 {
   free (livewatch_dir);
   free (livewatch_state_path);
+  served_unload ();
 }
 
 static int
@@ -125,6 +127,9 @@ livewatch_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
       return -1;
     return 0;
   }
+  /* The plugin's: which file it serves, for the consumer (served.h). */
+  if (served_config (key, value) == -1)
+    return -1;
   return next (nxdata, key, value);
 }
 
@@ -190,6 +195,7 @@ livewatch_get_ready (int thread_model)
                   "parallel (the file plugin does)");
     return -1;
   }
+  served_get_ready ();
   return channel_preflight (&livewatch_cfg);
 }
 
@@ -267,6 +273,7 @@ livewatch_after_fork (nbdkit_backend *backend)
     return -1;
   if (channel_create (&livewatch_cfg) == -1 || channel_size (size) == -1)
     return -1;
+  served_publish (channel_hdr, size);
   if (livewatch_state.path) {
     struct channel_origin o;
     if (livewatch_bg_open (backend) == -1

@@ -85,7 +85,8 @@ peer_session (const char *host, const char *port, const char *keyfile,
   struct lb_conn *c;
   struct lbp_msg m = { .type = LBP_HELLO, .version = LBP_VERSION,
                        .epoch = 1, .dev_size = dev_size,
-                       .hash_block = 65536 };
+                       .hash_block = 65536,
+                       .partition = UINT64_C(0x1eb9ee7) };
   uint8_t *buf = NULL;
   size_t cap = 0;
   const char *why;

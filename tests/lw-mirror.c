@@ -85,6 +85,10 @@ do_stat (const char *dir, unsigned unit)
           "\nal_waits=%" PRIu64 "\nal_wait_us=%" PRIu64 "\n",
           atomic_load (&h->n_state_records), atomic_load (&h->n_state_syncs),
           atomic_load (&h->n_al_waits), atomic_load (&h->al_wait_us));
+  printf ("served=%s\nserved_dev=%" PRIu64 "\nserved_ino=%" PRIu64
+          "\nserved_rdev=%" PRIu64 "\nserved_path=%s\n",
+          lw_served_name (h->served_kind), h->served_dev, h->served_ino,
+          h->served_rdev, h->served_path);
   printf ("converged=%d\n", mode == LW_MODE_NORMAL && head == tail
           && dirty == 0 && pending == 0);
   lwc_detach (c);

@@ -38,9 +38,36 @@ main (void)
   m = (struct lbp_msg) { .type = LBP_HELLO, .version = LBP_VERSION,
                          .epoch = UINT64_C(0x0123456789abcdef),
                          .dev_size = UINT64_C(5) << 40, .hash_block = 65536 };
+  m.partition = UINT64_C(0xfedcba9876543210);
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.magic == LBP_MAGIC
           && d.epoch == m.epoch && d.dev_size == m.dev_size
-          && d.hash_block == 65536, "HELLO round trip, 64-bit size (5 TiB)");
+          && d.hash_block == 65536 && d.partition == m.partition
+          && d.payload_len == 0,
+          "HELLO round trip, 64-bit size (5 TiB), partition identity");
+  tap_ok (lbp_encode (&m, 0, wire) == LBP_HDR_SIZE + LBP_HELLO_SIZE,
+          "a HELLO of version 3 is 40 bytes");
+  m.partition = 0;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "HELLO with partition identity 0 refused");
+  /* A client of version 2: decoded, so that lbd can say which version
+   * it does not speak.
+   */
+  m = (struct lbp_msg) { .type = LBP_HELLO, .version = 2, .hash_block = 65536,
+                         .dev_size = 4096 };
+  tap_ok (lbp_encode (&m, 0, wire) == LBP_HDR_SIZE + LBP_HELLO_V2_SIZE
+          && roundtrip (&m, NULL, 0, &d, wire) == NULL && d.version == 2
+          && d.partition == 0, "a HELLO of version 2 (32 bytes) decodes");
+  lb_put_le32 (wire + 4, LBP_HELLO_SIZE);
+  tap_ok (lbp_decode (LBP_HELLO, wire + LBP_HDR_SIZE, LBP_HELLO_SIZE, &d)
+          != NULL, "a HELLO of version 2 with 8 more bytes refused");
+  m.version = 3;
+  m.partition = 7;
+  lbp_encode (&m, 0, wire);
+  tap_ok (lbp_decode (LBP_HELLO, wire + LBP_HDR_SIZE, LBP_HELLO_V2_SIZE, &d)
+          != NULL, "a HELLO of version 3 without its partition refused");
+  lb_put_le32 (wire + 4, LBP_HELLO_SIZE + 1);
+  tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+          "a HELLO longer than 40 bytes refused from its header");
 
   m = (struct lbp_msg) { .type = LBP_WRITE, .seq = 42,
                          .offset = UINT64_C(3) << 40, .length = 4096,
