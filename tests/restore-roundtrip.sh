@@ -11,6 +11,7 @@
 #    loop device: every file's checksum equals the original's;
 #  - qemu-img converts it too.
 . "${top_srcdir:-.}/tests/functions.sh"
+. "${top_srcdir:-.}/tests/fs-functions.sh"    # loop_unmount
 requires nbdkit; requires nbdfuse; requires nbdcopy; requires nbdinfo
 requires mkfs.ext4; requires e2fsck; requires fusermount; requires_root
 [ -c /dev/fuse ] || skip "no /dev/fuse"
@@ -43,14 +44,8 @@ U="nbds://c1@127.0.0.1:$xport/c1?tls-psk-file=$T/psk"
 # unmount_all: at exit, whatever happened: loop mounts, then fuse, then
 # nbdfuse (registered after the servers, so it runs before they stop).
 unmount_all () {
-    local m i
-    for m in "$T/mnt" "$T/rmnt"; do
-        for i in 1 2 3 4 5; do
-            mountpoint -q "$m" || break
-            umount "$m" 2>/dev/null || sleep 1
-        done
-        mountpoint -q "$m" && umount -l "$m"
-    done
+    local m
+    loop_unmount "$T/mnt"; loop_unmount "$T/rmnt"
     for m in "$T/fuse" "$T/rfuse"; do
         mountpoint -q "$m" && { fusermount -u "$m" || umount -l "$m"; }
     done
