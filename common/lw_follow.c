@@ -103,6 +103,10 @@ lwf_reap (struct lwf *f, int wait_ms)
   if (n == -1)
     return -1;
   assert ((unsigned) n <= f->in_n);
+  if (n == 0 && wait_ms < 0) {
+    errno = EPROTO;             /* it waited, and completed none */
+    return -1;
+  }
   for (; n > 0; n--) {
     last = &f->inflight[f->in_head];
     f->in_head = (f->in_head + 1) % LWF_MAX_INFLIGHT;

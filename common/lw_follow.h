@@ -54,7 +54,7 @@ enum lwf_pass {
 };
 
 /* Pipelined syncs outstanding at most (lwf_sink.sync_send). */
-#define LWF_MAX_INFLIGHT 64
+#define LWF_MAX_INFLIGHT 256
 
 struct lwf_sink {
   void *opaque;

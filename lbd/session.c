@@ -25,11 +25,13 @@
 
 /* How long a session that said goodbye waits for lb to close. */
 #define SESSION_DRAIN_MS 2000
-/* Group commit (session_sync): a live SYNC waits at most this long, or
- * for this many others, before one commit covers them all.
+/* Group commit (session_sync): a live SYNC waits at most GROUP_MS, or
+ * for GROUP_MAX others, or until lb sent nothing for GROUP_IDLE_MS,
+ * before one commit covers them all.
  */
-#define SESSION_GROUP_MS  10
-#define SESSION_GROUP_MAX 64
+#define SESSION_GROUP_MS      50
+#define SESSION_GROUP_IDLE_MS 5
+#define SESSION_GROUP_MAX     256
 
 struct session {
   struct listener *l;
@@ -62,6 +64,7 @@ struct session {
   uint64_t grp_id[SESSION_GROUP_MAX];
   unsigned grp_n;
   uint64_t grp_since_ms;
+  uint64_t input_ms;            /* when the last message came */
 };
 
 /* Map the identity the peer presented to a client on listener L
@@ -372,13 +375,19 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
  * queue up behind it.  A live SYNC that continues a live image (its
  * state differs from the durable one only in seq and time) joins the
  * group; the group is committed — one fdatasync, one state file, the
- * newest SYNC's state — when lb has nothing more to read right now, when
- * its oldest waited SESSION_GROUP_MS, when it holds SESSION_GROUP_MAX,
- * and before anything that must come after it (another kind of SYNC, a
- * BLOCK, a HASH_REQ's answer, the end).  Then each SYNC is answered, in
- * order, with the seq made durable.  Records after the newest SYNC may
- * be in the image already: the state file names only what a commit
- * covered, as without groups (see "Replays" above).
+ * newest SYNC's state — once its oldest waited SESSION_GROUP_MS, or lb
+ * sent nothing for SESSION_GROUP_IDLE_MS (the writer paused, or lb
+ * waits for the answer: an lb that does not pipeline loses only that),
+ * or it holds SESSION_GROUP_MAX, and before anything that must come
+ * after it (another kind of SYNC, a BLOCK, a HASH_REQ's answer, the
+ * end).  Then each SYNC is answered, in order, with the seq made
+ * durable.  Waiting is cheap: the writer does not wait for lbd (the
+ * filter answers its FLUSH itself), so a later answer costs only ring
+ * space, while every commit costs three fsyncs (doc/protocol.md, section
+ * 5).
+ * Records after the newest SYNC may be in the image already: the state
+ * file names only what a commit covered, as without groups (see
+ * "Replays" above).
  */
 static enum session_step
 session_group_commit (struct session *s)
@@ -403,18 +412,23 @@ session_group_commit (struct session *s)
   return SESSION_STEP_DONE;
 }
 
-/* Is the group due (see above)? */
-static bool
-session_group_due (struct session *s)
+/* How long the group may still wait for more SYNCs: 0 if it is due
+ * (see above), -1 if there is none.
+ */
+static int
+session_group_wait (struct session *s)
 {
-  struct pollfd p = { .fd = lb_conn_fd (s->conn), .events = POLLIN };
+  uint64_t now = lb_now_ms (), waited, idle;
 
   if (s->grp_n == 0)
-    return false;
-  if (s->grp_n >= SESSION_GROUP_MAX
-      || lb_now_ms () - s->grp_since_ms >= SESSION_GROUP_MS)
-    return true;
-  return !lb_conn_pending (s->conn) && poll (&p, 1, 0) != 1;
+    return -1;
+  waited = now - s->grp_since_ms;
+  idle = now - s->input_ms;
+  if (s->grp_n >= SESSION_GROUP_MAX || waited >= SESSION_GROUP_MS
+      || idle >= SESSION_GROUP_IDLE_MS)
+    return 0;
+  return SESSION_GROUP_MS - waited < SESSION_GROUP_IDLE_MS - idle
+         ? SESSION_GROUP_MS - waited : SESSION_GROUP_IDLE_MS - idle;
 }
 
 static enum session_step
@@ -648,13 +662,23 @@ session_serve (struct session *s)
   session_publish (s, 0);
 
   for (;;) {
-    if (session_await (s, -1) == SESSION_AWAIT_ASKED) {
+    aw = session_await (s, session_group_wait (s));
+    if (aw == SESSION_AWAIT_ASKED) {
       if (session_group_commit (s) == SESSION_STEP_IO)
         goto io;
       session_goodbye (s, true);
       return;
     }
+    if (aw == SESSION_AWAIT_TIMEOUT) {
+      step = session_group_commit (s);
+      if (step == SESSION_STEP_IO)
+        goto io;
+      if (step == SESSION_STEP_LOST)
+        break;
+      continue;
+    }
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
+    s->input_ms = lb_now_ms ();
     /* Gone: what the group asked for is in the image; make it durable
      * (its answers cannot reach lb any more).
      */
@@ -722,7 +746,7 @@ session_serve (struct session *s)
       goto protocol;
     if (step == SESSION_STEP_LOST)
       break;
-    if (session_group_due (s)) {
+    if (session_group_wait (s) == 0) {
       step = session_group_commit (s);
       if (step == SESSION_STEP_IO)
         goto io;
