@@ -142,14 +142,7 @@ SOCK=$RUN/nbd.sock
 DISK=$DATA/disk
 IMG=$DATA/mirror.img
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s.
-wait_for () {
-    local limit=$(( $1 * 10 )) i=0; shift
-    until "$@" >/dev/null 2>&1; do
-        i=$((i+1)); [ $i -ge $limit ] && return 1
-        sleep 0.1
-    done
-}
+. "$script_dir/functions.sh"     # wait_for
 stat_of () { "$MIRROR" --stat --dir="$RUN" 1 2>/dev/null | sed -n "s/^$1=//p"; }
 converged () { [ "$(stat_of converged)" = 1 ]; }
 

@@ -168,15 +168,7 @@ stop () {
     unset "PID[$1]"
 }
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s.  (Timings come from
-# lb's log, not from this polling, which only has to be cheap.)
-wait_for () {
-    local limit=$(( $1 * 10 )) i=0; shift
-    until "$@" >/dev/null 2>&1; do
-        i=$((i+1)); [ $i -ge $limit ] && return 1
-        sleep 0.1
-    done
-}
+. "$script_dir/functions.sh"     # wait_for
 now () { date +%s.%N; }
 sub () { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
 div () { awk -v x="$1" -v y="$2" 'BEGIN {if (y > 0) printf "%.3f", x / y; else print "-"}'; }

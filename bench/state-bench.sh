@@ -67,10 +67,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 SOCK=$RUN/nbd.sock DISK=$DATA/disk IMG=$DATA/img STATE=$DATA/state
 
-wait_for () {
-    local limit=$(( $1 * 10 )) i=0; shift
-    until "$@" >/dev/null 2>&1; do i=$((i+1)); [ $i -ge $limit ] && return 1; sleep 0.1; done
-}
+. "$script_dir/functions.sh"     # wait_for
 stat_of () { "$MIRROR" --stat --dir="$RUN" 1 2>/dev/null | sed -n "s/^$1=//p"; }
 converged () { [ "$(stat_of converged)" = 1 ]; }
 
