@@ -14,6 +14,10 @@
 
 /* Largest run handed to sink->copy, in blocks (one bitmap word). */
 #define LWF_MAX_RUN 64
+/* Idle with pipelined syncs outstanding: look for new records this
+ * often while waiting for their completions.
+ */
+#define LWF_REAP_MS 5
 
 struct lwf {
   struct lwc *c;
@@ -26,6 +30,11 @@ struct lwf {
   bool have_last;
   struct lwc_rec last;
   uint64_t unsynced;
+  /* Pipelined syncs sent but not yet durable, oldest first: the last
+   * record each covers, released once it completes (lwf_reap).
+   */
+  struct lwc_rec inflight[LWF_MAX_INFLIGHT];
+  unsigned in_head, in_n;
   /* Runs copied but not yet synced (their pending bits stay set). */
   struct { uint64_t block, count; } *runs;
   size_t nruns, runs_cap;
@@ -78,10 +87,73 @@ lwf_default_options (const struct lwc *c, struct lwf_options *o)
   o->request_ms = 5000;
 }
 
+/* Take the pipelined syncs the sink says completed, and release the
+ * records they made durable (released seq <= durable seq, always).
+ * WAIT_MS as lwf_sink.sync_reap's, -1: wait for one as for any answer.
+ */
+static int
+lwf_reap (struct lwf *f, int wait_ms)
+{
+  const struct lwc_rec *last = NULL;
+  int n;
+
+  if (f->in_n == 0)
+    return 0;
+  n = f->sink->sync_reap (f->sink->opaque, wait_ms);
+  if (n == -1)
+    return -1;
+  assert ((unsigned) n <= f->in_n);
+  if (n == 0 && wait_ms < 0) {
+    errno = EPROTO;             /* it waited, and completed none */
+    return -1;
+  }
+  for (; n > 0; n--) {
+    last = &f->inflight[f->in_head];
+    f->in_head = (f->in_head + 1) % LWF_MAX_INFLIGHT;
+    f->in_n--;
+  }
+  if (last)
+    lwc_release (f->c, last);
+  return 0;
+}
+
+/* Wait until every pipelined sync completed. */
+static int
+lwf_drain (struct lwf *f)
+{
+  while (f->in_n > 0)
+    if (lwf_reap (f, -1) == -1)
+      return -1;
+  return 0;
+}
+
+/* Records only, with a sink that pipelines: send the sync and go on;
+ * the records are released when it completes (lwf_reap).
+ */
+static int
+lwf_commit_send (struct lwf *f)
+{
+  struct lwf_mark m = f->m;
+
+  while (f->in_n == LWF_MAX_INFLIGHT)
+    if (lwf_reap (f, -1) == -1)
+      return -1;
+  m.seq = f->last.seq;
+  if (f->sink->sync_send (f->sink->opaque, &m) == -1)
+    return -1;
+  f->m = m;
+  f->inflight[(f->in_head + f->in_n) % LWF_MAX_INFLIGHT] = f->last;
+  f->in_n++;
+  f->have_last = false;
+  f->unsynced = 0;
+  return 0;
+}
+
 /* Make everything applied durable, then release it.  A sync that carries
  * block copies takes a new copy generation first (lw_shm.h): their bits
  * are spent only after the mirror stored that number, so another mirror
- * can tell it missed them.
+ * can tell it missed them.  Such a sync waits for the pipelined ones
+ * before it (a gen is acked only once everything before it is durable).
  */
 static int
 lwf_commit (struct lwf *f)
@@ -92,6 +164,10 @@ lwf_commit (struct lwf *f)
   /* Nothing applied, taken or swept since the last sync. */
   if (!f->have_last && f->nruns == 0 && f->unsynced == 0)
     return 0;
+  if (f->sink->sync_send && f->have_last && f->nruns == 0)
+    return lwf_commit_send (f);
+  if (lwf_drain (f) == -1)
+    return -1;
   if (f->nruns > 0 && lwc_gen_next (f->c, &m.gen) == -1) {
     f->gone = true;
     return -1;
@@ -142,7 +218,8 @@ lwf_apply (struct lwf *f, uint64_t upto)
   while ((upto == 0 || lwc_read_seq (f->c) < upto)
          && (r = lwc_next (f->c, &rec)) == 1) {
     if (rec.seq > f->skip_seq) {
-      if (f->sink->record (f->sink->opaque, &rec) == -1)
+      if (f->sink->record (f->sink->opaque, &rec) == -1
+          || lwf_reap (f, 0) == -1)
         return -1;
       f->unsynced += rec.type == LW_REC_WRITE ? rec.length : 0;
       if (f->track && rec.type != LW_REC_FLUSH && lwf_touch (f, &rec) == -1)
@@ -163,6 +240,10 @@ lwf_apply (struct lwf *f, uint64_t upto)
 static void
 lwf_set_phase (struct lwf *f, enum lwf_phase phase, const struct lwf_mark *m)
 {
+  /* The phase is recorded after everything sent before it is durable.
+   * If that fails the sink has failed, and says so at its next call.
+   */
+  (void) lwf_drain (f);
   f->phase = phase;
   f->pass = 0;
   f->sink->phase (f->sink->opaque, phase, m);
@@ -529,9 +610,14 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
       r = -1;
       break;
     }
-    lwc_wait (c, opts->idle_ms);
+    if (f.in_n == 0)
+      lwc_wait (c, opts->idle_ms);
+    else if (lwf_reap (&f, LWF_REAP_MS) == -1) {
+      r = -1;
+      break;
+    }
   }
-  if (r == 0 && lwf_commit (&f) == -1)
+  if (r == 0 && (lwf_commit (&f) == -1 || lwf_drain (&f) == -1))
     r = -1;
   /* A request the filter did not carry out: it went away (or cannot keep
    * its state file), not the sink.

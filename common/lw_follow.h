@@ -53,6 +53,9 @@ enum lwf_pass {
   LWF_PASS_CATCH_UP,    /* a pass over the dirty bitmap */
 };
 
+/* Pipelined syncs outstanding at most (lwf_sink.sync_send). */
+#define LWF_MAX_INFLIGHT 256
+
 struct lwf_sink {
   void *opaque;
   /* Apply one record (never PAD).  WRITE data is valid during the call
@@ -71,6 +74,18 @@ struct lwf_sink {
    * forgotten.  M->gen is new when this sync carries block copies.
    */
   int (*sync) (void *opaque, const struct lwf_mark *m);
+  /* Optional, for a mirror far away (lb): pipelined syncs.  sync_send
+   * asks for the same as sync but returns once the request is on its
+   * way; the sink completes such syncs in the order sent, and sync_reap
+   * says how many more completed (became durable) since its last call,
+   * waiting up to TIMEOUT_MS (0: not at all) for one if none did; -1 if
+   * the sink failed.  lw_follow sends only record syncs this way (M->gen
+   * unchanged, no block copies), at most LWF_MAX_INFLIGHT at a time,
+   * releases a sync's records only once it is reaped, and lets every
+   * one complete before it calls sync or phase.
+   */
+  int (*sync_send) (void *opaque, const struct lwf_mark *m);
+  int (*sync_reap) (void *opaque, int timeout_ms);
   /* The phase changed.  M: where the mirror stands (for LWF_LIVE, its
    * seq is the barrier's), for a sink that records the phase at once.
    */

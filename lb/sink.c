@@ -2,6 +2,7 @@
 
 #include <config.h>
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,86 @@ lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
                                        : why ? why : "receive failed");
 }
 
+/* Expect the reply of TYPE to request ID (a SYNC's: AT and PHASE). */
+static void
+lb_sink_expect (struct lb_sink *s, uint16_t type, uint64_t id,
+                const struct lwf_mark *at, uint32_t phase, bool pipelined)
+{
+  struct lb_sink_expect *e;
+
+  assert (s->ex_n < LB_EXPECT_MAX);
+  e = &s->expect[(s->ex_head + s->ex_n) % LB_EXPECT_MAX];
+  *e = (struct lb_sink_expect) { .type = type, .id = id, .phase = phase,
+                                 .pipelined = pipelined };
+  if (at)
+    e->at = *at;
+  s->ex_n++;
+}
+
+/* A sync is durable in lbd. */
+static void
+lb_sink_synced (struct lb_sink *s, const struct lb_sink_expect *e)
+{
+  if (e->phase == LBP_PHASE_SCANNING)
+    lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (scanning, "
+              "%" PRIu64 " bytes swept)", e->at.seq, e->at.gen, e->at.swept);
+  else
+    lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (%s)",
+              e->at.seq, e->at.gen, lbp_phase_name (e->phase));
+  if (e->phase == LBP_PHASE_LIVE)
+    atomic_store (&s->last_consistent, (uint64_t) time (NULL));
+  if (e->pipelined)
+    s->synced++;
+}
+
+/* Read the oldest expected reply into M and check that it answers its
+ * request; a SYNCED completes its sync (it names the seq lbd made
+ * durable: at least the SYNC's).
+ */
+static int
+lb_sink_take (struct lb_sink *s, struct lbp_msg *m)
+{
+  struct lb_sink_expect e;
+
+  assert (s->ex_n > 0);
+  e = s->expect[s->ex_head];
+  s->ex_head = (s->ex_head + 1) % LB_EXPECT_MAX;
+  s->ex_n--;
+  if (lb_sink_reply (s, e.type, m) == -1)
+    return -1;
+  if (m->id != e.id)
+    return lb_sink_fail (s, "", e.type == LBP_SYNCED
+                                ? "SYNCED answers another request"
+                                : "server's hashes do not match the request");
+  if (e.type == LBP_SYNCED) {
+    if (m->seq < e.at.seq)
+      return lb_sink_fail (s, "", "SYNCED names an older seq than its SYNC");
+    lb_sink_synced (s, &e);
+  }
+  return 0;
+}
+
+/* Read every SYNCED expected before the oldest HASHES. */
+static int
+lb_sink_take_synced (struct lb_sink *s)
+{
+  struct lbp_msg m;
+
+  while (s->ex_n > 0 && s->expect[s->ex_head].type == LBP_SYNCED)
+    if (lb_sink_take (s, &m) == -1)
+      return -1;
+  return 0;
+}
+
+/* Has the server sent something, within TIMEOUT_MS? */
+static bool
+lb_sink_readable (struct lb_sink *s, int timeout_ms)
+{
+  struct pollfd pfd = { .fd = lb_conn_fd (s->conn), .events = POLLIN };
+
+  return lb_conn_pending (s->conn) || poll (&pfd, 1, timeout_ms) == 1;
+}
+
 /* Send DATA as one WRITE (SEQ != 0) or BLOCK, zero-detected and
  * compressed when enabled.
  */
@@ -197,7 +278,8 @@ lb_sink_scan_one (struct lb_sink *s)
 
   s->scan_head = (s->scan_head + 1) % LB_SCAN_WINDOW;
   s->scan_n--;
-  if (lb_sink_reply (s, LBP_HASHES, &m) == -1)
+  /* Syncs sent before this request are answered before it. */
+  if (lb_sink_take_synced (s) == -1 || lb_sink_take (s, &m) == -1)
     return -1;
   if (m.id != s->scan[i].id || m.offset != off
       || m.count != (len + hb - 1) / hb)
@@ -252,6 +334,7 @@ lb_sink_copy (void *opaque, uint64_t off, uint64_t len, bool scan)
     s->scan[slot].off = off;
     s->scan[slot].len = n;
     s->scan_n++;
+    lb_sink_expect (s, LBP_HASHES, m.id, NULL, 0, false);
     if (lb_sink_send (s, &m, NULL, 0) == -1)
       return -1;
     off += n; len -= n;
@@ -291,13 +374,16 @@ lb_sink_record (void *opaque, const struct lwc_rec *rec)
   return lb_sink_fail (s, "", "unknown record type");
 }
 
+/* Send a SYNC of AT in PHASE, its reply expected (PIPELINED: counted
+ * for sync_reap).  Hash requests still unanswered are finished first:
+ * their blocks belong before it.
+ */
 static int
-lb_sink_sync_phase (struct lb_sink *s, const struct lwf_mark *at,
-                    uint32_t phase)
+lb_sink_sync_send (struct lb_sink *s, const struct lwf_mark *at,
+                   uint32_t phase, bool pipelined)
 {
   struct lbp_msg m = { .type = LBP_SYNC, .seq = at->seq, .phase = phase,
                        .gen = at->gen, .swept = at->swept };
-  struct lbp_msg a;
 
   if (lb_sink_scan_drain (s) == -1)
     return -1;
@@ -318,20 +404,18 @@ lb_sink_sync_phase (struct lb_sink *s, const struct lwf_mark *at,
   else
     m.backlog = lbp_backlog_encode (0);
   m.id = ++s->next_id;
-  if (lb_sink_send (s, &m, NULL, 0) == -1
-      || lb_sink_reply (s, LBP_SYNCED, &a) == -1)
+  lb_sink_expect (s, LBP_SYNCED, m.id, at, phase, pipelined);
+  return lb_sink_send (s, &m, NULL, 0);
+}
+
+/* A sync that waits: every reply still expected, its own last. */
+static int
+lb_sink_sync_phase (struct lb_sink *s, const struct lwf_mark *at,
+                    uint32_t phase)
+{
+  if (lb_sink_sync_send (s, at, phase, false) == -1)
     return -1;
-  if (a.id != m.id)
-    return lb_sink_fail (s, "", "SYNCED answers another request");
-  if (phase == LBP_PHASE_SCANNING)
-    lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (scanning, "
-              "%" PRIu64 " bytes swept)", at->seq, at->gen, at->swept);
-  else
-    lb_debug ("synced up to seq %" PRIu64 ", gen %" PRIu64 " (%s)", at->seq,
-              at->gen, lbp_phase_name (phase));
-  if (phase == LBP_PHASE_LIVE)
-    atomic_store (&s->last_consistent, (uint64_t) time (NULL));
-  return 0;
+  return lb_sink_take_synced (s);
 }
 
 static int
@@ -339,6 +423,39 @@ lb_sink_sync (void *opaque, const struct lwf_mark *at)
 {
   struct lb_sink *s = opaque;
   return lb_sink_sync_phase (s, at, s->phase);
+}
+
+static int
+lb_sink_sync_pipelined (void *opaque, const struct lwf_mark *at)
+{
+  struct lb_sink *s = opaque;
+  return lb_sink_sync_send (s, at, s->phase, true);
+}
+
+/* lwf_sink.sync_reap: take the SYNCED replies already here, or wait up
+ * to TIMEOUT_MS for one (-1: as for any reply, lb_sink_reply's bound).
+ */
+static int
+lb_sink_reap (void *opaque, int timeout_ms)
+{
+  struct lb_sink *s = opaque;
+  struct lbp_msg m;
+  unsigned n;
+
+  while (!s->failed && s->ex_n > 0
+         && s->expect[s->ex_head].type == LBP_SYNCED) {
+    if (timeout_ms >= 0 && !lb_sink_readable (s, timeout_ms))
+      break;
+    if (lb_sink_take (s, &m) == -1)
+      return -1;
+    if (s->synced > 0)
+      timeout_ms = 0;           /* one came: take only what is here */
+  }
+  if (s->failed)
+    return -1;
+  n = s->synced;
+  s->synced = 0;
+  return n;
 }
 
 static void
@@ -398,7 +515,7 @@ lb_sink_stop (void *opaque)
   lb_progress_beat (s->progress);
   if (*s->quit || s->failed)
     return true;
-  if (s->scan_n > 0)
+  if (s->ex_n > 0)
     return false;               /* replies are expected: not unasked */
   pfd.fd = lb_conn_fd (s->conn);
   pfd.events = POLLIN;
@@ -425,7 +542,8 @@ lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
 {
   *ops = (struct lwf_sink) {
     .opaque = s, .record = lb_sink_record, .copy = lb_sink_copy,
-    .sync = lb_sink_sync, .phase = lb_sink_phase, .stop = lb_sink_stop,
+    .sync = lb_sink_sync, .sync_send = lb_sink_sync_pipelined,
+    .sync_reap = lb_sink_reap, .phase = lb_sink_phase, .stop = lb_sink_stop,
     .deferring = lb_sink_deferring, .progress = lb_sink_progress,
     .pass_done = lb_sink_pass_done,
   };

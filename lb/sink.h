@@ -3,9 +3,12 @@
  * Turns what the consumer protocol hands over (records, block copies,
  * syncs, phase changes) into messages to lbd on one connection.  Replies
  * come back in request order (lbd serves one connection sequentially), so
- * no reader thread is needed: the sink reads a reply exactly when it
- * needs one.  Scans are pipelined: up to LB_SCAN_WINDOW hash requests are
- * in flight while lb hashes its own copy of the oldest.
+ * no reader thread is needed: the sink keeps a FIFO of the replies it
+ * expects (what each answers) and reads one when it needs it, or, for
+ * pipelined syncs, when the connection has one to read between two
+ * records (lwf_sink.sync_reap).  Scans are pipelined: up to
+ * LB_SCAN_WINDOW hash requests are in flight while lb hashes its own
+ * copy of the oldest; record syncs too, up to LWF_MAX_INFLIGHT.
  */
 
 #ifndef LB_SINK_H
@@ -21,7 +24,20 @@
 #include "progress.h"
 
 #define LB_SCAN_WINDOW 16
+/* Replies in flight at most: hashes, pipelined syncs, and one sync that
+ * waits.
+ */
+#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LWF_MAX_INFLIGHT + 1)
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
+
+/* A reply the sink waits for: what it answers. */
+struct lb_sink_expect {
+  uint16_t type;                    /* LBP_SYNCED or LBP_HASHES */
+  bool pipelined;                   /* a sync_send's: counted in synced */
+  uint64_t id;
+  struct lwf_mark at;               /* a SYNC's */
+  uint32_t phase;
+};
 
 struct lb_sink {
   struct lb_conn *conn;
@@ -43,6 +59,13 @@ struct lb_sink {
   uint64_t next_id;
   struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
   unsigned scan_head, scan_n;
+  /* The replies expected, in the order of their requests.  A pipelined
+   * sync is never sent behind a hash request still unanswered, so while
+   * one is outstanding the oldest expected reply is a SYNCED.
+   */
+  struct lb_sink_expect expect[LB_EXPECT_MAX];
+  unsigned ex_head, ex_n;
+  unsigned synced;                  /* pipelined syncs done, not reaped */
 
   /* Buffers. */
   uint8_t *buf, *zbuf, *rbuf, *hashes;

@@ -26,6 +26,13 @@
 
 /* How long a session that said goodbye waits for lb to close. */
 #define SESSION_DRAIN_MS 2000
+/* Group commit (session_sync): a live SYNC waits at most GROUP_MS, or
+ * for GROUP_MAX others, or until lb sent nothing for GROUP_IDLE_MS,
+ * before one commit covers them all.
+ */
+#define SESSION_GROUP_MS      50
+#define SESSION_GROUP_IDLE_MS 5
+#define SESSION_GROUP_MAX     256
 
 struct session {
   struct listener *l;
@@ -51,6 +58,14 @@ struct session {
   uint64_t scanned;
   uint32_t backlog;
   uint64_t backlog_swept;
+  /* Live SYNCs applied but not yet durable (session_sync): the state
+   * the newest asks for, their ids in order, when the oldest came.
+   */
+  struct image_state grp_st;
+  uint64_t grp_id[SESSION_GROUP_MAX];
+  unsigned grp_n;
+  uint64_t grp_since_ms;
+  uint64_t input_ms;            /* when the last message came */
 };
 
 /* Map the identity the peer presented to a client on listener L
@@ -356,6 +371,108 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
                                  (size_t) count * LBP_HASH_SIZE));
 }
 
+/* Group commit.  lb does not wait for a SYNC's answer before it sends
+ * what follows (lb/sink.c), so while one commit runs the next SYNCs
+ * queue up behind it.  A live SYNC that continues a live image (its
+ * state differs from the durable one only in seq and time) joins the
+ * group; the group is committed — one fdatasync, one state file, the
+ * newest SYNC's state — once its oldest waited SESSION_GROUP_MS, or lb
+ * sent nothing for SESSION_GROUP_IDLE_MS (the writer paused, or lb
+ * waits for the answer: an lb that does not pipeline loses only that),
+ * or it holds SESSION_GROUP_MAX, and before anything that must come
+ * after it (another kind of SYNC, a BLOCK, a HASH_REQ's answer, the
+ * end).  Then each SYNC is answered, in order, with the seq made
+ * durable.  Waiting is cheap: the writer does not wait for lbd (the
+ * filter answers its FLUSH itself), so a later answer costs only ring
+ * space, while every commit costs three fsyncs (doc/protocol.md, section
+ * 5).
+ * Records after the newest SYNC may be in the image already: the state
+ * file names only what a commit covered, as without groups (see
+ * "Replays" above).
+ */
+static enum session_step
+session_group_commit (struct session *s)
+{
+  unsigned i, n = s->grp_n;
+
+  if (n == 0)
+    return SESSION_STEP_DONE;
+  s->grp_n = 0;
+  if (session_commit (s, &s->grp_st) == -1)
+    return SESSION_STEP_IO;
+  lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
+            " (%s; %u SYNC%s in one commit)", s->cl->conf->name,
+            s->grp_st.seq, s->grp_st.gen, lbp_phase_name (s->grp_st.phase),
+            n, n == 1 ? "" : "s");
+  for (i = 0; i < n; i++) {
+    struct lbp_msg a = { .type = LBP_SYNCED, .id = s->grp_id[i],
+                         .seq = s->grp_st.seq };
+    if (lbw_send (s->conn, &a, NULL, 0) == -1)
+      return SESSION_STEP_LOST;
+  }
+  return SESSION_STEP_DONE;
+}
+
+/* How long the group may still wait for more SYNCs: 0 if it is due
+ * (see above), -1 if there is none.
+ */
+static int
+session_group_wait (struct session *s)
+{
+  uint64_t now = lb_now_ms (), waited, idle;
+
+  if (s->grp_n == 0)
+    return -1;
+  waited = now - s->grp_since_ms;
+  idle = now - s->input_ms;
+  if (s->grp_n >= SESSION_GROUP_MAX || waited >= SESSION_GROUP_MS
+      || idle >= SESSION_GROUP_IDLE_MS)
+    return 0;
+  return SESSION_GROUP_MS - waited < SESSION_GROUP_IDLE_MS - idle
+         ? SESSION_GROUP_MS - waited : SESSION_GROUP_IDLE_MS - idle;
+}
+
+static enum session_step
+session_sync (struct session *s, const struct lbp_msg *m)
+{
+  const char *name = s->cl->conf->name;
+  bool join = m->phase == LBP_PHASE_LIVE && s->im.st.consistent
+              && s->im.st.phase == LBP_PHASE_LIVE
+              && s->im.st.epoch == s->epoch && m->gen == s->im.st.gen
+              && m->swept == s->im.st.swept;
+  struct image_state st = join && s->grp_n > 0 ? s->grp_st : s->im.st;
+  enum session_step step;
+
+  s->backlog = m->backlog;
+  s->backlog_swept = m->swept;
+  if (m->phase == LBP_PHASE_SCANNING && m->swept > s->scanned)
+    s->scanned = m->swept;
+  st.epoch = s->epoch;
+  st.seq = m->seq;
+  st.gen = m->gen;
+  st.swept = m->swept;
+  st.phase = m->phase;
+  st.consistent = m->phase == LBP_PHASE_LIVE;
+  if (st.consistent)
+    st.last_consistent = time (NULL);
+  if (join) {
+    if (s->grp_n == 0)
+      s->grp_since_ms = lb_now_ms ();
+    s->grp_st = st;
+    s->grp_id[s->grp_n++] = m->id;
+    return SESSION_STEP_DONE;
+  }
+  step = session_group_commit (s);
+  if (step != SESSION_STEP_DONE)
+    return step;
+  if (session_commit (s, &st) == -1)
+    return SESSION_STEP_IO;
+  lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
+            " (%s)", name, m->seq, m->gen, lbp_phase_name (m->phase));
+  struct lbp_msg a = { .type = LBP_SYNCED, .id = m->id, .seq = m->seq };
+  return session_sent (lbw_send (s->conn, &a, NULL, 0));
+}
+
 /* What waiting for lb's next message came to. */
 enum session_await {
   SESSION_AWAIT_READY,          /* something to read (or the stream ended) */
@@ -619,11 +736,29 @@ session_serve (struct session *s, const struct lbp_msg *hello)
   session_publish (s, 0);
 
   for (;;) {
-    if (session_await (s, -1) == SESSION_AWAIT_ASKED) {
+    aw = session_await (s, session_group_wait (s));
+    if (aw == SESSION_AWAIT_ASKED) {
+      if (session_group_commit (s) == SESSION_STEP_IO)
+        goto io;
       session_goodbye (s, true);
       return;
     }
+    if (aw == SESSION_AWAIT_TIMEOUT) {
+      step = session_group_commit (s);
+      if (step == SESSION_STEP_IO)
+        goto io;
+      if (step == SESSION_STEP_LOST)
+        break;
+      continue;
+    }
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
+    s->input_ms = lb_now_ms ();
+    /* Gone: what the group asked for is in the image; make it durable
+     * (its answers cannot reach lb any more).
+     */
+    if (r == LBW_RECV_END || r == LBW_RECV_BROKEN)
+      if (session_group_commit (s) == SESSION_STEP_IO)
+        goto io;
     if (r == LBW_RECV_END
         || (r == LBW_RECV_BROKEN && connset_conn_stopping (s->c)))
       break;
@@ -633,6 +768,15 @@ session_serve (struct session *s, const struct lbp_msg *hello)
     }
     if (r == LBW_RECV_BAD)
       goto protocol;
+    /* Answers go in request order, and a block copy makes the image
+     * inconsistent: the group is committed before either.
+     */
+    if ((m.type == LBP_BLOCK || m.type == LBP_HASH_REQ || m.type == LBP_BYE)
+        && (step = session_group_commit (s)) != SESSION_STEP_DONE) {
+      if (step == SESSION_STEP_IO)
+        goto io;
+      break;
+    }
     switch (m.type) {
     case LBP_WRITE:
     case LBP_BLOCK:
@@ -654,28 +798,9 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       if (step == SESSION_STEP_DONE)
         session_replay_end (s, m.seq);
       break;
-    case LBP_SYNC: {
-      struct image_state st = s->im.st;
-      st.epoch = s->epoch;
-      st.seq = m.seq;
-      st.gen = m.gen;
-      st.swept = m.swept;
-      st.phase = m.phase;
-      st.consistent = m.phase == LBP_PHASE_LIVE;
-      if (st.consistent)
-        st.last_consistent = time (NULL);
-      if (session_commit (s, &st) == -1)
-        goto io;
-      s->backlog = m.backlog;
-      s->backlog_swept = m.swept;
-      if (m.phase == LBP_PHASE_SCANNING && m.swept > s->scanned)
-        s->scanned = m.swept;
-      lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
-                " (%s)", name, m.seq, m.gen, lbp_phase_name (m.phase));
-      struct lbp_msg a = { .type = LBP_SYNCED, .id = m.id, .seq = m.seq };
-      step = session_sent (lbw_send (s->conn, &a, NULL, 0));
+    case LBP_SYNC:
+      step = session_sync (s, &m);
       break;
-    }
     case LBP_HASH_REQ:
       step = session_hashes (s, &m, &why);
       if (step == SESSION_STEP_DONE && m.offset + m.length > s->scanned)
@@ -695,6 +820,13 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       goto protocol;
     if (step == SESSION_STEP_LOST)
       break;
+    if (session_group_wait (s) == 0) {
+      step = session_group_commit (s);
+      if (step == SESSION_STEP_IO)
+        goto io;
+      if (step == SESSION_STEP_LOST)
+        break;
+    }
     session_publish (s, m.payload_len);
   }
   session_log_end (s);

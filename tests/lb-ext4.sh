@@ -11,40 +11,9 @@ requires fusermount; requires_root
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 losetup -f >/dev/null 2>&1 || skip "no free loop device"
 
-mkdir -p "$T/fuse" "$T/mnt" "$T/chk"
+. "${top_srcdir:-.}/tests/fs-functions.sh"
 one_client
 
-# unmount_all: the cleanup for mount_fs, run at exit whatever happened:
-# the loop mounts (a few tries: a killed writer's child may still hold
-# one), then fuse, then nbdfuse.
-unmount_all () {
-    unmount_loops "$T/mnt" "$T/chk"
-    unmount_fuses "$T/fuse"
-    kill "$(cat "$T/nbdfuse.pid" 2>/dev/null)" 2>/dev/null
-    return 0
-}
-# mount_fs [mkfs]: nbdfuse in the foreground (backgrounded) exposes the
-# export as $T/fuse/nbd; ext4 on it through a loop device at $T/mnt.
-# The cleanup is registered before anything is mounted, and after the
-# nbdkit serving it, so it runs before nbdkit is stopped.
-mount_fs () {
-    cleanup unmount_all
-    nbdfuse "$T/fuse" --unix "$T/nbd.sock" 2>>"$T/nbdfuse.log" &
-    echo $! >"$T/nbdfuse.pid"
-    wait_for 20 test -e "$T/fuse/nbd" || { diag "nbdfuse did not start"; return 1; }
-    if [ "${1:-}" = mkfs ]; then mkfs.ext4 -q "$T/fuse/nbd" || return 1; fi
-    mount -o loop "$T/fuse/nbd" "$T/mnt"
-}
-# umount_fs: the file system, then fuse; every write has reached nbdkit.
-umount_fs () {
-    local pid
-    umount "$T/mnt" || return 1
-    pid=$(cat "$T/nbdfuse.pid")
-    fusermount -u "$T/fuse" || return 1
-    wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
-    wait "$pid" 2>/dev/null
-    return 0
-}
 # fsck_copy IMAGE: replay IMAGE's journal by mounting it (a copy: it is
 # changed), then e2fsck -fn must find nothing.  Output in IMAGE.fsck.
 fsck_copy () {

@@ -15,13 +15,19 @@ serve () {
 }
 # kill9 PID: SIGKILL and reap (our own child: no "Killed" noise).
 # nbdkit is not our child (it detaches), so wait until it is gone or a
-# zombie too: only then has the kernel closed its files and dropped its
-# lock on the state file, which the next nbdkit takes.
+# zombie too, with no thread left (a zombie leader's other threads may
+# still be exiting, holding its files): only then has the kernel closed
+# its files and dropped its lock on the state file, which the next
+# nbdkit takes.
 kill9 () {
     { kill -9 "$1"; wait "$1"; } 2>/dev/null
     wait_for 20 dead "$1" || bail "pid $1 did not die on SIGKILL"
 }
-dead () { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //; s/ .*//' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+dead () {
+    [ ! -e "/proc/$1" ] && return 0
+    [ "$(sed 's/.*) //; s/ .*//' "/proc/$1/stat" 2>/dev/null)" = Z ] &&
+        [ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -le 1 ]
+}
 kill9_nbdkit () { kill9 "$NBDKIT_PID"; rm -f "$T/nbd.pid"; NBDKIT_PID=; }
 stop_nbdkit_clean () { stop_nbdkit nbd || bail "nbdkit did not stop"; NBDKIT_PID=; }
 

@@ -34,6 +34,7 @@
 #include "service.h"
 #include "lw_consumer.h"
 #include "lw_follow.h"
+#include "follow-harness.h"
 #include "tap.h"
 
 #define DEV_SIZE (1u << 20)
@@ -73,8 +74,6 @@ sink_record (void *o, const struct lwc_rec *r)
 static int
 sink_copy (void *o, uint64_t off, uint64_t len, bool scan)
 {
-  char *buf = malloc (len);
-  int r = 0;
 
   /* A degraded write behind the scan's sweep ... */
   if (step == 1 && scan && !seeded) {
@@ -103,11 +102,7 @@ sink_copy (void *o, uint64_t off, uint64_t len, bool scan)
     pthread_rwlock_unlock (&livewatch_lock);
     write_block (200, '5');                     /* degraded: bit only */
   }
-  if (pread (dev_fd, buf, len, off) != (ssize_t) len
-      || pwrite (img_fd, buf, len, off) != (ssize_t) len)
-    r = -1;
-  free (buf);
-  return r;
+  return fh_copy (dev_fd, img_fd, off, len);
 }
 
 /* The "image's" durable state, as lbd would store it. */
@@ -185,35 +180,17 @@ follower (void *arg)
   return NULL;
 }
 
-static bool
-settled (struct lwc *c)
-{
-  uint64_t d, p;
-  lwc_count_bits (c, &d, &p);
-  return lwc_mode (c) == LW_MODE_NORMAL && d == 0 && p == 0
-         && atomic_load (&channel_hdr->head_seq)
-            == atomic_load (&channel_hdr->tail_seq);
-}
-
 int
 main (void)
 {
   char dir[] = "/tmp/lw-test-follow-XXXXXX";
-  struct channel_config cfg = { .unit = 5, .queue = 64 << 10, .block = BLOCK };
   char err[256], *a, *b;
   struct run run = { .result = -9, .scan = true };
   pthread_t t;
   int i;
 
-  if (mkdtemp (dir) == NULL)
-    return 1;
-  cfg.dir = dir;
-  dev_fd = memfd_create ("dev", 0);
-  img_fd = memfd_create ("img", 0);
-  ftruncate (dev_fd, DEV_SIZE);
-  ftruncate (img_fd, DEV_SIZE);
-  tap_ok (channel_create (&cfg) == 0 && channel_size (DEV_SIZE) == 0
-          && (channel_ready (NULL), service_start () == 0), "channel up");
+  tap_ok (fh_channel_up (dir, 5, 64 << 10, BLOCK, DEV_SIZE, &dev_fd,
+                         &img_fd) == 0, "channel up");
   run.c = lwc_attach (dir, 5, 0, err, sizeof err);
   tap_ok (run.c != NULL, "consumer attached");
 
@@ -222,10 +199,10 @@ main (void)
     write_block (i, 'a' + i % 26);      /* degraded: the first scan copies */
   step = 1;
   pthread_create (&t, NULL, follower, &run);
-  for (i = 0; i < 500 && !(injected && settled (run.c)); i++)
+  for (i = 0; i < 500 && !(injected && fh_settled (run.c)); i++)
     usleep (10000);
   tap_ok (injected, "degraded write injected during the final pass");
-  tap_ok (settled (run.c), "channel settled (normal, all released, no bits)");
+  tap_ok (fh_settled (run.c), "channel settled (normal, all released, no bits)");
   a = mmap (NULL, DEV_SIZE, PROT_READ, MAP_SHARED, dev_fd, 0);
   b = mmap (NULL, DEV_SIZE, PROT_READ, MAP_SHARED, img_fd, 0);
   tap_ok (b[200 * BLOCK] == '5',
@@ -269,12 +246,12 @@ main (void)
                          .result = -9 };
     n_gen_syncs = 0;
     pthread_create (&t, NULL, follower, &run);
-    for (i = 0; i < 500 && !settled (run.c); i++)
+    for (i = 0; i < 500 && !fh_settled (run.c); i++)
       usleep (10000);
     stop = 1;
     pthread_join (t, NULL);
     b_gen = img_gen;
-    tap_ok (run.result == LWF_END_STOPPED && settled (run.c) && n_gen_syncs > 0
+    tap_ok (run.result == LWF_END_STOPPED && fh_settled (run.c) && n_gen_syncs > 0
             && b_gen > a_gen, "B caught up under a new gen (%" PRIu64 ")",
             b_gen);
     tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
@@ -316,7 +293,7 @@ main (void)
     run = (struct run) { .c = run.c, .seq = img_seq, .gen = b_gen,
                          .result = -9 };
     pthread_create (&t, NULL, follower, &run);
-    for (i = 0; i < 500 && !settled (run.c); i++)
+    for (i = 0; i < 500 && !fh_settled (run.c); i++)
       usleep (10000);
     stop = 1;
     pthread_join (t, NULL);
@@ -340,7 +317,7 @@ main (void)
     run = (struct run) { .c = run.c, .seq = img_seq, .gen = img_gen,
                          .result = -9 };
     pthread_create (&t, NULL, follower, &run);
-    for (i = 0; i < 500 && !(settled (run.c) && phase_live); i++)
+    for (i = 0; i < 500 && !(fh_settled (run.c) && phase_live); i++)
       usleep (10000);
     stop = 1;
     pthread_join (t, NULL);
@@ -352,14 +329,6 @@ main (void)
     tap_ok (memcmp (a, b, DEV_SIZE) == 0, "B equals the device");
   }
 
-  lwc_detach (run.c);
-  service_stop ();
-  channel_close ();
-  {
-    char path[512];
-    lw_shm_path (path, sizeof path, dir, 5);
-    unlink (path);
-    rmdir (dir);
-  }
+  fh_channel_down (run.c, dir, 5);
   return tap_done ();
 }
