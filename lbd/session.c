@@ -685,6 +685,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
   const char *why = NULL;
   char err[256];
   enum session_step step;
+  enum session_await aw;
   enum lbw_recv_outcome r;
 
   if (image_open (&s->im, s->cl->conf->file, err, sizeof err) == -1) {
