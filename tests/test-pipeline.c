@@ -243,7 +243,7 @@ main (void)
           "the filter stayed normal");
   stop = 1;
   pthread_join (t, NULL);
-  tap_ok (run.result == 0 && sent_n == 0,
+  tap_ok (run.result == LWF_END_STOPPED && sent_n == 0,
           "follower stopped cleanly, every sync completed (%d, %u left)",
           run.result, sent_n);
 
@@ -259,7 +259,7 @@ main (void)
   pthread_create (&t, NULL, follower, &run);
   write_flush (2000, 7);
   pthread_join (t, NULL);
-  tap_ok (run.result == -1, "the follower fails with the sink (%d)",
+  tap_ok (run.result == LWF_END_SINK_FAILED, "the follower fails with the sink (%d)",
           run.result);
   tap_ok (violations == 0 && lwc_released_seq (run.c) <= durable,
           "released %" PRIu64 " <= durable %" PRIu64 " at the failure",
@@ -284,7 +284,7 @@ main (void)
           violations);
   stop = 1;
   pthread_join (t, NULL);
-  tap_ok (run.result == 0, "follower stopped cleanly (%d)", run.result);
+  tap_ok (run.result == LWF_END_STOPPED, "follower stopped cleanly (%d)", run.result);
 
   fh_channel_down (run.c, dir, 6);
   return tap_done ();
