@@ -201,3 +201,21 @@ stop_lb () {
 }
 # logged N FILE PATTERN: FILE shows PATTERN (fixed string) within N s.
 logged () { wait_for "$1" grep -qF -- "$3" "$2"; }
+
+# --- wire bytes, counted outside lb and lbd ----------------------------
+# start_relay NAME LISTEN_PORT TARGET_PORT [relay.py options]: a relay
+# (tests/relay.py) from LISTEN_PORT to 127.0.0.1:TARGET_PORT counting the
+# bytes it moves in $T/NAME.count; wire_up NAME prints those lb sent, once
+# no connection is open through the relay (within 10 s).
+start_relay () {
+    local name=$1 lport=$2 tport=$3; shift 3
+    /usr/bin/python3 "$top_srcdir/tests/relay.py" "$@" --count="$T/$name.count" \
+        "$lport" 127.0.0.1 "$tport" "$T/$name.relaypid" 2>>"$T/$name.log" &
+    cleanup "kill \$(cat $T/$name.relaypid 2>/dev/null) 2>/dev/null"
+    wait_for 10 test -s "$T/$name.count" || bail "relay $name did not start"
+}
+wire_idle () { [ "$(cut -d' ' -f3 "$T/$1.count")" = 0 ]; }
+wire_up () {
+    wait_for 10 wire_idle "$1" || bail "relay $1: a connection stays open"
+    cut -d' ' -f1 "$T/$1.count"
+}
