@@ -8,15 +8,13 @@ requires nbdkit; requires nbdsh
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 not installed"
 
 one_client
-rport=$(free_port)
-while [ "$rport" = "$port" ]; do rport=$(free_port); done
 
 truncate -s 64M "$T/disk"
 dd if=/dev/urandom of="$T/disk" bs=1M count=64 conv=notrunc status=none
 # A 256 KiB ring: the writes below overflow it into the bitmap.
 start_nbdkit nbd "$T/disk" livewatch-queue=256K
 start_lbd lbd "$T/srv/lbd.conf"
-start_relay wire "$rport" "$port"
+start_relay wire "$port"
 start_lb lb1 "$T" "$T/disk" "$rport" "$T/key"
 check "first contact converges" wait_lb_converged "$IMG" 60
 stop_lb lb1

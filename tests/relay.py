@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-# relay.py [--rate=BYTES_PER_SECOND] [--count=FILE] LISTEN_PORT TARGET_HOST
-#          TARGET_PORT [PIDFILE]
+# relay.py [--rate=BYTES_PER_SECOND] [--rcvbuf=BYTES] [--count=FILE]
+#          LISTEN_PORT TARGET_HOST TARGET_PORT [PIDFILE]
 #
 # A TCP relay for the tests: listens on 127.0.0.1:LISTEN_PORT and forwards
 # every connection to TARGET_HOST:TARGET_PORT, byte for byte, both ways.
 # PIDFILE is written once the port listens.  --rate limits each
 # connection's client to target direction (what lb sends) to about that
-# many bytes a second.  --count keeps FILE holding "UP DOWN OPEN": the
+# many bytes a second.  --rcvbuf sets the receive buffer of the sockets
+# toward the client (SO_RCVBUF), so that a limited relay holds little of
+# what lb sent, as a slow link's queue would, rather than the megabytes
+# loopback's autotuning allows: lb's own send queue then shows the link
+# is behind.  --count keeps FILE holding "UP DOWN OPEN": the
 # bytes relayed so far, all connections together, client to target (what
 # lb sent) and back, and the connections open; rewritten (atomically, by
 # rename) within 50 ms of a change, so that a test counts wire bytes
@@ -45,6 +49,7 @@ import time
 
 rate = 0
 count_file = None
+rcvbuf = 0
 counted = [0, 0, 0]             # bytes client->target, back; connections open
 counted_lock = threading.Lock()
 CHUNK = 1 << 16
@@ -217,11 +222,13 @@ def serve(client, target):
 
 
 def main():
-    global rate, count_file
+    global rate, count_file, rcvbuf
     while len(sys.argv) > 1 and sys.argv[1].startswith("--"):
         a = sys.argv.pop(1)
         if a.startswith("--rate="):
             rate = int(a[len("--rate="):])
+        elif a.startswith("--rcvbuf="):
+            rcvbuf = int(a[len("--rcvbuf="):])
         elif a.startswith("--count="):
             count_file = a[len("--count="):]
         else:
@@ -229,13 +236,16 @@ def main():
             break
     if len(sys.argv) not in (4, 5):
         sys.stderr.write("usage: relay.py [--rate=BYTES_PER_SECOND] "
-                         "[--count=FILE] LISTEN_PORT TARGET_HOST "
+                         "[--rcvbuf=BYTES] [--count=FILE] LISTEN_PORT "
+                         "TARGET_HOST "
                          "TARGET_PORT [PIDFILE]\n")
         return 2
     port = int(sys.argv[1])
     target = (sys.argv[2], int(sys.argv[3]))
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     ls.bind(("127.0.0.1", port))
     ls.listen(16)
     if count_file is not None:
