@@ -261,7 +261,7 @@ if [[ " $PARTS " == *" ext4 "* ]]; then
         say "$name: wire/payload median $(awk -v t=$name '$1 == t { print $2 }' "$RUN/e.tsv" | median) (spread $(awk -v t=$name '$1 == t { print $2 }' "$RUN/e.tsv" | spread)), seconds median $(awk -v t=$name '$1 == t { print $3 }' "$RUN/e.tsv" | median)"
     done
     say "load during: $(cut -f4 "$RUN/e.tsv" | spread)"
-    umount "$MNT"; fusermount -u "$RUN/fuse"; MNT=
+    umount "$MNT"; wait_for 10 fusermount -u "$RUN/fuse"; MNT=
     start_lb "$E" "$DEV" "$fast"; wait_for 300 converged "$E" "$IMG"; stop_lb
     cmp -s "$DEV" "$IMG" && say "ext4: the image equals the device" || say "ext4: THE IMAGE DIFFERS"
 fi
