@@ -31,11 +31,12 @@
  *     rather than a keyword.  Each key may be given once in the file.
  *       metrics=PATH    the Prometheus metrics file (lbd/metrics.h)
  *   client file=PATH key=PATH listen=ADDR/PORT [type=simple]
- *          [name=NAME] [encrypt=yes|no]
+ *          [name=NAME] [encrypt=yes|no] [max-rate=BYTES]
  *     file, key and listen are required; type defaults to simple, the
  *     only type; name defaults to the file= value as written, and may
  *     not exceed LB_CONFIG_NAME_MAX bytes either way; encrypt defaults
- *     to yes.
+ *     to yes; max-rate (bytes a second lbd reads from the client, as
+ *     lb_rate_parse takes it) to 0, no limit.
  *   export listen=ADDR/PORT [tls=psk|off]
  *     For restores.  tls=off is allowed only on a loopback address.
  *
@@ -93,6 +94,7 @@ struct lb_client_conf {
   char *file;           /* the image, absolute */
   char *key_path;       /* the key file, absolute */
   bool encrypt;         /* false: plain mode (encrypt=no) */
+  uint64_t max_rate;    /* max-rate=, bytes/s; 0: no limit */
   struct lb_listen listen;
   int line;             /* where the statement starts */
 };

@@ -38,6 +38,7 @@
 #include "lb_config_stmt.h"
 #include "lb_listen.h"
 #include "lb_path.h"
+#include "lb_rate.h"
 
 /* What a key's check made of its value. */
 enum lb_config_verdict {
@@ -189,6 +190,17 @@ lb_config_stmt_yes_no (const char *v, size_t n, const char *dir,
 }
 
 static enum lb_config_verdict
+lb_config_stmt_rate (const char *v, size_t n, const char *dir, void *field,
+                     char *why, size_t whylen)
+{
+  if (lb_rate_parse (v, n, field) == 0)
+    return LB_CONFIG_GOOD;
+  lb_errf (why, whylen, "expected bytes a second, a number with an "
+           "optional K, M or G (0: no limit)");
+  return LB_CONFIG_BAD;
+}
+
+static enum lb_config_verdict
 lb_config_stmt_tls (const char *v, size_t n, const char *dir, void *field,
                     char *why, size_t whylen)
 {
@@ -204,6 +216,7 @@ static const struct lb_config_key lb_config_stmt_client_keys[] = {
   { "type", false, lb_config_stmt_type, LB_CONFIG_NO_FIELD },
   { "name", false, lb_config_stmt_name, LB_CONFIG_CLIENT (name) },
   { "encrypt", false, lb_config_stmt_yes_no, LB_CONFIG_CLIENT (encrypt) },
+  { "max-rate", false, lb_config_stmt_rate, LB_CONFIG_CLIENT (max_rate) },
 };
 
 static const struct lb_config_key lb_config_stmt_export_keys[] = {

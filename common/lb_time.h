@@ -20,6 +20,15 @@ lb_now_ms (void)
   return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The monotonic clock in nanoseconds, for measuring rates. */
+static inline uint64_t
+lb_now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Room for any of the strings below, NUL included. */
 #define LB_TIME_LEN 32
 

@@ -485,6 +485,43 @@ lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
   }
 }
 
+/* Move the set bits MASK of the word holding block B from dirty to
+ * pending: pending first, then clear dirty, so that a crash between
+ * leaves both set, which costs a copy, never a loss.  A write landing
+ * after the clear sets the bit again and is seen by the next pass.
+ */
+static void
+lwc_take_bits (struct lwc *c, uint64_t b, uint64_t mask)
+{
+  atomic_fetch_or (lw_bitmap_word (c->pending, b), mask);
+  atomic_fetch_and (lw_bitmap_word (c->dirty, b), ~mask);
+}
+
+/* Of the blocks from B to the end of B's word, how many are dirty in a
+ * row from B with the hint COMPARE (at most MAX); 0 if B is not dirty
+ * or its hint differs.
+ */
+static uint64_t
+lwc_run_in_word (struct lwc *c, uint64_t b, uint64_t max, bool compare)
+{
+  uint64_t word = atomic_load (lw_bitmap_word (c->dirty, b)) >> (b & 63);
+  uint64_t hints = atomic_load (lw_bitmap_word (c->hint, b)) >> (b & 63);
+  uint64_t n;
+
+  if ((word & 1) == 0 || (bool) (hints & 1) != compare)
+    return 0;
+  /* Shifting brought zeroes in at the top, so ~word is 0 only for a
+   * full word.
+   */
+  n = ~word == 0 ? 64 : (uint64_t) __builtin_ctzll (~word);
+  /* Cut where the hint changes: a run is compared or copied whole. */
+  if (compare)
+    hints = ~hints;
+  if (hints != 0 && (uint64_t) __builtin_ctzll (hints) < n)
+    n = __builtin_ctzll (hints);
+  return n < max ? n : max;
+}
+
 bool
 lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count,
               bool *compare)
@@ -496,39 +533,33 @@ lwc_take_run (struct lwc *c, uint64_t max, uint64_t *block, uint64_t *count,
   while (b < nblocks) {
     _Atomic uint64_t *dw = lw_bitmap_word (c->dirty, b);
     uint64_t word = atomic_load (dw) >> (b & 63);
-    uint64_t n, mask, hints;
+    uint64_t n, total;
 
     if (word == 0) {
       b = (b | 63) + 1;         /* next word */
       continue;
     }
     b += __builtin_ctzll (word);
-    word = atomic_load (dw) >> (b & 63);
-    if ((word & 1) == 0)
+    *compare = atomic_load (lw_bitmap_word (c->hint, b)) >> (b & 63) & 1;
+    n = lwc_run_in_word (c, b, max, *compare);
+    if (n == 0)
       continue;                 /* taken or cleared under us: look again */
-    /* The run of set bits from B, within this word.  Shifting brought
-     * zeroes in at the top, so ~word is 0 only for a full word.
+    /* Take it, and go on into the next words while the run reaches a
+     * word's end (small blocks: a run of contiguous dirty blocks travels
+     * as one copy, up to MAX).
      */
-    n = ~word == 0 ? 64 : (uint64_t) __builtin_ctzll (~word);
-    /* Cut where the hint changes: a run is compared or copied whole. */
-    hints = atomic_load (lw_bitmap_word (c->hint, b)) >> (b & 63);
-    *compare = hints & 1;
-    if (*compare)
-      hints = ~hints;
-    if (hints != 0 && (uint64_t) __builtin_ctzll (hints) < n)
-      n = __builtin_ctzll (hints);
-    if (n > max)
-      n = max;
-    mask = (n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1) << (b & 63);
-    /* Pending first, then clear dirty: a crash between leaves both set,
-     * which costs a copy, never a loss.  A write landing after the clear
-     * sets the bit again and is seen by the next pass.
-     */
-    atomic_fetch_or (lw_bitmap_word (c->pending, b), mask);
-    atomic_fetch_and (dw, ~mask);
+    for (total = 0; n > 0; ) {
+      uint64_t at = b + total;
+      lwc_take_bits (c, at, (n == 64 ? UINT64_MAX : (UINT64_C(1) << n) - 1)
+                            << (at & 63));
+      total += n;
+      if (((at + n) & 63) != 0 || at + n >= nblocks || total == max)
+        break;
+      n = lwc_run_in_word (c, at + n, max - total, *compare);
+    }
     *block = b;
-    *count = n;
-    c->pass_block = b + n;
+    *count = total;
+    c->pass_block = b + total;
     return true;
   }
   c->pass_block = 0;
@@ -579,9 +610,7 @@ lwc_take_range (struct lwc *c, uint64_t block, uint64_t count)
   bits = atomic_load (dw) & range;
   if (bits == 0)
     return 0;
-  /* Pending first, then clear: the order of lwc_take_run. */
-  atomic_fetch_or (lw_bitmap_word (c->pending, block), bits);
-  atomic_fetch_and (dw, ~bits);
+  lwc_take_bits (c, block, bits);
   return __builtin_popcountll (bits);
 }
 

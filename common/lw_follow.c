@@ -12,8 +12,20 @@
 #include "lb_time.h"
 #include "lw_follow.h"
 
-/* Largest run handed to sink->copy, in blocks (one bitmap word). */
-#define LWF_MAX_RUN 64
+/* A sweep's step, and the largest run handed to sink->copy: 4 MiB, and
+ * at least one bitmap word of blocks (64 blocks of the 64 KiB that was
+ * once the default block are 4 MiB too, so a scan cut by an older lb
+ * resumes at the same points).  Small blocks still travel in large
+ * messages: contiguous dirty blocks are one run.
+ */
+#define LWF_STEP_BYTES (4u << 20)
+
+static uint64_t
+lwf_step (const struct lw_header *h)
+{
+  uint64_t n = LWF_STEP_BYTES / h->block_size;
+  return n < 64 ? 64 : n;
+}
 /* Idle with pipelined syncs outstanding: look for new records this
  * often while waiting for their completions.
  */
@@ -292,7 +304,8 @@ lwf_pass (struct lwf *f)
   struct lwf_progress p = { .phase = LWF_CATCHING_UP };
   bool compare;
 
-  while (lwc_take_run (f->c, LWF_MAX_RUN, &block, &count, &compare)) {
+  while (lwc_take_run (f->c, lwf_step (lwc_header (f->c)), &block, &count,
+                       &compare)) {
     /* A copy makes the mirror a mix of moments until the next barrier:
      * it must not be recorded as live (a continued mirror starts live
      * and may find bits a predecessor left).
@@ -342,14 +355,19 @@ static int64_t
 lwf_sweep (struct lwf *f, uint64_t from)
 {
   const struct lw_header *h = lwc_header (f->c);
+  const uint64_t step = lwf_step (h);
   struct lwf_progress p = { .phase = LWF_SCANNING, .total = h->dev_size };
-  uint64_t block, n, off, len;
+  uint64_t block, n, w, taken, off, len;
 
-  assert (from % LWF_MAX_RUN == 0);
+  assert (from % step == 0);
   for (block = from; block < h->nblocks; block += n) {
-    n = h->nblocks - block < LWF_MAX_RUN ? h->nblocks - block : LWF_MAX_RUN;
-    if (lwc_take_range (f->c, block, n) > 0
-        && lwf_add_run (f, block, n) == -1)
+    n = h->nblocks - block < step ? h->nblocks - block : step;
+    /* lwc_take_range works a bitmap word at a time; a step starts on a
+     * word (step is a multiple of 64).
+     */
+    for (taken = 0, w = 0; w < n; w += 64)
+      taken += lwc_take_range (f->c, block + w, n - w < 64 ? n - w : 64);
+    if (taken > 0 && lwf_add_run (f, block, n) == -1)
       return -1;
     lwc_run_bytes (f->c, block, n, &off, &len);
     if (f->sink->copy (f->sink->opaque, off, len, true) == -1)
@@ -517,7 +535,7 @@ lwf_decide (struct lwc *c, uint64_t epoch, const struct lwf_mark *m,
             bool scanning, const char **why)
 {
   const struct lw_header *h = lwc_header (c);
-  const uint64_t unit = (uint64_t) h->block_size * LWF_MAX_RUN;
+  const uint64_t unit = (uint64_t) h->block_size * lwf_step (h);
 
   *why = NULL;
   if (epoch != h->epoch)

@@ -32,6 +32,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "compress.h"
 #include "control.h"
 #include "device.h"
 #include "lb.h"
@@ -42,6 +43,7 @@
 #include "lb_key.h"
 #include "lb_log.h"
 #include "lb_priv.h"
+#include "lb_rate.h"
 #include "lw_consumer.h"
 #include "progress.h"
 #include "session.h"
@@ -79,7 +81,13 @@ lb_usage (FILE *fp)
 "                         clients share one lbd listen address\n"
 "      --no-encrypt       plain mode: authenticated, not encrypted (trusted\n"
 "                         networks only; lbd's line must say encrypt=no)\n"
-"  -z, --compress=LEVEL   compress data with zstd at LEVEL (default: off)\n"
+"  -z, --compress=auto|off|LEVEL  compress data with zstd: auto (the\n"
+"                         default) when the link is the bottleneck, at a\n"
+"                         level suited to its speed, and not data that does\n"
+"                         not compress; off (or 0); or always at LEVEL 1-19\n"
+"      --max-rate=BYTES   send at most BYTES a second (suffix K, M or G;\n"
+"                         default 0: no limit); writes never wait for it:\n"
+"                         the filter degrades instead\n"
 "      --hash-block=SIZE  bytes per hash when scanning (default 64K)\n"
 "  -D, --dir=DIR          folder of the livewatch channel (default /dev/shm)\n"
 "  -c, --control=PATH     the status socket (default: beside the channel,\n"
@@ -227,6 +235,7 @@ main (int argc, char **argv)
     { "no-encrypt", no_argument, NULL, 'P' },
     { "compress", required_argument, NULL, 'z' },
     { "hash-block", required_argument, NULL, 'H' },
+    { "max-rate", required_argument, NULL, 'R' },
     { "dir", required_argument, NULL, 'D' },
     { "control", required_argument, NULL, 'c' },
     { "allow-open-key", no_argument, NULL, 'K' },
@@ -240,7 +249,8 @@ main (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   struct lb_opts o = { .retry = -1, .defer = 10, .encrypt = true,
-                       .hash_block = 64u << 10 };
+                       .hash_block = 64u << 10,
+                       .compress = LB_COMPRESS_AUTO };
   static struct lb_session_pub pub;
   static struct lb_sink sink;
   static char control[LB_CTL_PATH_MAX];
@@ -276,9 +286,16 @@ main (int argc, char **argv)
     case 'N': o.name = optarg; break;
     case 'P': o.encrypt = false; break;
     case 'z':
-      o.compress = strtol (optarg, &end, 10);
-      if (*end || o.compress < 0 || o.compress > 19) {
-        fprintf (stderr, "lb: --compress=%s: a level from 0 to 19\n", optarg);
+      if (lb_compress_parse (optarg, &o.compress) == -1) {
+        fprintf (stderr, "lb: --compress=%s: auto, off, or a level from 0 "
+                 "to 19\n", optarg);
+        return LB_EXIT_CONFIG;
+      }
+      break;
+    case 'R':
+      if (lb_rate_parse (optarg, strlen (optarg), &o.max_rate) == -1) {
+        fprintf (stderr, "lb: --max-rate=%s: bytes a second, a number with "
+                 "an optional K, M or G\n", optarg);
         return LB_EXIT_CONFIG;
       }
       break;

@@ -21,7 +21,8 @@ struct lb_opts {
   int retry;                    /* seconds; -1: random 60-120 */
   int defer;                    /* seconds a pass waits for a burst's end */
   bool encrypt, daemonize, allow_open_key;
-  int compress;
+  int compress;                 /* compress.h: LB_COMPRESS_AUTO, ... */
+  uint64_t max_rate;            /* bytes a second; 0: no limit */
   uint32_t hash_block;
 };
 

@@ -191,6 +191,7 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   sink->dev_size = h->dev_size;
   sink->hash_block = o->hash_block;
   sink->compress = o->compress;
+  sink->max_rate = o->max_rate;
   sink->quit = quit;
   sink->c = c;
   sink->progress = &pub->progress;

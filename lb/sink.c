@@ -14,8 +14,6 @@
 
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
-#include <zstd.h>
-
 #include "lb_bytes.h"
 #include "lb_io.h"
 #include "lb_log.h"
@@ -42,16 +40,10 @@ lb_sink_init (struct lb_sink *s)
     logged_at_exit = atexit (lb_sink_log_device) == 0;
   s->buf = malloc (LB_CHUNK);
   s->hashes = malloc ((size_t) LBP_HASH_SIZE * (LB_CHUNK / 4096));
-  if (s->buf == NULL || s->hashes == NULL)
+  if (s->buf == NULL || s->hashes == NULL
+      || lb_compress_init (&s->z, s->compress, lb_conn_fd (s->conn)) == -1)
     return -1;
-  if (s->compress) {
-    s->zcap = ZSTD_compressBound (LB_CHUNK);
-    s->zbuf = malloc (s->zcap);
-    s->cctx = ZSTD_createCCtx ();
-    if (s->zbuf == NULL || s->cctx == NULL)
-      return -1;
-    ZSTD_CCtx_setParameter (s->cctx, ZSTD_c_compressionLevel, s->compress);
-  }
+  s->rate.rate = s->max_rate;
   return 0;
 }
 
@@ -59,10 +51,9 @@ void
 lb_sink_free (struct lb_sink *s)
 {
   free (s->buf);
-  free (s->zbuf);
   free (s->rbuf);
   free (s->hashes);
-  ZSTD_freeCCtx (s->cctx);
+  lb_compress_free (&s->z);
 }
 
 /* Fail the session, remembering "PREFIXDETAIL" as the reason. */
@@ -77,17 +68,37 @@ lb_sink_fail (struct lb_sink *s, const char *prefix, const char *detail)
   return -1;
 }
 
+/* Wait NS nanoseconds for the rate limit, in slices, so that a signal
+ * or a stop request is seen within 100 ms.
+ */
+static void
+lb_sink_pace (struct lb_sink *s, uint64_t ns)
+{
+  while (ns > 0 && !*s->quit) {
+    uint64_t n = ns < 100000000 ? ns : 100000000;
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) n };
+    nanosleep (&ts, NULL);
+    ns -= n;
+  }
+}
+
 static int
 lb_sink_send (struct lb_sink *s, const struct lbp_msg *m, const void *payload,
               size_t len)
 {
+  uint64_t wire = LBP_HDR_SIZE + lbp_fixed_size (m->type) + len, t0;
+
   if (s->failed)
     return -1;
+  if (s->rate.rate != 0)
+    lb_sink_pace (s, lb_rate_take (&s->rate, wire, lb_now_ns ()));
+  lb_compress_sending (&s->z);
+  t0 = lb_now_ns ();
   if (lbw_send (s->conn, m, payload, len) == -1)
     return lb_sink_fail (s, "", "connection lost while sending");
-  atomic_fetch_add_explicit (&s->bytes_sent,
-                             LBP_HDR_SIZE + lbp_fixed_size (m->type) + len,
-                             memory_order_relaxed);
+  /* How long the link held lb: what --compress=auto measures it by. */
+  lb_compress_sent (&s->z, wire, lb_now_ns () - t0);
+  atomic_fetch_add_explicit (&s->bytes_sent, wire, memory_order_relaxed);
   return 0;
 }
 
@@ -98,10 +109,14 @@ lb_sink_reply (struct lb_sink *s, uint16_t type, struct lbp_msg *m)
   const char *why = NULL;
   char text[256];
   enum lbw_recv_outcome r;
+  uint64_t t0;
 
   if (s->failed)
     return -1;
+  t0 = lb_now_ns ();
   r = lbw_recv (s->conn, m, &s->rbuf, &s->rcap, 120000, &why);
+  /* Waiting for an answer is waiting on the link too (and on lbd). */
+  lb_compress_sent (&s->z, 0, lb_now_ns () - t0);
   if (r == LBW_RECV_MSG && m->type == type)
     return 0;
   if (r == LBW_RECV_MSG && m->type == LBP_ERROR) {
@@ -200,41 +215,64 @@ lb_sink_readable (struct lb_sink *s, int timeout_ms)
   return lb_conn_pending (s->conn) || poll (&pfd, 1, timeout_ms) == 1;
 }
 
-/* Send DATA as one WRITE (SEQ != 0) or BLOCK, zero-detected and
- * compressed when enabled.
+#define LB_ZERO_PIECE 4096u    /* zero detection's granularity */
+
+/* Send LEN bytes of DATA, all zero (ZERO) or not, as one WRITE (SEQ !=
+ * 0) or BLOCK: zeroes as a length without data, the rest compressed if
+ * lb_compress_payload says so.
+ */
+static int
+lb_sink_piece (struct lb_sink *s, uint16_t type, uint64_t seq, uint64_t off,
+               const uint8_t *data, uint32_t len, bool zero)
+{
+  struct lbp_msg m = { .type = type, .seq = seq, .offset = off,
+                       .length = len, .enc = LBP_ENC_RAW };
+  size_t z;
+
+  if (zero) {
+    if (type == LBP_WRITE) {
+      struct lbp_msg zm = { .type = LBP_ZERO, .seq = seq, .offset = off,
+                            .length = len };
+      return lb_sink_send (s, &zm, NULL, 0);
+    }
+    m.enc = LBP_ENC_ZERO;
+    return lb_sink_send (s, &m, NULL, 0);
+  }
+  z = lb_compress_payload (&s->z, data, len);
+  if (z > 0) {
+    m.enc = LBP_ENC_ZSTD;
+    return lb_sink_send (s, &m, s->z.buf, z);
+  }
+  return lb_sink_send (s, &m, data, len);
+}
+
+/* Send DATA as WRITEs (SEQ != 0) or BLOCKs: cut where 4 KiB pieces
+ * change between all zero and not, so that the zeroes in a block of
+ * data travel as lengths alone (and become holes in the image).
  */
 static int
 lb_sink_data (struct lb_sink *s, uint16_t type, uint64_t seq, uint64_t off,
               const uint8_t *data, uint32_t len)
 {
-  struct lbp_msg m = { .type = type, .seq = seq, .offset = off,
-                       .length = len, .enc = LBP_ENC_RAW };
+  uint32_t at = 0;
 
-  if (lb_is_zero (data, len)) {
-    if (type == LBP_WRITE) {
-      struct lbp_msg z = { .type = LBP_ZERO, .seq = seq, .offset = off,
-                           .length = len };
-      return lb_sink_send (s, &z, NULL, 0);
+  while (at < len) {
+    uint32_t n = len - at < LB_ZERO_PIECE ? len - at : LB_ZERO_PIECE;
+    bool zero = lb_is_zero (data + at, n);
+    uint32_t end = at + n;
+
+    while (end < len) {
+      n = len - end < LB_ZERO_PIECE ? len - end : LB_ZERO_PIECE;
+      if (lb_is_zero (data + end, n) != zero)
+        break;
+      end += n;
     }
-    m.enc = LBP_ENC_ZERO;
-    return lb_sink_send (s, &m, NULL, 0);
+    if (lb_sink_piece (s, type, seq, off + at, data + at, end - at,
+                       zero) == -1)
+      return -1;
+    at = end;
   }
-  if (s->compress && len >= 4096) {
-    size_t need = ZSTD_compressBound (len), z;
-    if (need > s->zcap) {
-      void *p = realloc (s->zbuf, need);
-      if (p == NULL)
-        return -1;
-      s->zbuf = p;
-      s->zcap = need;
-    }
-    z = ZSTD_compress2 (s->cctx, s->zbuf, s->zcap, data, len);
-    if (!ZSTD_isError (z) && z < len - len / 16) {
-      m.enc = LBP_ENC_ZSTD;
-      return lb_sink_send (s, &m, s->zbuf, z);
-    }
-  }
-  return lb_sink_send (s, &m, data, len);
+  return 0;
 }
 
 static int
@@ -257,8 +295,17 @@ lb_sink_pread (struct lb_sink *s, uint8_t *buf, uint64_t off, uint64_t len)
 static int
 lb_sink_copy_blocks (struct lb_sink *s, uint64_t off, uint64_t len)
 {
+  /* Under a rate limit, messages of a tenth of a second's worth (at
+   * least 64 KiB), so that the link is shared out evenly.
+   */
+  uint64_t chunk = s->max_rate == 0 ? LB_CHUNK : s->max_rate / 10;
+
+  if (chunk < (64u << 10))
+    chunk = 64u << 10;
+  if (chunk > LB_CHUNK)
+    chunk = LB_CHUNK;
   while (len > 0) {
-    uint32_t n = len < LB_CHUNK ? len : LB_CHUNK;
+    uint32_t n = len < chunk ? len : chunk;
     if (lb_sink_pread (s, s->buf, off, n) == -1
         || lb_sink_data (s, LBP_BLOCK, 0, off, s->buf, n) == -1)
       return -1;

@@ -19,9 +19,11 @@
 #include <stdint.h>
 
 #include "lb_conn.h"
+#include "lb_rate.h"
 #include "lw_consumer.h"
 #include "lw_follow.h"
 #include "progress.h"
+#include "compress.h"
 
 #define LB_SCAN_WINDOW 16
 /* Replies in flight at most: hashes, pipelined syncs, and one sync that
@@ -44,7 +46,8 @@ struct lb_sink {
   int dev_fd;
   uint64_t dev_size;
   uint32_t hash_block;
-  int compress;                     /* zstd level, 0: off */
+  int compress;                     /* lb --compress (compress.h) */
+  uint64_t max_rate;                /* lb --max-rate, bytes/s; 0: none */
   volatile sig_atomic_t *quit;
   const struct lwc *c;              /* for the count of marked blocks */
   struct lb_progress *progress;     /* where the data path stands */
@@ -68,9 +71,10 @@ struct lb_sink {
   unsigned synced;                  /* pipelined syncs done, not reaped */
 
   /* Buffers. */
-  uint8_t *buf, *zbuf, *rbuf, *hashes;
-  size_t rcap, zcap;
-  void *cctx;
+  uint8_t *buf, *rbuf, *hashes;
+  size_t rcap;
+  struct lb_compress z;
+  struct lb_rate rate;
 
   /* Counters, read by the status thread. */
   _Atomic uint64_t bytes_sent, bytes_scanned, bytes_same;

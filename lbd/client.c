@@ -76,6 +76,8 @@ client_line_changes (const struct client *cl, const struct client_line *ln,
     client_note (out, len, "listen");
   if (a->encrypt != b->encrypt)
     client_note (out, len, "encrypt");
+  if (a->max_rate != b->max_rate)
+    client_note (out, len, "max-rate");
   return out;
 }
 

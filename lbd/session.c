@@ -18,6 +18,7 @@
 #include "image.h"
 #include "lb_array.h"
 #include "lb_log.h"
+#include "lb_rate.h"
 #include "lb_time.h"
 #include "lb_wire.h"
 #include "metrics.h"
@@ -66,6 +67,7 @@ struct session {
   unsigned grp_n;
   uint64_t grp_since_ms;
   uint64_t input_ms;            /* when the last message came */
+  struct lb_rate rate;          /* the client line's max-rate= */
 };
 
 /* Map the identity the peer presented to a client on listener L
@@ -510,6 +512,25 @@ session_await (struct session *s, int timeout_ms)
   }
 }
 
+/* Read no faster than the client line's max-rate=: after a message of
+ * BYTES, wait until the link it is allowed would have carried it, in
+ * slices of at most 50 ms so that a stop request is seen.  TCP carries
+ * the wait back to lb, which falls behind; its filter degrades rather
+ * than let a disk write wait.
+ */
+static void
+session_pace (struct session *s, uint64_t bytes)
+{
+  uint64_t ns = lb_rate_take (&s->rate, bytes, lb_now_ns ());
+
+  while (ns > 0 && !connset_conn_stopping (s->c)) {
+    uint64_t n = ns < 50000000 ? ns : 50000000;
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) n };
+    nanosleep (&ts, NULL);
+    ns -= n;
+  }
+}
+
 /* lbd ends the session: make the image durable and its state file say
  * where the image stands.  In live mode (the state says consistent and
  * no replay runs) the image holds every record applied so far, in
@@ -735,6 +756,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
              s->im.st.consistent ? "consistent" : "inconsistent");
   }
   session_publish (s, 0);
+  s->rate.rate = s->cl->conf->max_rate;
 
   for (;;) {
     aw = session_await (s, session_group_wait (s));
@@ -828,6 +850,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       if (step == SESSION_STEP_LOST)
         break;
     }
+    session_pace (s, LBP_HDR_SIZE + lbp_fixed_size (m.type) + m.payload_len);
     session_publish (s, m.payload_len);
   }
   session_log_end (s);

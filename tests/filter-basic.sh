@@ -34,7 +34,8 @@ h.flush()
 ' 
 check "writes succeed with no consumer" test $? = 0
 check "mode is degraded with no consumer" test "$(stat_of mode)" = degraded
-check "no consumer: blocks written are marked dirty (2 bits)" test "$(stat_of dirty)" = 2
+check "the default block is 4 KiB" test "$(stat_of block)" = 4096
+check "no consumer: blocks written are marked dirty (16 + 1 bits of 4 KiB)" test "$(stat_of dirty)" = 17
 check "no consumer: nothing queued" test "$(stat_of records)" = 0
 
 # --- a consumer arrives: full scan, then live ----------------------------

@@ -234,3 +234,37 @@ lbd_up () {
     LBD_PID=$!
     wait_for 10 test -S "$T/lbd.ctl" || { cat "$T/lbd.log"; bail "lbd did not start"; }
 }
+
+# --- wire bytes, counted outside lb and lbd ----------------------------
+# start_relay NAME TARGET_PORT [relay.py options]: a relay
+# (tests/relay.py) from a free port, set in $rport, to
+# 127.0.0.1:TARGET_PORT, counting the bytes it moves in $T/NAME.count;
+# wire_up NAME prints those lb sent, once no connection is open through
+# the relay (within 10 s).
+start_relay () {
+    local name=$1 tport=$2; shift 2
+    rport=$(free_port)
+    while [ "$rport" = "$tport" ]; do rport=$(free_port); done
+    /usr/bin/python3 "$top_srcdir/tests/relay.py" "$@" --count="$T/$name.count" \
+        "$rport" 127.0.0.1 "$tport" "$T/$name.relaypid" 2>>"$T/$name.log" &
+    cleanup "kill \$(cat $T/$name.relaypid 2>/dev/null) 2>/dev/null"
+    wait_for 10 test -s "$T/$name.count" || bail "relay $name did not start"
+}
+wire_idle () { [ "$(cut -d' ' -f3 "$T/$1.count")" = 0 ]; }
+wire_up () {
+    wait_for 10 wire_idle "$1" || bail "relay $1: a connection stays open"
+    cut -d' ' -f1 "$T/$1.count"
+}
+# wire_up_now NAME: the same with lb connected, once the count has not
+# moved for half a second (lb converged: only keepalives are left).
+wire_up_now () {
+    local a b
+    b=$(cut -d' ' -f1 "$T/$1.count")
+    for _ in $(seq 1 50); do
+        a=$b
+        sleep 0.5
+        b=$(cut -d' ' -f1 "$T/$1.count")
+        [ "$a" = "$b" ] && break
+    done
+    echo "$b"
+}

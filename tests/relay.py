@@ -1,11 +1,21 @@
 #!/usr/bin/python3
-# relay.py [--rate=BYTES_PER_SECOND] LISTEN_PORT TARGET_HOST TARGET_PORT [PIDFILE]
+# relay.py [--rate=BYTES_PER_SECOND] [--rcvbuf=BYTES] [--count=FILE]
+#          LISTEN_PORT TARGET_HOST TARGET_PORT [PIDFILE]
 #
 # A TCP relay for the tests: listens on 127.0.0.1:LISTEN_PORT and forwards
 # every connection to TARGET_HOST:TARGET_PORT, byte for byte, both ways.
 # PIDFILE is written once the port listens.  --rate limits each
 # connection's client to target direction (what lb sends) to about that
-# many bytes a second.  Python standard library only.
+# many bytes a second.  --rcvbuf sets the receive buffer of the sockets
+# toward the client (SO_RCVBUF), so that a limited relay holds little of
+# what lb sent, as a slow link's queue would, rather than the megabytes
+# loopback's autotuning allows: lb's own send queue then shows the link
+# is behind.  --count keeps FILE holding "UP DOWN OPEN": the
+# bytes relayed so far, all connections together, client to target (what
+# lb sent) and back, and the connections open; rewritten (atomically, by
+# rename) within 50 ms of a change, so that a test counts wire bytes
+# outside lb and lbd (once OPEN is 0, the others are final).  Python
+# standard library only.
 #
 # It stands for the network path, so it ends a connection as the path
 # would when one end's process dies: with a reset, at once.  When either
@@ -38,6 +48,10 @@ import threading
 import time
 
 rate = 0
+count_file = None
+rcvbuf = 0
+counted = [0, 0, 0]             # bytes client->target, back; connections open
+counted_lock = threading.Lock()
 CHUNK = 1 << 16
 RATE_CHUNK = 16384              # smaller reads keep a limited rate smooth
 FLUSH_SECONDS = 1.0             # how long an ended side's data may drain
@@ -76,6 +90,27 @@ def unsent(s):
         return 0
 
 
+def count(i, n):
+    """Add N to counted[I] (the writer thread saves it)."""
+    with counted_lock:
+        counted[i] += n
+
+
+def count_writer():
+    """Keep the count file current: every 50 ms, when the count moved."""
+    last = None
+    while True:
+        with counted_lock:
+            now = tuple(counted)
+        if now != last:
+            tmp = count_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d %d %d\n" % now)
+            os.rename(tmp, count_file)
+            last = now
+        time.sleep(0.05)
+
+
 class Link:
     """One relayed connection: client (lb's side) and upstream (lbd's)."""
 
@@ -97,6 +132,7 @@ class Link:
             abort(s)
 
     def run(self):
+        count(2, 1)
         try:
             self.loop()
         except OSError as e:
@@ -105,6 +141,7 @@ class Link:
                 log("connection: %s" % e)
         finally:
             self.cut()
+            count(2, -1)
 
     def move(self, i):
         """Move data from side i to the other side until either would
@@ -117,6 +154,7 @@ class Link:
                 except (BlockingIOError, InterruptedError):
                     return
                 self.pending[i] = self.pending[i][n:]
+                count(i, n)
                 continue
             if self.ended is not None:
                 return
@@ -184,19 +222,34 @@ def serve(client, target):
 
 
 def main():
-    global rate
-    if len(sys.argv) > 1 and sys.argv[1].startswith("--rate="):
-        rate = int(sys.argv.pop(1)[len("--rate="):])
+    global rate, count_file, rcvbuf
+    while len(sys.argv) > 1 and sys.argv[1].startswith("--"):
+        a = sys.argv.pop(1)
+        if a.startswith("--rate="):
+            rate = int(a[len("--rate="):])
+        elif a.startswith("--rcvbuf="):
+            rcvbuf = int(a[len("--rcvbuf="):])
+        elif a.startswith("--count="):
+            count_file = a[len("--count="):]
+        else:
+            sys.argv[1:] = []
+            break
     if len(sys.argv) not in (4, 5):
         sys.stderr.write("usage: relay.py [--rate=BYTES_PER_SECOND] "
-                         "LISTEN_PORT TARGET_HOST TARGET_PORT [PIDFILE]\n")
+                         "[--rcvbuf=BYTES] [--count=FILE] LISTEN_PORT "
+                         "TARGET_HOST "
+                         "TARGET_PORT [PIDFILE]\n")
         return 2
     port = int(sys.argv[1])
     target = (sys.argv[2], int(sys.argv[3]))
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     ls.bind(("127.0.0.1", port))
     ls.listen(16)
+    if count_file is not None:
+        threading.Thread(target=count_writer, daemon=True).start()
     if len(sys.argv) == 5:
         tmp = sys.argv[4] + ".tmp"
         with open(tmp, "w") as f:

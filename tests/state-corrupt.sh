@@ -61,8 +61,9 @@ check "superblock B flipped: logged" nbd_says "superblock copy B is invalid"
 case_ "map page bit of a dirty block flipped" continue \
     flip "$STATE" $((MAP_OFF + 24 + 160 / 8)) 1
 check "map page flipped: logged" nbd_says "map page 0 is invalid (bad checksum)"
+# 64 MiB of 4 KiB blocks: 16384 blocks, all in map page 0 (32576 bits).
 check "map page flipped: its blocks compared ($(stat_of start_hinted))" \
-    test "$(stat_of start_hinted)" = 1024
+    test "$(stat_of start_hinted)" = $(( (64 << 20) / $(stat_of block) ))
 
 case_ "both superblocks flipped" scan \
     eval 'flip "$STATE" 40 4; flip "$STATE" $((4096 + 40)) 4'

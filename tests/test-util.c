@@ -1,5 +1,5 @@
 /* Unit tests of the utility layer in common/: lb_bytes.h, lb_array,
- * lb_io, lb_time, lb_err.  Each helper replaced copies that had begun
+ * lb_io, lb_time, lb_err, lb_rate.  Each helper replaced copies that had begun
  * to disagree, so each promise in its header is checked here.
  */
 
@@ -16,6 +16,7 @@
 #include "lb_bytes.h"
 #include "lb_err.h"
 #include "lb_io.h"
+#include "lb_rate.h"
 #include "lb_time.h"
 #include "tap.h"
 
@@ -143,6 +144,49 @@ test_io (void)
 }
 
 static void
+test_rate (void)
+{
+  struct lb_rate r = { .rate = 2u << 20 };
+  const uint64_t s = UINT64_C(1000000000);
+  uint64_t v = 7, t, w, total = 0;
+
+#define RATE(str) lb_rate_parse (str, strlen (str), &v)
+  tap_ok (RATE ("2M") == 0 && v == 2u << 20, "2M is 2 MiB/s");
+  tap_ok (RATE ("500k/s") == 0 && v == 500u << 10, "500k/s");
+  tap_ok (RATE ("1G") == 0 && v == UINT64_C(1) << 30, "1G");
+  tap_ok (RATE ("1048576") == 0 && v == 1048576, "a plain number");
+  tap_ok (RATE ("0") == 0 && v == 0, "0: no limit");
+  tap_ok (RATE ("") == -1 && RATE ("M") == -1 && RATE ("2X") == -1
+          && RATE ("2M/") == -1 && RATE ("-1") == -1 && RATE ("2 M") == -1,
+          "not a rate: refused");
+  tap_ok (RATE ("99999999999999999999") == -1 && RATE ("17179869184G") == -1,
+          "an overflow is refused");
+  tap_ok (lb_rate_parse ("2M trailing", 2, &v) == 0 && v == 2u << 20,
+          "only LEN bytes are read");
+#undef RATE
+  /* 16 MiB at 2 MiB/s, each MiB waited for: 8 s in all, less the burst
+   * of LB_RATE_BURST_MS a fresh (idle) limit allows.
+   */
+  for (t = 10 * s, w = 0; total < (16u << 20); total += 1u << 20) {
+    w = lb_rate_take (&r, 1u << 20, t);
+    t += w;
+  }
+  tap_ok (t - 10 * s >= 7900 * (s / 1000) - s / 1000
+          && t - 10 * s <= 7900 * (s / 1000) + s / 1000,
+          "16 MiB at 2 MiB/s take 8 s less the 0.1 s burst of waits (%.3f s)",
+          (double) (t - 10 * s) / s);
+  /* After a long pause, a burst of 100 ms is allowed, no more. */
+  t += 60 * s;
+  w = lb_rate_take (&r, 100u << 10, t);
+  tap_ok (w == 0, "after a pause, 100 KiB go at once (within the burst)");
+  w = lb_rate_take (&r, 2u << 20, t);
+  tap_ok (w > s / 2 && w <= s, "then 2 MiB more wait about 0.9 s (%.3f)",
+          (double) w / s);
+  r.rate = 0;
+  tap_ok (lb_rate_take (&r, UINT64_MAX, t) == 0, "no limit: no wait");
+}
+
+static void
 test_time (void)
 {
   char b[LB_TIME_LEN];
@@ -188,6 +232,7 @@ main (void)
   test_array ();
   test_io ();
   test_time ();
+  test_rate ();
   test_err ();
   return tap_done ();
 }
