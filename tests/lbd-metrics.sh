@@ -69,13 +69,7 @@ cleanup "kill $READER"
 # lb sends through a relay limited to 8 MB/s, so that the scan (96 MiB
 # to send into an empty image) lasts about 12 s on any machine, however
 # fast: long enough to be seen in the file and in lbd --status.
-rport=$(free_port)
-while [ "$rport" = "$port" ]; do rport=$(free_port); done
-/usr/bin/python3 "$top_srcdir/tests/relay.py" --rate=8000000 "$rport" 127.0.0.1 "$port" \
-    "$T/relay.pid" 2>>"$T/relay.log" &
-RELAY=$!
-cleanup "kill $RELAY"
-wait_for 10 test -s "$T/relay.pid" || { cat "$T/relay.log"; bail "relay did not start"; }
+start_relay relay "$port" --rate=8000000
 start_lb lb "$T" "$T/disk" "$rport" "$T/key"
 # Once lb said how it starts (its first SYNC), the backlog is known.
 scanning () { [ "$(metric client_phase scanning)" = 1 ] && [ "$(metric client_out_of_sync_bytes)" != NaN ]; }
