@@ -163,7 +163,8 @@ for what in n1:nbdkit lb1:lb lbd:lbd; do
     p=${PID[${what%%:*}]}
     cpu=$(awk -v t="$(( $(cpu_ticks "$p") - c0[$p] ))" -v hz="$CLK_TCK" -v s="$secs" 'BEGIN {printf "%.4f", t / hz / s}')
     wk=$(awk -v w="$(( $(wakeups "$p") - w0[$p] ))" -v s="$secs" 'BEGIN {printf "%.1f", w / s}')
-    echo "| ${what#*:} (one of $N) | $cpu | $wk | $(( $(rss_kb "$p") / 1024 )) MiB |"
+    label="${what#*:} (one of $N)"; [ "$what" = lbd:lbd ] && label="lbd (serving all $N)"
+    echo "| $label | $cpu | $wk | $(( $(rss_kb "$p") / 1024 )) MiB |"
 done
 lbmax=0
 for i in $(seq 1 "$N"); do r=$(rss_kb "${PID[lb$i]}"); [ "$r" -gt "$lbmax" ] && lbmax=$r; done
