@@ -77,10 +77,7 @@ cleanup () {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port () { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for () { local n=$(( $1 * 20 )); shift; until "$@" >/dev/null 2>&1; do n=$((n-1)); [ $n -le 0 ] && return 1; sleep 0.05; done; }
-now () { date +%s.%N; }
-median () { sort -g | awk '{ a[NR] = $1 } END { printf "%.3f\n", NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2 }'; }
+. "$script_dir/bench-lib.sh"     # free_port, wait_for, now, median
 spread () { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 stat_of () { "$MIRROR" --stat --dir="$1" 1 | sed -n "s/^$2=//p"; }
 state_of () { sed -n "s/^$2=//p" "$1.state" 2>/dev/null; }

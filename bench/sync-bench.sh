@@ -28,7 +28,9 @@
 # once when it leaves live mode, lb/sink.c lb_sink_phase).  Also the
 # filter's degrades during the run (its channel header).
 # Reported: transactions (or fsyncs) per second, medians and spread;
-# B/A and C/A (target >= 0.9); the live fraction (target >= 95 %).
+# B/A and C/A, of the medians and paired within each rep (target
+# >= 0.9); the live fraction (target >= 95 %); lbd's commits per second
+# and SYNCs per commit (lbd -v logs each commit).
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS    writer seconds per run [10]
@@ -182,7 +184,6 @@ print("%.1f" % (100.0 * live / max(n, 1)))' "$RUN/srv/c/disk.img.state" "$RUN/st
     stop_all
 }
 
-median () { sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2); else print "-"}'; }
 range () { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo ".." hi}'; }
 
 echo "sync-bench: $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -205,15 +206,19 @@ for rep in $(seq 1 "$REPS"); do
     done
 done
 echo
-echo "| workload | config | rate/s median (range) | ratio to A | live % median (range) | degrades (sum) | lbd commits/s | SYNCs per commit |"
-echo "|---|---|---|---|---|---|---|---|"
+# Ratios: of the medians, and the median of the ratios within each rep
+# (a rep's runs are close in time, so they share the machine's load).
+echo "| workload | config | rate/s median (range) | ratio of medians to A | paired ratio to A, median (range) | live % median (range) | degrades (sum) | lbd commits/s | SYNCs per commit |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for w in $WORKLOADS; do
     a=$(printf '%s' "${R[$w.A]}" | cut -d' ' -f1 | median)
     for cfg in $CONFIGS; do
         col () { printf '%s' "${R[$w.$cfg]}" | cut -d' ' -f"$1"; }
         m=$(col 1 | median)
         ratio=$(awk -v x="$m" -v y="$a" 'BEGIN {printf "%.2f", x / y}')
+        paired=$(paste -d' ' <(col 1) <(printf '%s' "${R[$w.A]}" | cut -d' ' -f1) |
+                 awk '{printf "%.3f\n", $1 / $2}')
         if [ "$cfg" = A ]; then lv="-"; else lv="$(col 2 | median) ($(col 2 | range))"; fi
-        echo "| $w | $cfg | $m ($(col 1 | range)) | $ratio | $lv | $(col 3 | awk '{s += $1} END {print s}') | $(col 5 | median) | $(col 6 | median) |"
+        echo "| $w | $cfg | $m ($(col 1 | range)) | $ratio | $(median <<<"$paired") ($(range <<<"$paired")) | $lv | $(col 3 | awk '{s += $1} END {print s}') | $(col 5 | median) | $(col 6 | median) |"
     done
 done

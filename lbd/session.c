@@ -15,6 +15,7 @@
 
 #include "bind.h"
 #include "connset.h"
+#include "group.h"
 #include "image.h"
 #include "lb_array.h"
 #include "lb_log.h"
@@ -27,13 +28,6 @@
 
 /* How long a session that said goodbye waits for lb to close. */
 #define SESSION_DRAIN_MS 2000
-/* Group commit (session_sync): a live SYNC waits at most GROUP_MS, or
- * for GROUP_MAX others, or until lb sent nothing for GROUP_IDLE_MS,
- * before one commit covers them all.
- */
-#define SESSION_GROUP_MS      50
-#define SESSION_GROUP_IDLE_MS 5
-#define SESSION_GROUP_MAX     256
 
 struct session {
   struct listener *l;
@@ -59,14 +53,7 @@ struct session {
   uint64_t scanned;
   uint32_t backlog;
   uint64_t backlog_swept;
-  /* Live SYNCs applied but not yet durable (session_sync): the state
-   * the newest asks for, their ids in order, when the oldest came.
-   */
-  struct image_state grp_st;
-  uint64_t grp_id[SESSION_GROUP_MAX];
-  unsigned grp_n;
-  uint64_t grp_since_ms;
-  uint64_t input_ms;            /* when the last message came */
+  struct group grp;             /* live SYNCs applied, not yet durable */
   struct lb_rate rate;          /* the client line's max-rate= */
 };
 
@@ -373,76 +360,40 @@ session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
                                  (size_t) count * LBP_HASH_SIZE));
 }
 
-/* Group commit.  lb does not wait for a SYNC's answer before it sends
- * what follows (lb/sink.c), so while one commit runs the next SYNCs
- * queue up behind it.  A live SYNC that continues a live image (its
- * state differs from the durable one only in seq and time) joins the
- * group; the group is committed — one fdatasync, one state file, the
- * newest SYNC's state — once its oldest waited SESSION_GROUP_MS, or lb
- * sent nothing for SESSION_GROUP_IDLE_MS (the writer paused, or lb
- * waits for the answer: an lb that does not pipeline loses only that),
- * or it holds SESSION_GROUP_MAX, and before anything that must come
- * after it (another kind of SYNC, a BLOCK, a HASH_REQ's answer, the
- * end).  Then each SYNC is answered, in order, with the seq made
- * durable.  Waiting is cheap: the writer does not wait for lbd (the
- * filter answers its FLUSH itself), so a later answer costs only ring
- * space, while every commit costs three fsyncs (doc/protocol.md, section
- * 5).
- * Records after the newest SYNC may be in the image already: the state
- * file names only what a commit covered, as without groups (see
- * "Replays" above).
+/* Commit the group (group.h), then answer each of its SYNCs, in order,
+ * with the seq made durable.  Records after its newest SYNC may be in
+ * the image already: the state file names only what the commit covered,
+ * as without groups (see "Replays" above).
  */
 static enum session_step
 session_group_commit (struct session *s)
 {
-  unsigned i, n = s->grp_n;
+  unsigned i, n = s->grp.n;
 
   if (n == 0)
     return SESSION_STEP_DONE;
-  s->grp_n = 0;
-  if (session_commit (s, &s->grp_st) == -1)
+  s->grp.n = 0;
+  if (session_commit (s, &s->grp.st) == -1)
     return SESSION_STEP_IO;
   lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
             " (%s; %u SYNC%s in one commit)", s->cl->conf->name,
-            s->grp_st.seq, s->grp_st.gen, lbp_phase_name (s->grp_st.phase),
+            s->grp.st.seq, s->grp.st.gen, lbp_phase_name (s->grp.st.phase),
             n, n == 1 ? "" : "s");
   for (i = 0; i < n; i++) {
-    struct lbp_msg a = { .type = LBP_SYNCED, .id = s->grp_id[i],
-                         .seq = s->grp_st.seq };
+    struct lbp_msg a = { .type = LBP_SYNCED, .id = s->grp.id[i],
+                         .seq = s->grp.st.seq };
     if (lbw_send (s->conn, &a, NULL, 0) == -1)
       return SESSION_STEP_LOST;
   }
   return SESSION_STEP_DONE;
 }
 
-/* How long the group may still wait for more SYNCs: 0 if it is due
- * (see above), -1 if there is none.
- */
-static int
-session_group_wait (struct session *s)
-{
-  uint64_t now = lb_now_ms (), waited, idle;
-
-  if (s->grp_n == 0)
-    return -1;
-  waited = now - s->grp_since_ms;
-  idle = now - s->input_ms;
-  if (s->grp_n >= SESSION_GROUP_MAX || waited >= SESSION_GROUP_MS
-      || idle >= SESSION_GROUP_IDLE_MS)
-    return 0;
-  return SESSION_GROUP_MS - waited < SESSION_GROUP_IDLE_MS - idle
-         ? SESSION_GROUP_MS - waited : SESSION_GROUP_IDLE_MS - idle;
-}
-
 static enum session_step
 session_sync (struct session *s, const struct lbp_msg *m)
 {
   const char *name = s->cl->conf->name;
-  bool join = m->phase == LBP_PHASE_LIVE && s->im.st.consistent
-              && s->im.st.phase == LBP_PHASE_LIVE
-              && s->im.st.epoch == s->epoch && m->gen == s->im.st.gen
-              && m->swept == s->im.st.swept;
-  struct image_state st = join && s->grp_n > 0 ? s->grp_st : s->im.st;
+  bool join = group_joins (&s->im.st, s->epoch, m);
+  struct image_state st = join && s->grp.n > 0 ? s->grp.st : s->im.st;
   enum session_step step;
 
   s->backlog = m->backlog;
@@ -458,10 +409,7 @@ session_sync (struct session *s, const struct lbp_msg *m)
   if (st.consistent)
     st.last_consistent = time (NULL);
   if (join) {
-    if (s->grp_n == 0)
-      s->grp_since_ms = lb_now_ms ();
-    s->grp_st = st;
-    s->grp_id[s->grp_n++] = m->id;
+    group_add (&s->grp, &st, m->id);
     return SESSION_STEP_DONE;
   }
   step = session_group_commit (s);
@@ -759,7 +707,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
   s->rate.rate = s->cl->conf->max_rate;
 
   for (;;) {
-    aw = session_await (s, session_group_wait (s));
+    aw = session_await (s, group_wait (&s->grp));
     if (aw == SESSION_AWAIT_ASKED) {
       if (session_group_commit (s) == SESSION_STEP_IO)
         goto io;
@@ -775,7 +723,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       continue;
     }
     r = lbw_recv (s->conn, &m, &s->buf, &s->cap, -1, &why);
-    s->input_ms = lb_now_ms ();
+    s->grp.input_ms = lb_now_ms ();
     /* Gone: what the group asked for is in the image; make it durable
      * (its answers cannot reach lb any more).
      */
@@ -843,7 +791,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       goto protocol;
     if (step == SESSION_STEP_LOST)
       break;
-    if (session_group_wait (s) == 0) {
+    if (group_wait (&s->grp) == 0) {
       step = session_group_commit (s);
       if (step == SESSION_STEP_IO)
         goto io;

@@ -11,7 +11,6 @@
 #    loop device: every file's checksum equals the original's;
 #  - qemu-img converts it too.
 . "${top_srcdir:-.}/tests/functions.sh"
-. "${top_srcdir:-.}/tests/fs-functions.sh"    # loop_unmount
 requires nbdkit; requires nbdfuse; requires nbdcopy; requires nbdinfo
 requires mkfs.ext4; requires e2fsck; requires fusermount; requires_root
 [ -c /dev/fuse ] || skip "no /dev/fuse"
