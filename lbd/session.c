@@ -25,37 +25,11 @@
 #include "metrics.h"
 #include "running.h"
 #include "session.h"
+#include "session_impl.h"
 
 /* How long a session that said goodbye waits for lb to close. */
 #define SESSION_DRAIN_MS 2000
 
-struct session {
-  struct listener *l;
-  struct connset_conn *c;       /* in session_set */
-  struct client *cl;
-  struct lb_conn *conn;
-  int fd;                       /* until CONN has it */
-  char peer[64];
-  struct image im;
-  bool have_image;
-  uint64_t epoch;               /* from HELLO */
-  uint64_t replay_until;        /* records up to this seq may be replays */
-  bool replaying;               /* a replay runs: the image is mixed */
-  uint8_t *buf;                 /* message bodies */
-  size_t cap;
-  uint8_t *data;                /* decompressed payloads, hash scratch */
-  size_t data_cap;
-  uint8_t *hashes;              /* LBP_MAX_HASHES * LBP_HASH_SIZE */
-  ZSTD_DCtx *dctx;
-  /* For status (session_publish): how far this session's scan has
-   * compared, and lb's backlog at its last SYNC (lbp_backlog_encode).
-   */
-  uint64_t scanned;
-  uint32_t backlog;
-  uint64_t backlog_swept;
-  struct group grp;             /* live SYNCs applied, not yet durable */
-  struct lb_rate rate;          /* the client line's max-rate= */
-};
 
 /* Map the identity the peer presented to a client on listener L
  * (running_on_listener); running_lock is held (connset_lookup).
@@ -197,231 +171,6 @@ session_publish (struct session *s, uint64_t bytes)
     metrics_changed ();
 }
 
-/* Store ST durably.  When the image stops being consistent, its last
- * consistent state is kept for restores first (a snapshot, before
- * anything changes it); when it becomes consistent again, that snapshot
- * is let go once the state is durable.  (Both are no-ops when the
- * snapshots already agree.)
- */
-static int
-session_commit (struct session *s, const struct image_state *st)
-{
-  if (!st->consistent) {
-    snapset_set_consistent (s->im.snaps, false, s->im.fd);
-    /* A scan or catch-up: it ends consistent by itself. */
-    s->replay_until = 0;
-    s->replaying = false;
-  }
-  if (image_commit (&s->im, st) == -1)
-    return -1;
-  if (st->consistent && !s->replaying)
-    snapset_set_consistent (s->im.snaps, true, s->im.fd);
-  return 0;
-}
-
-/* Replays.  lbd applies records before they are durable; a session that
- * ends before its sync point leaves the image holding records beyond
- * the seq its state file names, and the next session (same epoch) gets
- * them again from there.  While those are applied a second time the
- * image holds older versions of some blocks beside newer ones: not one
- * moment.  The state file does not say so (it names what is durable),
- * but restores must not read that: the image counts as inconsistent for
- * them from the first such record until the newest one applied before
- * (SEQ is the record about to be applied, or just applied).
- */
-static void
-session_replay_begin (struct session *s, uint64_t seq)
-{
-  if (s->replay_until == 0 || seq > s->replay_until || s->replaying)
-    return;
-  s->replaying = true;
-  lb_info ("client %s: records up to seq %" PRIu64 " come again (the image "
-           "already holds them); restores read the state from before until "
-           "they are through", s->cl->conf->name, s->replay_until);
-  snapset_set_consistent (s->im.snaps, false, s->im.fd);
-}
-
-static void
-session_replay_end (struct session *s, uint64_t seq)
-{
-  struct client *cl = s->cl;
-
-  if (cl->applied_epoch != s->epoch || seq > cl->applied_seq) {
-    pthread_mutex_lock (&cl->lock);     /* for status */
-    cl->applied_epoch = s->epoch;
-    cl->applied_seq = seq;
-    pthread_mutex_unlock (&cl->lock);
-  }
-  if (s->replay_until == 0 || seq < s->replay_until)
-    return;
-  s->replay_until = 0;
-  if (s->replaying) {
-    s->replaying = false;
-    lb_info ("client %s: the records that came again are through (seq %"
-             PRIu64 ")", cl->conf->name, seq);
-    if (s->im.st.consistent)
-      snapset_set_consistent (s->im.snaps, true, s->im.fd);
-  }
-}
-
-/* The image is about to stop being consistent: say so durably first, so
- * that the state file never claims a mixed image is consistent.
- */
-static int
-session_mark_inconsistent (struct session *s)
-{
-  struct image_state st = s->im.st;
-
-  if (!st.consistent)
-    return 0;
-  st.consistent = false;
-  st.phase = LBP_PHASE_CATCHING_UP;
-  return session_commit (s, &st);
-}
-
-/* How one message from lb was handled. */
-enum session_step {
-  SESSION_STEP_DONE,            /* applied, and answered if it asks */
-  SESSION_STEP_IO,              /* the image failed (errno) */
-  SESSION_STEP_PROTOCOL,        /* the peer broke a rule (*WHY) */
-  SESSION_STEP_LOST,            /* the answer could not be sent */
-};
-
-/* The step after an image call that returned R (0 or -1, errno). */
-static enum session_step
-session_io (int r)
-{
-  return r == -1 ? SESSION_STEP_IO : SESSION_STEP_DONE;
-}
-
-/* The step after sending an answer that returned R (0 or -1). */
-static enum session_step
-session_sent (int r)
-{
-  return r == -1 ? SESSION_STEP_LOST : SESSION_STEP_DONE;
-}
-
-/* Apply a WRITE or BLOCK. */
-static enum session_step
-session_apply_data (struct session *s, const struct lbp_msg *m,
-                    const char **why)
-{
-  const void *data = m->payload;
-
-  if (!image_range_ok (&s->im, m->offset, m->length)) {
-    *why = "write outside the image";
-    return SESSION_STEP_PROTOCOL;
-  }
-  switch (m->enc) {
-  case LBP_ENC_ZERO:
-    return session_io (image_zero (&s->im, m->offset, m->length));
-  case LBP_ENC_ZSTD: {
-    size_t r;
-    if (s->dctx == NULL && (s->dctx = ZSTD_createDCtx ()) == NULL)
-      return SESSION_STEP_IO;
-    if (lb_array_grow (&s->data, &s->data_cap, m->length, 1) == -1)
-      return SESSION_STEP_IO;
-    r = ZSTD_decompressDCtx (s->dctx, s->data, m->length, m->payload,
-                             m->payload_len);
-    if (ZSTD_isError (r) || r != m->length) {
-      *why = "bad compressed payload";
-      return SESSION_STEP_PROTOCOL;
-    }
-    data = s->data;
-    break;
-  }
-  default:
-    break;
-  }
-  return session_io (image_write (&s->im, m->offset, data, m->length));
-}
-
-static enum session_step
-session_hashes (struct session *s, const struct lbp_msg *m, const char **why)
-{
-  struct lbp_msg r = { .type = LBP_HASHES, .id = m->id,
-                       .offset = m->offset, .hash_block = m->hash_block };
-  uint32_t count = 0;
-
-  if (m->offset > s->im.size) {
-    *why = "hash request outside the image";
-    return SESSION_STEP_PROTOCOL;
-  }
-  if (s->hashes == NULL
-      && (s->hashes = malloc (LBP_MAX_HASHES * LBP_HASH_SIZE)) == NULL)
-    return SESSION_STEP_IO;
-  if (lb_array_grow (&s->data, &s->data_cap, m->hash_block, 1) == -1)
-    return SESSION_STEP_IO;
-  if (image_hash (&s->im, m->offset, m->length, m->hash_block, s->data,
-                  s->hashes, &count) == -1)
-    return SESSION_STEP_IO;
-  r.count = count;
-  return session_sent (lbw_send (s->conn, &r, s->hashes,
-                                 (size_t) count * LBP_HASH_SIZE));
-}
-
-/* Commit the group (group.h), then answer each of its SYNCs, in order,
- * with the seq made durable.  Records after its newest SYNC may be in
- * the image already: the state file names only what the commit covered,
- * as without groups (see "Replays" above).
- */
-static enum session_step
-session_group_commit (struct session *s)
-{
-  unsigned i, n = s->grp.n;
-
-  if (n == 0)
-    return SESSION_STEP_DONE;
-  s->grp.n = 0;
-  if (session_commit (s, &s->grp.st) == -1)
-    return SESSION_STEP_IO;
-  lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
-            " (%s; %u SYNC%s in one commit)", s->cl->conf->name,
-            s->grp.st.seq, s->grp.st.gen, lbp_phase_name (s->grp.st.phase),
-            n, n == 1 ? "" : "s");
-  for (i = 0; i < n; i++) {
-    struct lbp_msg a = { .type = LBP_SYNCED, .id = s->grp.id[i],
-                         .seq = s->grp.st.seq };
-    if (lbw_send (s->conn, &a, NULL, 0) == -1)
-      return SESSION_STEP_LOST;
-  }
-  return SESSION_STEP_DONE;
-}
-
-static enum session_step
-session_sync (struct session *s, const struct lbp_msg *m)
-{
-  const char *name = s->cl->conf->name;
-  bool join = group_joins (&s->im.st, s->epoch, m);
-  struct image_state st = join && s->grp.n > 0 ? s->grp.st : s->im.st;
-  enum session_step step;
-
-  s->backlog = m->backlog;
-  s->backlog_swept = m->swept;
-  if (m->phase == LBP_PHASE_SCANNING && m->swept > s->scanned)
-    s->scanned = m->swept;
-  st.epoch = s->epoch;
-  st.seq = m->seq;
-  st.gen = m->gen;
-  st.swept = m->swept;
-  st.phase = m->phase;
-  st.consistent = m->phase == LBP_PHASE_LIVE;
-  if (st.consistent)
-    st.last_consistent = time (NULL);
-  if (join) {
-    group_add (&s->grp, &st, m->id);
-    return SESSION_STEP_DONE;
-  }
-  step = session_group_commit (s);
-  if (step != SESSION_STEP_DONE)
-    return step;
-  if (session_commit (s, &st) == -1)
-    return SESSION_STEP_IO;
-  lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
-            " (%s)", name, m->seq, m->gen, lbp_phase_name (m->phase));
-  struct lbp_msg a = { .type = LBP_SYNCED, .id = m->id, .seq = m->seq };
-  return session_sent (lbw_send (s->conn, &a, NULL, 0));
-}
 
 /* What waiting for lb's next message came to. */
 enum session_await {
@@ -502,7 +251,7 @@ session_settle (struct session *s)
     st.seq = cl->applied_seq;
     st.last_consistent = time (NULL);
   }
-  return session_commit (s, &st);
+  return apply_commit (s, &st);
 }
 
 /* lbd ends the session (session_end): the image settled if it was
@@ -598,7 +347,7 @@ session_bind (struct session *s, const struct lbp_msg *m)
   case BIND_FIRST:
   case BIND_REBIND:
     st = bind_state (&s->im, v, m->partition);
-    if (session_commit (s, &st) == -1) {
+    if (apply_commit (s, &st) == -1) {
       lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
       lbw_send_error (s->conn, LBP_ERR_IO,
                       "server cannot update the image state");
@@ -668,7 +417,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
 
   if (session_bind (s, &m) == -1)
     return;
-  if (m.dev_size != s->im.size && session_mark_inconsistent (s) == -1) {
+  if (m.dev_size != s->im.size && apply_mark_inconsistent (s) == -1) {
     lb_err ("client %s: %s: %s", name, s->im.state_path, strerror (errno));
     lbw_send_error (s->conn, LBP_ERR_IO, "server cannot update the image state");
     return;
@@ -709,13 +458,13 @@ session_serve (struct session *s, const struct lbp_msg *hello)
   for (;;) {
     aw = session_await (s, group_wait (&s->grp));
     if (aw == SESSION_AWAIT_ASKED) {
-      if (session_group_commit (s) == SESSION_STEP_IO)
+      if (apply_group_commit (s) == SESSION_STEP_IO)
         goto io;
       session_goodbye (s, true);
       return;
     }
     if (aw == SESSION_AWAIT_TIMEOUT) {
-      step = session_group_commit (s);
+      step = apply_group_commit (s);
       if (step == SESSION_STEP_IO)
         goto io;
       if (step == SESSION_STEP_LOST)
@@ -728,7 +477,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
      * (its answers cannot reach lb any more).
      */
     if (r == LBW_RECV_END || r == LBW_RECV_BROKEN)
-      if (session_group_commit (s) == SESSION_STEP_IO)
+      if (apply_group_commit (s) == SESSION_STEP_IO)
         goto io;
     if (r == LBW_RECV_END
         || (r == LBW_RECV_BROKEN && connset_conn_stopping (s->c)))
@@ -743,7 +492,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
      * inconsistent: the group is committed before either.
      */
     if ((m.type == LBP_BLOCK || m.type == LBP_HASH_REQ || m.type == LBP_BYE)
-        && (step = session_group_commit (s)) != SESSION_STEP_DONE) {
+        && (step = apply_group_commit (s)) != SESSION_STEP_DONE) {
       if (step == SESSION_STEP_IO)
         goto io;
       break;
@@ -751,29 +500,29 @@ session_serve (struct session *s, const struct lbp_msg *hello)
     switch (m.type) {
     case LBP_WRITE:
     case LBP_BLOCK:
-      if (m.type == LBP_BLOCK && session_mark_inconsistent (s) == -1)
+      if (m.type == LBP_BLOCK && apply_mark_inconsistent (s) == -1)
         goto io;
       if (m.type == LBP_WRITE)
-        session_replay_begin (s, m.seq);
-      step = session_apply_data (s, &m, &why);
+        apply_replay_begin (s, m.seq);
+      step = apply_data (s, &m, &why);
       if (step == SESSION_STEP_DONE && m.type == LBP_WRITE)
-        session_replay_end (s, m.seq);
+        apply_replay_end (s, m.seq);
       break;
     case LBP_ZERO:
       if (!image_range_ok (&s->im, m.offset, m.length)) {
         why = "zero outside the image";
         goto protocol;
       }
-      session_replay_begin (s, m.seq);
-      step = session_io (image_zero (&s->im, m.offset, m.length));
+      apply_replay_begin (s, m.seq);
+      step = apply_io (image_zero (&s->im, m.offset, m.length));
       if (step == SESSION_STEP_DONE)
-        session_replay_end (s, m.seq);
+        apply_replay_end (s, m.seq);
       break;
     case LBP_SYNC:
-      step = session_sync (s, &m);
+      step = apply_sync (s, &m);
       break;
     case LBP_HASH_REQ:
-      step = session_hashes (s, &m, &why);
+      step = apply_hashes (s, &m, &why);
       if (step == SESSION_STEP_DONE && m.offset + m.length > s->scanned)
         s->scanned = m.offset + m.length < s->im.size
                      ? m.offset + m.length : s->im.size;
@@ -792,7 +541,7 @@ session_serve (struct session *s, const struct lbp_msg *hello)
     if (step == SESSION_STEP_LOST)
       break;
     if (group_wait (&s->grp) == 0) {
-      step = session_group_commit (s);
+      step = apply_group_commit (s);
       if (step == SESSION_STEP_IO)
         goto io;
       if (step == SESSION_STEP_LOST)

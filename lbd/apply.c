@@ -1,0 +1,239 @@
+/* lbd: what lb's messages do to a session's image: records and blocks
+ * applied, hashes answered, syncs made durable (alone, or in a group),
+ * and the image state that says how far it is.  See session_impl.h.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "lb_array.h"
+#include "lb_log.h"
+#include "lb_time.h"
+#include "lb_wire.h"
+#include "session_impl.h"
+
+/* Store ST durably.  When the image stops being consistent, its last
+ * consistent state is kept for restores first (a snapshot, before
+ * anything changes it); when it becomes consistent again, that snapshot
+ * is let go once the state is durable.  (Both are no-ops when the
+ * snapshots already agree.)
+ */
+int
+apply_commit (struct session *s, const struct image_state *st)
+{
+  if (!st->consistent) {
+    snapset_set_consistent (s->im.snaps, false, s->im.fd);
+    /* A scan or catch-up: it ends consistent by itself. */
+    s->replay_until = 0;
+    s->replaying = false;
+  }
+  if (image_commit (&s->im, st) == -1)
+    return -1;
+  if (st->consistent && !s->replaying)
+    snapset_set_consistent (s->im.snaps, true, s->im.fd);
+  return 0;
+}
+
+/* Replays.  lbd applies records before they are durable; a session that
+ * ends before its sync point leaves the image holding records beyond
+ * the seq its state file names, and the next session (same epoch) gets
+ * them again from there.  While those are applied a second time the
+ * image holds older versions of some blocks beside newer ones: not one
+ * moment.  The state file does not say so (it names what is durable),
+ * but restores must not read that: the image counts as inconsistent for
+ * them from the first such record until the newest one applied before
+ * (SEQ is the record about to be applied, or just applied).
+ */
+void
+apply_replay_begin (struct session *s, uint64_t seq)
+{
+  if (s->replay_until == 0 || seq > s->replay_until || s->replaying)
+    return;
+  s->replaying = true;
+  lb_info ("client %s: records up to seq %" PRIu64 " come again (the image "
+           "already holds them); restores read the state from before until "
+           "they are through", s->cl->conf->name, s->replay_until);
+  snapset_set_consistent (s->im.snaps, false, s->im.fd);
+}
+
+void
+apply_replay_end (struct session *s, uint64_t seq)
+{
+  struct client *cl = s->cl;
+
+  if (cl->applied_epoch != s->epoch || seq > cl->applied_seq) {
+    pthread_mutex_lock (&cl->lock);     /* for status */
+    cl->applied_epoch = s->epoch;
+    cl->applied_seq = seq;
+    pthread_mutex_unlock (&cl->lock);
+  }
+  if (s->replay_until == 0 || seq < s->replay_until)
+    return;
+  s->replay_until = 0;
+  if (s->replaying) {
+    s->replaying = false;
+    lb_info ("client %s: the records that came again are through (seq %"
+             PRIu64 ")", cl->conf->name, seq);
+    if (s->im.st.consistent)
+      snapset_set_consistent (s->im.snaps, true, s->im.fd);
+  }
+}
+
+/* The image is about to stop being consistent: say so durably first, so
+ * that the state file never claims a mixed image is consistent.
+ */
+int
+apply_mark_inconsistent (struct session *s)
+{
+  struct image_state st = s->im.st;
+
+  if (!st.consistent)
+    return 0;
+  st.consistent = false;
+  st.phase = LBP_PHASE_CATCHING_UP;
+  return apply_commit (s, &st);
+}
+
+
+/* The step after an image call that returned R (0 or -1, errno). */
+enum session_step
+apply_io (int r)
+{
+  return r == -1 ? SESSION_STEP_IO : SESSION_STEP_DONE;
+}
+
+/* The step after sending an answer that returned R (0 or -1). */
+static enum session_step
+apply_sent (int r)
+{
+  return r == -1 ? SESSION_STEP_LOST : SESSION_STEP_DONE;
+}
+
+/* Apply a WRITE or BLOCK. */
+enum session_step
+apply_data (struct session *s, const struct lbp_msg *m,
+                    const char **why)
+{
+  const void *data = m->payload;
+
+  if (!image_range_ok (&s->im, m->offset, m->length)) {
+    *why = "write outside the image";
+    return SESSION_STEP_PROTOCOL;
+  }
+  switch (m->enc) {
+  case LBP_ENC_ZERO:
+    return apply_io (image_zero (&s->im, m->offset, m->length));
+  case LBP_ENC_ZSTD: {
+    size_t r;
+    if (s->dctx == NULL && (s->dctx = ZSTD_createDCtx ()) == NULL)
+      return SESSION_STEP_IO;
+    if (lb_array_grow (&s->data, &s->data_cap, m->length, 1) == -1)
+      return SESSION_STEP_IO;
+    r = ZSTD_decompressDCtx (s->dctx, s->data, m->length, m->payload,
+                             m->payload_len);
+    if (ZSTD_isError (r) || r != m->length) {
+      *why = "bad compressed payload";
+      return SESSION_STEP_PROTOCOL;
+    }
+    data = s->data;
+    break;
+  }
+  default:
+    break;
+  }
+  return apply_io (image_write (&s->im, m->offset, data, m->length));
+}
+
+enum session_step
+apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
+{
+  struct lbp_msg r = { .type = LBP_HASHES, .id = m->id,
+                       .offset = m->offset, .hash_block = m->hash_block };
+  uint32_t count = 0;
+
+  if (m->offset > s->im.size) {
+    *why = "hash request outside the image";
+    return SESSION_STEP_PROTOCOL;
+  }
+  if (s->hashes == NULL
+      && (s->hashes = malloc (LBP_MAX_HASHES * LBP_HASH_SIZE)) == NULL)
+    return SESSION_STEP_IO;
+  if (lb_array_grow (&s->data, &s->data_cap, m->hash_block, 1) == -1)
+    return SESSION_STEP_IO;
+  if (image_hash (&s->im, m->offset, m->length, m->hash_block, s->data,
+                  s->hashes, &count) == -1)
+    return SESSION_STEP_IO;
+  r.count = count;
+  return apply_sent (lbw_send (s->conn, &r, s->hashes,
+                                 (size_t) count * LBP_HASH_SIZE));
+}
+
+/* Commit the group (group.h), then answer each of its SYNCs, in order,
+ * with the seq made durable.  Records after its newest SYNC may be in
+ * the image already: the state file names only what the commit covered,
+ * as without groups (see "Replays" above).
+ */
+enum session_step
+apply_group_commit (struct session *s)
+{
+  unsigned i, n = s->grp.n;
+
+  if (n == 0)
+    return SESSION_STEP_DONE;
+  s->grp.n = 0;
+  if (apply_commit (s, &s->grp.st) == -1)
+    return SESSION_STEP_IO;
+  lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
+            " (%s; %u SYNC%s in one commit)", s->cl->conf->name,
+            s->grp.st.seq, s->grp.st.gen, lbp_phase_name (s->grp.st.phase),
+            n, n == 1 ? "" : "s");
+  for (i = 0; i < n; i++) {
+    struct lbp_msg a = { .type = LBP_SYNCED, .id = s->grp.id[i],
+                         .seq = s->grp.st.seq };
+    if (lbw_send (s->conn, &a, NULL, 0) == -1)
+      return SESSION_STEP_LOST;
+  }
+  return SESSION_STEP_DONE;
+}
+
+enum session_step
+apply_sync (struct session *s, const struct lbp_msg *m)
+{
+  const char *name = s->cl->conf->name;
+  bool join = group_joins (&s->im.st, s->epoch, m);
+  struct image_state st = join && s->grp.n > 0 ? s->grp.st : s->im.st;
+  enum session_step step;
+
+  s->backlog = m->backlog;
+  s->backlog_swept = m->swept;
+  if (m->phase == LBP_PHASE_SCANNING && m->swept > s->scanned)
+    s->scanned = m->swept;
+  st.epoch = s->epoch;
+  st.seq = m->seq;
+  st.gen = m->gen;
+  st.swept = m->swept;
+  st.phase = m->phase;
+  st.consistent = m->phase == LBP_PHASE_LIVE;
+  if (st.consistent)
+    st.last_consistent = time (NULL);
+  if (join) {
+    group_add (&s->grp, &st, m->id);
+    return SESSION_STEP_DONE;
+  }
+  step = apply_group_commit (s);
+  if (step != SESSION_STEP_DONE)
+    return step;
+  if (apply_commit (s, &st) == -1)
+    return SESSION_STEP_IO;
+  lb_debug ("client %s: durable up to seq %" PRIu64 ", gen %" PRIu64
+            " (%s)", name, m->seq, m->gen, lbp_phase_name (m->phase));
+  struct lbp_msg a = { .type = LBP_SYNCED, .id = m->id, .seq = m->seq };
+  return apply_sent (lbw_send (s->conn, &a, NULL, 0));
+}
