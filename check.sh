@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what is needed, build, and run the whole test suite.
 # The last line is "N passed, N failed, N skipped" (test cases, as
 # Automake's TAP driver counts them).  Exits non-zero if any failed, and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # livebackup demo: install what is needed, build, then run the whole
 # pipeline on a file-backed partition, on loopback, and check the result:
 #   nbdkit (file plugin + livewatch filter) serves a 256 MiB partition;

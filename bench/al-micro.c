@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* al-micro: the activity log's own cost per write, without I/O.
  *
  *   make bench/al-micro && bench/al-micro [WRITES] [THREADS]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # diet-bench.sh: issue 11's benchmarks of the wire diet, #5 and #7.
 #
 #   bench/diet-bench.sh [BUILDDIR]

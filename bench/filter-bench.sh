@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # filter-bench.sh: what the livewatch filter costs on the write path.
 #
 #   bench/filter-bench.sh [BUILDDIR]

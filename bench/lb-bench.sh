@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb-bench.sh: what lb and lbd cost and how fast they move data.
 #
 #   bench/lb-bench.sh [BUILDDIR]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # state-bench.sh: what livewatch-state= (the activity log) costs on the
 # write path.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # sync-bench.sh: live mode under fsync-heavy writers (issue 11, benchmark
 # #10).
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: growable arrays.  See lb_array.h. */
 
 #include <config.h>

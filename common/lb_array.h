@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: growable arrays.
  *
  *   struct run *runs = NULL;  size_t nruns = 0, cap = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: bytes — byte order, the all-zero test, powers of two.
  *
  * The one place for these.  The wire protocol (lb_proto.h) is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd's configuration file: reading it, and the parse as a
  * whole.  See lb_config.h for the grammar and the contract; the parts
  * are named there.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd's configuration file.
  *
  * The parser's parts: the lexer (lb_config_lex.c), the statements and

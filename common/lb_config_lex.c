@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd.conf's lexer.  See lb_config_lex.h, and lb_config.h
  * for the rules.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd.conf's lexer — words, comments, continuations, line
  * numbers, and messages that name them.
  *

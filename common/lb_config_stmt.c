@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd.conf's statements.  See lb_config_stmt.h, and
  * lb_config.h for the grammar.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd.conf's statements — the keywords, the keys each one
  * takes, each key's check, and reading one statement into the config.
  *

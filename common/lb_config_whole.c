@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd.conf's whole-file checks.  See lb_config_whole.h. */
 
 #include <config.h>

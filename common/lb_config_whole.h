@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: lbd.conf's whole-file checks — the rules that involve two
  * statements: two clients may not name one image; two clients on one
  * address may not have one name; an address may not serve both clients

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the transport's connection object, and what every mode
  * shares: which handshake runs, send, receive, close.  The contract is
  * lb_conn.h's; the modes are in lb_plain.c and lb_tls.c.

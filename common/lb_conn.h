@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the transport.  An authenticated byte stream over one
  * connected TCP socket, in one of two modes, TLS or plain (below); or,
  * for a protocol that starts in clear, a raw one (lb_conn_raw) that the

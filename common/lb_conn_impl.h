@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the transport's insides, shared by its files and by no
  * one else.
  *

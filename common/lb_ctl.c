@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: control sockets.  See lb_ctl.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: control sockets, where a running lb or lbd answers
  * --status.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: pid files and detaching.  See lb_daemon.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: what makes lb and lbd conventional daemons — a pid file
  * and detaching from the terminal.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: how an error message is carried.  See lb_err.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: how an error message is carried.
  *
  * The one convention: a function that can fail in more than one way

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: a hash index over an array the caller keeps.
  *
  * The index files element numbers (positions in the caller's array)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: whole-length file I/O.  See lb_io.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: whole-length file I/O.
  *
  * pread(2) and pwrite(2) may move fewer bytes than asked (signals, large

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: key files.  See lb_key.h for the contract. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: key files.
  *
  * A key file holds any bytes; lb and lbd must hold identical copies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: listen addresses.  See lb_listen.h. */
 
 #include <config.h>

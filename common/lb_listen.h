@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: listen addresses, "ADDR/PORT" as lbd.conf writes them.
  *
  * ADDR is an IPv4 literal (dotted quad only), an IPv6 literal with or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: logging.  See lb_log.h. */
 
 #include <config.h>

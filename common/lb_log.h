@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: logging for lb and lbd.
  *
  * One line per event, to one destination chosen at start (--log):

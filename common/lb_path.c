@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: paths named in a config file.  See lb_path.h. */
 
 #include <config.h>

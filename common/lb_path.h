@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: paths named in a config file.
  *
  * A path in lbd.conf is relative to the config file's folder, and two

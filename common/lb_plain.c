@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: plain mode's handshake, a mutual challenge-response on
  * the raw socket, both sides.  The bytes are in lb_conn.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: dropping root.  See lb_priv.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: dropping root, for lb and lbd (--user=NAME). */
 
 #ifndef LIVEBACKUP_LB_PRIV_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the lb <-> lbd wire protocol.  See lb_proto.h. */
 
 #include <config.h>

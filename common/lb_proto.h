@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the lb <-> lbd wire protocol.
  *
  * The one definition of the messages both programs exchange after the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: a byte rate limit.  See lb_rate.h. */
 
 #include <config.h>

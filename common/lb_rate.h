@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: a byte rate limit (lb --max-rate, lbd.conf max-rate=).
  *
  * Pacing, not a bucket of credit: each lb_rate_take moves the time the

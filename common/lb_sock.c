@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: a connected socket, below any lb_conn.  See lb_sock.h. */
 
 #include <config.h>

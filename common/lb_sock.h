@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: a connected socket, below any lb_conn.
  *
  * Deadlines, waiting for a socket with one, whole-length reads and

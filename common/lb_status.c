@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: status documents.  See lb_status.h. */
 
 #include <config.h>

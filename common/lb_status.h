@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: status documents, rendered as text or as JSON.
  *
  * lb and lbd answer --status by building one document of typed fields

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: how times are written.  See lb_time.h. */
 
 #include <config.h>

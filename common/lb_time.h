@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: clocks and how times are written.
  *
  * lb_now_ms for timeouts and rates (monotonic).  For people and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the transport's TLS mode (TLS 1.3 with an external PSK,
  * through GnuTLS): the session's setup and end, both handshakes and
  * their alerts, the PSK callbacks.  The records once it is up are

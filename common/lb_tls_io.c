@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the transport's TLS records on the socket: GnuTLS's pull
  * and push functions with a read-ahead and a write-combining buffer,
  * and sending and receiving data once the handshake (lb_tls.c) is done.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: sending and receiving protocol messages.  See lb_wire.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: sending and receiving protocol messages on a connection.
  * The framing and checks are lb_proto's; this adds the I/O, shared by
  * lb and lbd.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the consumer side of a livewatch channel.
  * See lw_consumer.h for the contract and doc/capture.md for the protocol.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the consumer side of a livewatch channel.
  *
  * One consumer at a time attaches to a unit (lb, or the test mirror);

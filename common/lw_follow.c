@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: follow a livewatch channel.  See lw_follow.h. */
 
 #include <config.h>

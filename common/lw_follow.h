@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: follow a livewatch channel — the consumer's protocol.
  *
  * This is the one implementation of the sequence that keeps a mirror

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: futex wait/wake on words in a MAP_SHARED file mapping.
  *
  * Shared (not FUTEX_PRIVATE) futexes, because the waiter and the waker are

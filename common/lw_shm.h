@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the livewatch shared-memory channel.
  *
  * This header is the one definition of the channel between the nbdkit

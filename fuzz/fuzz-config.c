@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer target: lbd's config parser on arbitrary text, and the
  * listen-address parser on its own (lbd uses it without the config):
  * an address it accepts must read back from its own text as an equal

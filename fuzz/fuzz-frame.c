@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer target: a stream of frames as lbd or lb would receive it. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer target: the consumer's validation of a channel header, then
  * the geometry it derives from an accepted one.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer target: the state file's decoding (nbdkit-plugin/stateformat.c)
  * as the next start reads it: a superblock, a journal replayed, a map
  * page.  The first bytes choose a small geometry; the rest is the file.

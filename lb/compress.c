@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: compression of data payloads for the wire.  See compress.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: compression of data payloads for the wire (lb --compress).
  *
  * Every WRITE and BLOCK payload that is not all zeroes (those travel as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: the control socket, where lb answers lb --status.
  *
  * The running lb listens on its control socket (lb_ctl.h; by default

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: is DEVICE the partition the unit serves?  See device.h. */
 
 #include <config.h>

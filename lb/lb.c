@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: the livebackup client.
  *
  *   lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: what the client's files share: its options.
  *
  * lb.c parses them and runs the attach loop; session.c runs one session

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: where the data path stands.  See progress.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: where the data path stands — the heartbeat, what it does and
  * why, and how far the current scan or catch-up pass has got.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: one session with lbd.  See session.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: one session with lbd on an attached channel.
  *
  * Connects, authenticates (lb_conn.h), says HELLO, decides from lbd's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: the network sink behind lw_follow.  See sink.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb: the network sink behind lw_follow.
  *
  * Turns what the consumer protocol hands over (records, block copies,

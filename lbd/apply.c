@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: what lb's messages do to a session's image: records and blocks
  * applied, hashes answered, syncs made durable (alone, or in a group),
  * and the image state that says how far it is.  See session_impl.h.

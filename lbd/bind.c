@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: an image's binding to the one partition it backs up.  See
  * bind.h.
  */

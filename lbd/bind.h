@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: an image's binding to the one partition it backs up.
  *
  * Two lb's given the same key (a cloned machine, a copied unit) would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: clients.  See client.h. */
 
 #include <config.h>

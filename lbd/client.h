@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: clients — one per client line of the configuration.
  *
  * A client is what lbd keeps for one image: its line (name, key, listen

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: one client's status.  See clientstat.h. */
 
 #include <config.h>

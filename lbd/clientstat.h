@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: one client's status, as people (lbd --status, control.c) and
  * monitoring (the metrics file, metrics.c) read it.
  *

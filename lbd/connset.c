@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: a set of connections, one detached thread each.  See connset.h. */
 
 #include <config.h>

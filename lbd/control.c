@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the control socket.  See control.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the control socket, where lbd answers lbd --status.
  *
  * lbd's poll loop listens on it beside the client and export listeners;

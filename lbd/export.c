@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: restores over NBD — the connections.  See export.h; the
  * negotiation is in negotiate.c, the transmission in transmit.c.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: restores over NBD.
  *
  * An export line (lbd.conf(5)) makes lbd serve every client's image,

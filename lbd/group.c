@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: group commit of one session's live SYNCs.  See group.h. */
 
 #include <config.h>

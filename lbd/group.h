@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: group commit of one session's live SYNCs.
  *
  * lb does not wait for a SYNC's answer before it sends what follows

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: one client's backup image and its state file.  See image.h. */
 
 #include <config.h>

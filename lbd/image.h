@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: one client's backup image and its state file.
  *
  * The image is a plain raw file of the client's partition size (sparse

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the listening sockets.  See listener.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the listening sockets — one per listen address of client lines
  * (shared by every client line with that address), one per export line.
  *

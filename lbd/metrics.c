@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the metrics file.  See metrics.h; lbd(8) lists the metrics. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the metrics file, for Prometheus (lbd.conf's metrics=PATH).
  *
  * A file in Prometheus's text format (version 0.0.4) that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the constants of the NBD protocol that lbd's export speaks.
  *
  * From the NBD protocol specification (doc/proto.md of the nbd project):

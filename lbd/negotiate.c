@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: restores over NBD — the fixed newstyle negotiation, from the
  * greeting to NBD_OPT_GO: STARTTLS, LIST, INFO/GO, structured replies
  * and the base:allocation context.  See export.h for what is offered,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: loading lbd.conf, at start and on SIGHUP.  See reload.h.
  *
  * How a reload stays safe while connections are served.

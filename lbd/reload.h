@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: loading lbd.conf — at start, on SIGHUP, and for lbd -n.
  *
  * A load is two steps.  reload_prepare reads the file and every key

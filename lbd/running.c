@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the running configuration.  See running.h. */
 
 #include <config.h>

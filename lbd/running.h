@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the running configuration — the clients, the listen addresses
  * and the export addresses in force, and the lock that lets other
  * threads look clients up while a reload (reload.c) changes them.

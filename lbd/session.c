@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: one authenticated connection serving one client.  See session.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: sessions, lb's replication connections.
  *
  * A client (client.h) is one config line: its image, its key, its

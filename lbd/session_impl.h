@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: what a session is, for the files that serve it (session.c: the
  * conversation with lb; apply.c: what its messages do to the image).
  * Private to lbd's session code; session.h is the interface.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: copy-on-write snapshots of an image, so that a restore always
  * reads one consistent moment.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests for lbd/connset.c: the caps, the lookup that hides unknown
  * names and binds known ones under the lookup lock, the refusal log,
  * stopping by client and by listener with a reason, goodbyes (woken,

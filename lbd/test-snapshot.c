@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of lbd's copy-on-write snapshots (snapshot.c), through the
  * image code that drives them (image.c), against a model in memory:
  *   - random writes, zeroes (holes), truncations and extensions of an

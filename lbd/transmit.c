@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: restores over NBD — the transmission phase: READ (structured
  * replies with holes when negotiated), BLOCK_STATUS, FLUSH and DISC;
  * writes refused.  See export.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: one export connection, shared by the files that serve it.
  *
  * export.c accepts the connection and runs its thread (the connection

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the activity log, at run time.  See actlog.h for the
  * contract and the invariant, doc/capture.md for why it holds.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the activity log, at run time.
  *
  * THE INVARIANT (stateformat.h, doc/capture.md "The state file"): at

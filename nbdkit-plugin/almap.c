@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the persistent map P in memory.  See almap.h. */
 
 #include <config.h>

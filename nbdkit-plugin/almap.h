@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the persistent map P in memory (actlog's).
  *
  * P (stateformat.h) holds the blocks outside the active regions that may

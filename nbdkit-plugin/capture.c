@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the capture rule.  See capture.h. */
 
 #include <config.h>

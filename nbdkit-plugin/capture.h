@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the capture rule for every change to the device.
  *
  * Every write holds livewatch_lock shared, so the service thread's mode

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the producer side of the shared-memory channel.
  * See channel.h for the contract and doc/capture.md for the protocol.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the producer side of the shared-memory channel.
  *
  * Contract: channel_preflight runs in get_ready (errors reach the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch: an nbdkit filter that hands every write, in order, to a
  * consumer through shared memory, and falls back to a dirty bitmap when
  * the consumer is absent or behind.  It must sit nearest the plugin:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: a capture that outlives nbdkit.  See persist.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: a capture that outlives nbdkit (livewatch-state=).
  *
  * The start and the clean stop of a persistent capture, between the

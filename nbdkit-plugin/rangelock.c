@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: byte-range locks.  See rangelock.h. */
 
 #include <config.h>

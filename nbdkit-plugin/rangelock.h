@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: byte-range locks for writes in flight.
  *
  * In normal mode writes run in parallel; two whose byte ranges overlap

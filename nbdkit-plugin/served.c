@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: which file the plugin serves.  See served.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: which file the plugin serves, for the consumer's
  * check that its DEVICE is that very file (lw_shm.h: served_*).
  *

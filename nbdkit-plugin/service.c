@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the service thread.  See service.h. */
 
 #include <config.h>

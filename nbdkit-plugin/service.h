@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the service thread.
  *
  * One thread, started in after_fork, that carries out the consumer's

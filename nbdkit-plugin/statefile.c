@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the state file, its I/O.  See statefile.h for the
  * contract, stateformat.h for the layout and the invariant.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the state file (livewatch-state=FILE), its I/O.
  *
  * Opening (with an OFD lock: one nbdkit per file), loading and

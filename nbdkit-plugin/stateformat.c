@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the state file's format, pure.  See stateformat.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livewatch filter: the state file's format (livewatch-state=FILE).
  *
  * What a restart of nbdkit needs to continue its capture instead of

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Configure and build in the source tree (idempotent).
 set -e
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what livebackup needs to build and test, on Debian 12.
 # Every package here is used: the build (autotools, compilers, the
 # nbdkit, libnbd, GnuTLS, zstd and zlib headers) or the tests (nbdkit and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the config parser's unit tests share (test-config.c and
  * test-config-errors.c): parse a text as if it were /etc/lbd.conf, and
  * expect it to parse or to fail with an exact message.  Each test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The harness of the transport's unit tests.  See conn-harness.h. */
 
 #include <config.h>

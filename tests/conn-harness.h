@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The harness of the transport's unit tests (tests/test-conn.c,
  * tests/test-conn-raw.c): loopback sockets, a server thread that takes
  * one connection in any of the ways lbd does, clients, and the

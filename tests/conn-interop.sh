@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The transport against standard TLS tools: gnutls-cli must complete the
 # TLS 1.3 PSK handshake with our server (tests/conn-peer) given the right
 # name and key, and fail with a wrong key, an unknown name, a client line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A test peer for the transport, to meet standard TLS tools
  * (tests/conn-interop.sh).
  *

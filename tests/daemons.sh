@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb and lbd as conventional daemons:
 #  - --pidfile: written with the pid (mode 0644), refused while a running
 #    process holds it (the message names its pid), taken over from one

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A 4 KiB write made while lb is away costs about 4 KiB on the wire at
 # catch-up (issue 11, "change-map granularity"): random 4 KiB writes that
 # overflow a small ring into the dirty bitmap, then lb continues; the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb --compress=auto, the default (issue 11, "compression that adapts"):
 # over a link that is the bottleneck (a relay at 8 MB/s) text travels
 # compressed, random data raw (the probe skips it); --compress=off sends

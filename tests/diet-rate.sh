@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Rate limits (issue 11): lb --max-rate and lbd.conf's max-rate= keep
 # the bytes a second under the limit (16 MiB through 2 MiB/s take at
 # least 6 s: a lower bound, which a slow machine cannot break), the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Zeroes travel as lengths and become holes (issue 11, "zeroes"): a zero
 # request, a trim, a write of zeroes, a write with zero pieces in it,
 # live and through a catch-up, each cost next to nothing on the wire

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The livewatch filter with the file plugin and the test mirror:
 # parameters, the channel file, writes with no consumer, every kind of
 # request (write, FUA, zero, trim, flush) reaching the mirror, and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A consumer too slow for the writes: with a 256K ring and a mirror that
 # sleeps 2 ms per record, every burst of writes fills the ring, the
 # filter falls back to the dirty bitmap, and the mirror catches up by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A real filesystem on the livewatch filter: ext4 made and mounted through
 # nbdfuse and a loop device, a workload of copies, small files, renames,
 # deletes, random data and fstrim, then the mirror must equal the disk,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Real parallel writers through the livewatch filter, with the test
 # mirror attached from the start: nbdcopy over 4 connections; fio with 4
 # jobs writing the same region at once (flat out, which degrades, then

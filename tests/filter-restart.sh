@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # nbdkit restarted under a running mirror: stopped cleanly while writes
 # are in flight, then SIGKILLed while writes are in flight.  Each new
 # nbdkit starts a new epoch on a new channel file (replacing the one left

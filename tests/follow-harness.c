@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The setting of the in-process tests of lw_follow.  See
  * follow-harness.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The setting of the in-process tests of lw_follow (test-follow,
  * test-pipeline): a channel served by the filter's own code (capture,
  * channel, service) in this process, a device and an image in memory.

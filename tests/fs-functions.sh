@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Shell helpers for tests that put ext4 on the filter (sourced after
 # tests/functions.sh): nbdfuse exposes the export at $T/fuse/nbd, a loop
 # device mounts it at $T/mnt; $T/chk is where copies are looked at.

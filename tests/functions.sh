@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Shared helpers for livebackup's shell tests.  Source it first thing:
 #   . "${top_srcdir:-.}/tests/functions.sh"
 # Every test gets its own temp folder ($T), used as livewatch-dir too, so

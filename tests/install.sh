@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # make install DESTDIR=$T/root: the programs, the filter (in nbdkit's
 # filter folder), the man pages, the systemd units, the sysusers.d file
 # and the examples land where they belong; every unit passes

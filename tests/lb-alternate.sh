@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # One unit, two backup servers in turn (a fail-over and back), and an
 # image restored from an older copy.  Degraded writes take no record seq,
 # so only the copy generation (lw_shm.h) tells an image that missed a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb and lbd end to end on loopback, TLS: first contact (full scan),
 # live replication of every kind of write, status from both programs,
 # and lb restarted and lbd restarted continuing without a rescan.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Copy after the burst (doc/architecture.md): while writes go on, lb leaves the
 # blocks the filter marks for later, so that catch-up does not compete
 # with the writer; once the writes pause it copies them and goes live.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb's exit status: 2 at once, with a message, for what retrying cannot
 # heal (a malformed argument, a key file or DEVICE that cannot be read, a
 # channel that is not to be trusted or of another layout); 1 for another

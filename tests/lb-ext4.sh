@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb and lbd under a real file system, TLS: ext4 on the filter through
 # nbdfuse and a loop device.  A workload of copies, deletes, renames and
 # dd converges to an image identical to the partition that e2fsck passes;

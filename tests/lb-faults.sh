@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb and lbd under faults, each in the middle of writes from several
 # connections (fio with 4 jobs, plus an nbdsh writer of unaligned writes,
 # zeroes, trims and flushes): lb killed (-9) and restarted, lbd killed (-9)

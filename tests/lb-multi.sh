@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Several clients on one lbd listen address, told apart by name: four
 # TLS clients with concurrent writes each converge to their own image;
 # a plain-mode client on the same address converges too.  Refused, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lb-peer: a misbehaving client, for the tests of lbd's defences.
  *
  *   lb-peer MODE HOST PORT [KEYFILE NAME DEVSIZE]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A scan cut in the middle (lb killed with SIGKILL) goes on where it got
 # to, not from the start: each sync of a scan records how far its sweep
 # went (the state file's swept=), and the next lb resumes there, then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb over a slow link: lbd runs in a network namespace of its own, joined
 # to the root namespace by a veth pair in a private /30 made up here
 # (nothing leaves the machine), the lb -> lbd direction shaped to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Live mode under an fsync-heavy writer (issue 11): SQLite in WAL mode,
 # synchronous=FULL, on ext4 through the filter (nbdfuse, loop device),
 # committing numbered transactions, one row each; every commit's fsync is

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # What lb shows of itself: the progress line on a terminal (and none
 # without one), lb --status during a scan (bytes still to compare,
 # percent, rate, time left; times for people in text, epoch seconds and

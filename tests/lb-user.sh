@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Privileges and trust: nbdkit, lbd and lb all running as an unprivileged
 # user (nbdkit -u, lbd --user, lb --user) replicate as usual; the channel
 # file belongs to nbdkit's user; lb refuses a channel it cannot trust

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lb and lbd under valgrind (memcheck) through a full session: first
 # contact with a scan, live writes, an lbd restart and reconnect, reloads
 # of lbd's config (a client and an address added, then removed, then a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lbd -n on good and bad configurations: every error names FILE:LINE
 # (the line of the word at fault, also inside a continued statement; the
 # statement's first line for a missing key) and starts with the KEY=VALUE

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lbd against hostile peers: garbage, silence, a flood of 500
 # connections, and an authenticated peer sending oversized, truncated,
 # unknown, misdirected and out-of-range frames.  Each is refused and

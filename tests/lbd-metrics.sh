@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # lbd's metrics file (lbd.conf's metrics=PATH): valid Prometheus text
 # (promtool check metrics where Debian's prometheus package is
 # installed, and always tests/prom-check.py, a strict check of the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # SIGHUP reloads lbd.conf while clients replicate and a restore reads:
 #  - added: a new client line (on a new listen address) starts, its lb,
 #    refused until then, syncs;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # SIGTERM stops cleanly, both ways.
 #  - lbd, with lb live and the writes over: lbd tells lb it is shutting
 #    down (lb logs that, not a failure) and exits 0; the image's state

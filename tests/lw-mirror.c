@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lw-mirror: the tests' consumer of a livewatch unit.
  *
  *   lw-mirror [--dir=DIR] [--delay-us=N] [--state=FILE] [--max-seconds=N]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The man pages match the programs: lb --help and lbd --help list every
 # option their page's OPTIONS section describes, and the page describes
 # every option --help lists (short and long names alike); every man page

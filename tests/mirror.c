@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Test consumer: mirror a livewatch unit into a local file.  See mirror.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Test consumer: mirror a livewatch unit into a local image file.
  *
  * The sink behind lw_follow that plays lb and lbd in one process: it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The two nbdkit server functions the filter's sources call, for unit
  * tests that link those sources without a server.
  */

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 # prom-check.py FILE: a strict check of a Prometheus text-format file
 # (version 0.0.4, what node_exporter's textfile collector reads), for
 # where promtool is not installed; and the naming rules promtool's

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 # pty-run.py OUT COLUMNS CMD [ARGS...]: run CMD with a pseudo-terminal
 # of COLUMNS columns as its standard input, output and error, copy all
 # it writes there to the file OUT, and exit with its status (128 + N

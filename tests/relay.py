@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 # relay.py [--rate=BYTES_PER_SECOND] [--rcvbuf=BYTES] [--count=FILE]
 #          LISTEN_PORT TARGET_HOST TARGET_PORT [PIDFILE]
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Restores read one moment.  Three clean ext4 file systems A, B and C
 # are written in turn through the filter and replicated by lb to lbd,
 # which exports the image over NBD with TLS-PSK.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # What lbd's NBD export refuses.  Two clients with consistent images
 # (c1, c2) and one whose image never was consistent (c3), one export
 # with TLS-PSK:

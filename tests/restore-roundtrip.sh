@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Restore, the whole round trip: ext4 made and written through the
 # filter (nbdfuse and a loop device), replicated by lb to lbd over TLS,
 # then restored from lbd's export with standard tools over TLS-PSK:

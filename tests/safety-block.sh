@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Safety rails with block devices (loop devices): lb refuses, with exit
 # status 2, a DEVICE of another size, another block device of the same
 # size, and the regular file under the served loop device; it accepts

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Safety rails against a misconfigured client (files; safety-block.sh
 # has the block devices): lb refuses, with exit status 2, a DEVICE that
 # is not the file the unit serves (bigger, smaller, same size but

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 # An fsync-heavy writer and its checker, for tests/lb-sqlite.sh and
 # bench/sync-bench.sh: SQLite in WAL mode with synchronous=FULL, one row
 # per transaction, numbered 1, 2, 3 ... with nothing else in between.

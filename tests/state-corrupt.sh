@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # livewatch-state=: a torn or corrupted state file is detected and
 # logged, and never gives a silently wrong image.  Each case: lb stopped,
 # some blocks written (the image lacks them: only the state file's map

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # livewatch-state=: lb and lbd killed (SIGKILL) together with nbdkit
 # (killed or stopped), in the middle of live mode and in the middle of a
 # catch-up, restarted in various orders: every round converges equal to

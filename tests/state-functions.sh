@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the tests of livewatch-state= (tests/state-*.sh), on top of
 # tests/functions.sh.  Source after it.  One unit (1), one partition
 # ($T/disk), its state file ($T/state), one lbd ($T/srv) and one lb.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # livewatch-state=: a power cut of the protected machine, simulated 10
 # times at random instants of a burst of writes from 4 connections: nbdkit
 # frozen (SIGSTOP), the partition and the state file copied at that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # livewatch-state=: nbdkit restarted under lb and lbd, and lb continues
 # with a catch-up of what was being written, never a full scan.
 #  - 5 clean restarts (SIGTERM) right after bursts of writes that lb,

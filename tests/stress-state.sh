@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # tests/test-stress with a persistent capture: 16 activity-log slots of
 # 64K regions under four writers, evictions and copy generations waiting
 # for their journal records while the filter degrades and resumes.

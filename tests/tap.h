@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Minimal TAP output for the C unit tests (Automake's TAP driver reads it). */
 
 #ifndef LB_TESTS_TAP_H

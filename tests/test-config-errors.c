@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of lbd's config parser: every kind of error, each with its
  * exact FILE:LINE and message.  The grammar that parses is
  * test-config.c's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the config parser's parts on their own: lb_listen
  * (which lbd uses without the config), lb_index, lb_path and the lexer.
  * The parser as a whole is test-config.c's.

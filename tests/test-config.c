@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of lbd's config parser (lb_config) and of key files
  * (lb_key): every grammar feature, every kind of error with its exact
  * FILE:LINE, and a short random mutation run for robustness (the real

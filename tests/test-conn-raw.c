@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the transport's raw mode and its upgrade in place
  * (lb_conn_raw, lb_conn_server_starttls: lbd's NBD export before and
  * after STARTTLS), and of the bounds on sends and receives in every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the transport (common/lb_conn.c and the files beside
  * it): handshakes in both modes over TCP loopback, every way they must
  * fail, data both ways, and a throughput report.  Raw mode, STARTTLS

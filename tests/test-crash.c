@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The state file's invariant, checked at every instant that matters,
  * against a model of what a crash there could leave.
  *

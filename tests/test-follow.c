@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Deterministic tests of the consumer's protocol (lw_follow.c) at its
  * delicate moments, with the filter's own producer code in-process and a
  * sink that lets the test act in the middle of a step.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Pipelined syncs (lwf_sink.sync_send / sync_reap, lw_follow.c): the
  * filter's producer code in-process, a writer flushing after every
  * write (an fsync-heavy workload), and a sink that completes its syncs

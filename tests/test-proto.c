@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the wire protocol's framing and checks (lb_proto.c). */
 
 #include <config.h>

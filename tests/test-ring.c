@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the livewatch channel: the filter's producer code
  * (channel.c, service.c, capture.c) against the consumer library, in one
  * process, without nbdkit.

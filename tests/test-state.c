@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the state file (nbdkit-plugin/stateformat.c and
  * statefile.c), without nbdkit: the record and page checks, the replay
  * of the journal (context slices, wrap, gaps, tears), and the file's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of status documents (common/lb_status.h) and control
  * sockets (common/lb_ctl.h): every type in text and in JSON, escaping,
  * nesting and groups, layouts, failures, and the socket's protocol,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Stress test of the capture protocol: the filter's own capture code
  * (capture.c, channel.c, service.c) driven by writer threads against a
  * memory device, and the real consumer protocol (lw_follow) mirroring it

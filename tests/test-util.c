@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the utility layer in common/: lb_bytes.h, lb_array,
  * lb_io, lb_time, lb_err, lb_rate.  Each helper replaced copies that had begun
  * to disagree, so each promise in its header is checked here.
