@@ -76,6 +76,8 @@ client_line_changes (const struct client *cl, const struct client_line *ln,
     client_note (out, len, "listen");
   if (a->encrypt != b->encrypt)
     client_note (out, len, "encrypt");
+  if (memcmp (&a->history, &b->history, sizeof a->history) != 0)
+    client_note (out, len, "history");
   return out;
 }
 
