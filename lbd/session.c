@@ -209,8 +209,11 @@ session_commit (struct session *s, const struct image_state *st)
   }
   if (image_commit (&s->im, st) == -1)
     return -1;
-  if (st->consistent && !s->replaying)
+  if (st->consistent && !s->replaying) {
     snapset_set_consistent (s->im.snaps, true, s->im.fd);
+    /* One consistent, durable moment: a restore point if one is due. */
+    history_tick (s->im.hist, s->im.fd);
+  }
   return 0;
 }
 
@@ -487,6 +490,7 @@ session_serve (struct session *s)
   s->have_image = true;
   /* Every change to the image now preserves the snapshots restores read. */
   s->im.snaps = &s->cl->snaps;
+  s->im.hist = &s->cl->hist;
 
   aw = session_await (s, 30000);
   if (aw == SESSION_AWAIT_ASKED) {
