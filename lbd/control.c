@@ -12,6 +12,7 @@
 
 #include "clientstat.h"
 #include "control.h"
+#include "histctl.h"
 #include "lb_ctl.h"
 #include "lb_proto.h"
 #include "lb_status.h"
@@ -158,6 +159,7 @@ control_client (struct lb_status *o, struct client *cl, uint64_t now)
   if (running.nexports > 0)
     control_export (lb_status_object (o, "export"), cl, st.exports,
                     st.exports_served, st.exports_refused);
+  histctl_status (lb_status_object (o, "history"), cl);
 }
 
 /* Every client's state (lb_ctl_build_fn); the verdict is 0: lbd
@@ -178,10 +180,21 @@ control_build (struct lb_status *d, void *arg)
   return 0;
 }
 
+/* The status, or what ARGS asks for (histctl.h). */
+static int
+control_build_args (struct lb_status *d, const char *args, void *arg)
+{
+  int verdict = 0;
+
+  if (*args && histctl_request (d, args, &verdict))
+    return verdict;
+  return control_build (d, arg);
+}
+
 void
 control_serve (void)
 {
-  lb_ctl_serve (&control_ctl, control_build, NULL);
+  lb_ctl_serve_args (&control_ctl, control_build_args, NULL);
 }
 
 void
