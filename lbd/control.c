@@ -206,12 +206,22 @@ control_close (void)
 int
 control_ask (const char *path, bool json)
 {
-  char err[640];
+  return control_ask_args (path, json, NULL);
+}
 
-  switch (lb_ctl_ask (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
-                      LB_CTL_ASK_MS, stdout, NULL, err, sizeof err)) {
+int
+control_ask_args (const char *path, bool json, const char *args)
+{
+  char err[640];
+  int verdict = -1;
+
+  switch (lb_ctl_ask_args (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
+                           args, LB_CTL_ASK_MS, stdout, &verdict, err,
+                           sizeof err)) {
   case LB_CTL_ANSWERED:
-    return fflush (stdout) == 0 ? 0 : 1;
+    if (fflush (stdout) != 0)
+      return 1;
+    return verdict == 0 ? 0 : 1;
   case LB_CTL_UNREACHED:
     fprintf (stderr, "lbd: %s (is lbd running with this config?)\n", err);
     return 1;

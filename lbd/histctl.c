@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "histctl.h"
-#include "lb_ctl.h"
 #include "running.h"
 
 static const char histctl_point_layout[] =
@@ -38,20 +37,35 @@ histctl_word (const char **p, char *out, size_t len)
   return out;
 }
 
+/* CL's points into *INFO (*N), their bytes into *BYTES and its policy
+ * into POL.  0, or -1.
+ */
+static int
+histctl_list (struct client *cl, struct hist_info **info, size_t *n,
+              uint64_t *bytes, char pol[128])
+{
+  size_t i;
+
+  *bytes = 0;
+  if (history_list (&cl->hist, info, n) == -1)
+    return -1;
+  for (i = 0; i < *n; i++)
+    *bytes += (*info)[i].bytes;
+  lb_history_format (&cl->conf->history, pol, 128);
+  return 0;
+}
+
 static void
 histctl_points (struct lb_status *doc, struct client *cl)
 {
   struct hist_info *info;
   struct lb_status *arr;
-  uint64_t bytes = 0;
+  uint64_t bytes;
   char pol[128];
   size_t n, i;
 
-  if (history_list (&cl->hist, &info, &n) == -1)
+  if (histctl_list (cl, &info, &n, &bytes, pol) == -1)
     return;
-  for (i = 0; i < n; i++)
-    bytes += info[i].bytes;
-  lb_history_format (&cl->conf->history, pol, sizeof pol);
   lb_status_str (doc, "name", cl->conf->name);
   lb_status_uint (doc, "count", n);
   lb_status_str (doc, "mode", n == 0 ? "none"
@@ -130,15 +144,12 @@ void
 histctl_status (struct lb_status *o, struct client *cl)
 {
   struct hist_info *info;
-  uint64_t bytes = 0;
+  uint64_t bytes;
   char pol[128];
-  size_t n, i;
+  size_t n;
 
-  if (history_list (&cl->hist, &info, &n) == -1)
+  if (histctl_list (cl, &info, &n, &bytes, pol) == -1)
     return;
-  for (i = 0; i < n; i++)
-    bytes += info[i].bytes;
-  lb_history_format (&cl->conf->history, pol, sizeof pol);
   lb_status_uint (o, "count", n);
   lb_status_str (o, "oldest", n ? info[0].e.id : "");
   lb_status_str (o, "newest", n ? info[n - 1].e.id : "");
@@ -146,27 +157,4 @@ histctl_status (struct lb_status *o, struct client *cl)
   lb_status_str (o, "policy", pol);
   lb_status_layout (o, histctl_status_layout);
   free (info);
-}
-
-int
-histctl_ask (const char *path, bool json, const char *args)
-{
-  char err[640];
-  int verdict = -1;
-
-  switch (lb_ctl_ask_args (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
-                           args, LB_CTL_ASK_MS, stdout, &verdict, err,
-                           sizeof err)) {
-  case LB_CTL_ANSWERED:
-    if (fflush (stdout) != 0)
-      return 1;
-    return verdict == 0 ? 0 : 1;
-  case LB_CTL_UNREACHED:
-    fprintf (stderr, "lbd: %s (is lbd running with this config?)\n", err);
-    return 1;
-  case LB_CTL_SILENT:
-    fprintf (stderr, "lbd: %s\n", err);
-    return 1;
-  }
-  return 1;
 }

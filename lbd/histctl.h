@@ -26,9 +26,4 @@ extern bool histctl_request (struct lb_status *doc, const char *args,
 /* CL's points summed up (count, oldest, newest, bytes) into O. */
 extern void histctl_status (struct lb_status *o, struct client *cl);
 
-/* lbd --points / --drop-point: ask the lbd at PATH, print its answer;
- * the exit code.
- */
-extern int histctl_ask (const char *path, bool json, const char *args);
-
 #endif

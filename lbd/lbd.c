@@ -28,7 +28,6 @@
 #include <gnutls/gnutls.h>
 
 #include "control.h"
-#include "histctl.h"
 #include "lb_ctl.h"
 #include "export.h"
 #include "lb_conn.h"
@@ -353,7 +352,7 @@ main (int argc, char **argv)
     }
     snprintf (args, sizeof args, "%s %s%s%s", drop ? "drop" : "points", name,
               drop ? " " : "", pt);
-    return histctl_ask (control, json, args);
+    return control_ask_args (control, json, args);
   }
 
   if (lb_daemon_settle (&d, "lbd") == -1)
