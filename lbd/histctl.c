@@ -70,7 +70,7 @@ histctl_points (struct lb_status *doc, struct client *cl)
   lb_status_uint (doc, "count", n);
   lb_status_str (doc, "mode", n == 0 ? "none"
                  : info[0].reflink ? "reflinked copies" : "overlays");
-  lb_status_bytes (doc, "bytes", bytes);
+  lb_status_size (doc, "bytes", bytes);
   lb_status_str (doc, "policy", pol);
   lb_status_layout (doc, histctl_head_layout);
   arr = lb_status_array (doc, "points");
@@ -80,8 +80,8 @@ histctl_points (struct lb_status *doc, struct client *cl)
     lb_status_time (o, "time", (uint64_t) info[i].e.time);
     lb_status_str (o, "how", info[i].e.how);
     lb_status_str (o, "label", info[i].e.label);
-    lb_status_bytes (o, "bytes", info[i].bytes);
-    lb_status_bytes (o, "size", info[i].e.size);
+    lb_status_size (o, "bytes", info[i].bytes);
+    lb_status_size (o, "size", info[i].e.size);
     lb_status_str (o, "storage", info[i].reflink ? "reflink" : "overlay");
     lb_status_uint (o, "readers", info[i].readers);
     lb_status_bool (o, "doomed", info[i].doomed);
@@ -153,7 +153,7 @@ histctl_status (struct lb_status *o, struct client *cl)
   lb_status_uint (o, "count", n);
   lb_status_str (o, "oldest", n ? info[0].e.id : "");
   lb_status_str (o, "newest", n ? info[n - 1].e.id : "");
-  lb_status_bytes (o, "bytes", bytes);
+  lb_status_size (o, "bytes", bytes);
   lb_status_str (o, "policy", pol);
   lb_status_layout (o, histctl_status_layout);
   free (info);
