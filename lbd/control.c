@@ -159,7 +159,7 @@ control_client (struct lb_status *o, struct client *cl, uint64_t now)
   if (running.nexports > 0)
     control_export (lb_status_object (o, "export"), cl, st.exports,
                     st.exports_served, st.exports_refused);
-  histctl_status (lb_status_object (o, "history"), cl);
+  histctl_status (o, cl);
 }
 
 /* Every client's state (lb_ctl_build_fn); the verdict is 0: lbd

@@ -141,15 +141,22 @@ histctl_request (struct lb_status *doc, const char *args, int *verdict)
 }
 
 void
-histctl_status (struct lb_status *o, struct client *cl)
+histctl_status (struct lb_status *parent, struct client *cl)
 {
   struct hist_info *info;
+  struct lb_status *o;
   uint64_t bytes;
   char pol[128];
   size_t n;
 
   if (histctl_list (cl, &info, &n, &bytes, pol) == -1)
     return;
+  if (n == 0 && pol[0] == '\0') {
+    /* No history: nothing to say (and the status reads as before). */
+    free (info);
+    return;
+  }
+  o = lb_status_object (parent, "history");
   lb_status_uint (o, "count", n);
   lb_status_str (o, "oldest", n ? info[0].e.id : "");
   lb_status_str (o, "newest", n ? info[n - 1].e.id : "");

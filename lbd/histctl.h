@@ -23,7 +23,10 @@
 extern bool histctl_request (struct lb_status *doc, const char *args,
                              int *verdict);
 
-/* CL's points summed up (count, oldest, newest, bytes) into O. */
-extern void histctl_status (struct lb_status *o, struct client *cl);
+/* CL's points summed up (count, oldest, newest, bytes, policy) as the
+ * object "history" of PARENT; nothing for a client without history=
+ * and without points.
+ */
+extern void histctl_status (struct lb_status *parent, struct client *cl);
 
 #endif

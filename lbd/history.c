@@ -14,6 +14,7 @@
 
 #include "history.h"
 #include "lb_array.h"
+#include "lb_bytes.h"
 #include "lb_err.h"
 #include "lb_io.h"
 #include "lb_log.h"
@@ -282,9 +283,29 @@ hist_save (struct history *h, struct hist_point *pt, size_t k)
   h->write_ms += lb_now_ms () - t0;
 }
 
+/* Does the write of BUF (NULL: zeroes; ZERO false: a truncation) to
+ * [OFF, OFF+LEN) leave block B, whose old content is OLD, as it is?
+ * Then it need not be saved: a catch-up or scan rewrites whole runs of
+ * which most blocks are unchanged.
+ */
+static bool
+hist_unchanged (const uint8_t *old, uint64_t b, uint64_t off, uint64_t len,
+                const uint8_t *buf, bool zero)
+{
+  uint64_t start = b * OVERLAY_BLOCK, from, to;
+
+  if (buf == NULL && !zero)
+    return false;
+  from = off > start ? off : start;
+  to = off + len < start + OVERLAY_BLOCK ? off + len : start + OVERLAY_BLOCK;
+  if (buf == NULL)
+    return lb_is_zero (old + (from - start), to - from);
+  return memcmp (old + (from - start), buf + (from - off), to - from) == 0;
+}
+
 void
 history_write_begin (struct history *h, int fd, uint64_t image_size,
-                     uint64_t off, uint64_t len)
+                     uint64_t off, uint64_t len, const void *buf, bool zero)
 {
   struct hist_point *pt;
   uint64_t b, last;
@@ -310,6 +331,10 @@ history_write_begin (struct history *h, int fd, uint64_t image_size,
     else if (lb_pread_all (fd, d, OVERLAY_BLOCK, start, LB_EOF_ZERO) == -1) {
       hist_fail_all (h, "reading the image", errno);
       return;
+    }
+    if (hist_unchanged (d, b, off, len, buf, zero)) {
+      h->unchanged_blocks++;
+      continue;
     }
     h->blocks[k++] = b;
     if (k == HISTORY_BATCH) {

@@ -19,7 +19,9 @@
  *     did not change while that point was the newest, so it reads as
  *     the next point does.  Space is the blocks changed since each
  *     point (at OVERLAY_BLOCK granularity), not multiplied by the
- *     number of points; taking a point creates an empty overlay.
+ *     number of points; taking a point creates an empty overlay.  A
+ *     block that a write leaves as it was (a catch-up or a scan rewrites
+ *     whole runs of dirty blocks, most of them unchanged) is not saved.
  *
  * Pruning a point (retention, or lbd --drop-point) never rewrites the
  * image: in overlay mode its blocks are first copied into its older
@@ -85,6 +87,7 @@ struct history {
   uint8_t *buf;                 /* the writer's scratch: HISTORY_BATCH blocks */
   uint64_t *blocks;
   uint64_t saved_blocks;        /* blocks saved into overlays, ever */
+  uint64_t unchanged_blocks;    /* ... found unchanged by a write: not saved */
   uint64_t write_ms;            /* time spent saving them */
 
   /* The pruning thread. */
@@ -114,13 +117,15 @@ extern void history_set_policy (struct history *h,
                                 const struct lb_history *policy);
 
 /* The image (open as FD, IMAGE_SIZE bytes) is about to change in [OFF,
- * OFF+LEN): take LOCK for writing and save the old blocks into the
- * newest point's overlay.  history_write_end after the change.  H may
- * be NULL.
+ * OFF+LEN) to BUF (LEN bytes), or to zeroes (BUF NULL, ZERO), or to
+ * nothing (a truncation: BUF NULL, !ZERO): take LOCK for writing and
+ * save the old blocks that change into the newest point's overlay
+ * (blocks the change leaves as they are need no saving).
+ * history_write_end after the change.  H may be NULL.
  */
 extern void history_write_begin (struct history *h, int fd,
                                  uint64_t image_size, uint64_t off,
-                                 uint64_t len);
+                                 uint64_t len, const void *buf, bool zero);
 extern void history_write_end (struct history *h);
 
 /* The image, open as FD, is consistent and durable now: take a point

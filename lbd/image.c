@@ -117,7 +117,7 @@ image_resize (struct image *im, uint64_t size)
   snapset_write_begin (im->snaps, im->fd, im->size, size,
                        size < im->size ? im->size - size : 0);
   history_write_begin (im->hist, im->fd, im->size, size,
-                       size < im->size ? im->size - size : 0);
+                       size < im->size ? im->size - size : 0, NULL, false);
   r = ftruncate (im->fd, size);
   history_write_end (im->hist);
   snapset_write_end (im->snaps);
@@ -145,7 +145,7 @@ image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
     return -1;
   }
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
-  history_write_begin (im->hist, im->fd, im->size, off, len);
+  history_write_begin (im->hist, im->fd, im->size, off, len, buf, false);
   r = lb_pwrite_all (im->fd, buf, len, off);
   e = errno;
   history_write_end (im->hist);
@@ -181,7 +181,7 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
   if (len == 0)
     return 0;
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
-  history_write_begin (im->hist, im->fd, im->size, off, len);
+  history_write_begin (im->hist, im->fd, im->size, off, len, NULL, true);
   /* A hole reads as zeroes and keeps the image sparse. */
   if (fallocate (im->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                  off, len) == 0)

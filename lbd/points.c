@@ -118,6 +118,9 @@ points_load (const char *image, enum points_mode *mode,
     if (sscanf (line, "point %23s %lld %llu %15s %63s", pe.id, &t, &size,
                 pe.how, pe.label) != 5)
       goto bad;
+    /* Only names lbd makes: they become file names (points_path). */
+    if (strspn (pe.id, "0123456789TZ") != strlen (pe.id))
+      goto bad;
     pe.time = t;
     pe.size = size;
     if (strcmp (pe.label, "-") == 0)
