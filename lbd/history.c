@@ -317,6 +317,9 @@ history_write_begin (struct history *h, int fd, uint64_t image_size,
   if (h->mode != POINTS_MODE_OVERLAY || h->n == 0 || len == 0)
     return;
   pt = h->p[h->n - 1];
+  /* Only blocks the point has (it may be smaller than the image). */
+  if (off / OVERLAY_BLOCK >= hist_nblocks (pt))
+    return;
   last = (off + len - 1) / OVERLAY_BLOCK;
   if (last >= hist_nblocks (pt))
     last = hist_nblocks (pt) - 1;
