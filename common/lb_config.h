@@ -33,11 +33,13 @@
  *       metrics=PATH    the Prometheus metrics file (lbd/metrics.h)
  *   client file=PATH key=PATH listen=ADDR/PORT [type=simple]
  *          [name=NAME] [encrypt=yes|no] [max-rate=BYTES]
+ *          [history=KIND:N,...]
  *     file, key and listen are required; type defaults to simple, the
  *     only type; name defaults to the file= value as written, and may
  *     not exceed LB_CONFIG_NAME_MAX bytes either way; encrypt defaults
  *     to yes; max-rate (bytes a second lbd reads from the client, as
- *     lb_rate_parse takes it) to 0, no limit.
+ *     lb_rate_parse takes it) to 0, no limit; history= (lb_history.h)
+ *     keeps restore points, none by default.
  *   export listen=ADDR/PORT [tls=psk|off]
  *     For restores.  tls=off is allowed only on a loopback address.
  *
@@ -73,6 +75,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lb_history.h"         /* struct lb_history */
 #include "lb_listen.h"          /* struct lb_listen, lb_listen_equal */
 
 /* The largest config file accepted: room for some ten thousand client
@@ -96,6 +99,7 @@ struct lb_client_conf {
   char *key_path;       /* the key file, absolute */
   bool encrypt;         /* false: plain mode (encrypt=no) */
   uint64_t max_rate;    /* max-rate=, bytes/s; 0: no limit */
+  struct lb_history history;    /* history=; all zero: no restore points */
   struct lb_listen listen;
   int line;             /* where the statement starts */
 };

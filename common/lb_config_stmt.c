@@ -208,6 +208,15 @@ lb_config_stmt_tls (const char *v, size_t n, const char *dir, void *field,
   return lb_config_stmt_either (v, n, "psk", "off", field, why, whylen);
 }
 
+static enum lb_config_verdict
+lb_config_stmt_history (const char *v, size_t n, const char *dir,
+                        void *field, char *why, size_t whylen)
+{
+  (void) dir;
+  return lb_history_parse (v, n, field, why, whylen) == 0 ? LB_CONFIG_GOOD
+                                                          : LB_CONFIG_BAD;
+}
+
 /* --- the statements and their keys ----------------------------------- */
 
 static const struct lb_config_key lb_config_stmt_client_keys[] = {
@@ -218,6 +227,7 @@ static const struct lb_config_key lb_config_stmt_client_keys[] = {
   { "name", false, lb_config_stmt_name, LB_CONFIG_CLIENT (name) },
   { "encrypt", false, lb_config_stmt_yes_no, LB_CONFIG_CLIENT (encrypt) },
   { "max-rate", false, lb_config_stmt_rate, LB_CONFIG_CLIENT (max_rate) },
+  { "history", false, lb_config_stmt_history, LB_CONFIG_CLIENT (history) },
 };
 
 static const struct lb_config_key lb_config_stmt_export_keys[] = {

@@ -100,12 +100,13 @@ lb_ctl_send_all (int fd, const char *buf, size_t len)
 }
 
 void
-lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
+lb_ctl_serve_args (struct lb_ctl *ctl, lb_ctl_build_args_fn *build,
+                   void *arg)
 {
   struct timeval tv = { .tv_sec = 1 };
   enum lb_status_format format;
   struct lb_status *doc;
-  char req[32] = "", *buf = NULL;
+  char req[LB_CTL_ARGS_MAX + 32] = "", *buf = NULL, *args, *nl;
   bool want_verdict;
   size_t len = 0;
   FILE *mem;
@@ -120,12 +121,18 @@ lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
   n = recv (fd, req, sizeof req - 1, 0);
   if (n > 0)
     req[n] = '\0';
+  if ((nl = strchr (req, '\n')) != NULL)
+    *nl = '\0';
   format = strncmp (req, "json", 4) == 0 ? LB_STATUS_JSON : LB_STATUS_TEXT;
   want_verdict = strncmp (req + 4, " verdict", 8) == 0;
+  args = req + (strlen (req) < 4 ? strlen (req) : 4);
+  if (want_verdict)
+    args += 8;
+  args += *args == ' ';
 
   doc = lb_status_new ();
   if (doc)
-    verdict = build (doc, arg);
+    verdict = build (doc, args, arg);
   mem = open_memstream (&buf, &len);
   if (mem) {
     int r;
@@ -138,6 +145,29 @@ lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
   }
   lb_status_free (doc);
   close (fd);
+}
+
+/* lb_ctl_serve's builder, under lb_ctl_serve_args. */
+struct lb_ctl_plain {
+  lb_ctl_build_fn *build;
+  void *arg;
+};
+
+static int
+lb_ctl_build_plain (struct lb_status *doc, const char *args, void *arg)
+{
+  struct lb_ctl_plain *p = arg;
+
+  (void) args;
+  return p->build (doc, p->arg);
+}
+
+void
+lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build, void *arg)
+{
+  struct lb_ctl_plain p = { build, arg };
+
+  lb_ctl_serve_args (ctl, lb_ctl_build_plain, &p);
 }
 
 bool
@@ -264,14 +294,28 @@ enum lb_ctl_answer
 lb_ctl_ask (const char *path, enum lb_status_format format, int timeout_ms,
             FILE *out, int *verdict, char *err, size_t errlen)
 {
+  return lb_ctl_ask_args (path, format, NULL, timeout_ms, out, verdict, err,
+                          errlen);
+}
+
+enum lb_ctl_answer
+lb_ctl_ask_args (const char *path, enum lb_status_format format,
+                 const char *args, int timeout_ms, FILE *out, int *verdict,
+                 char *err, size_t errlen)
+{
   const char *req = format == LB_STATUS_JSON ? "json" : "text";
   uint64_t deadline = lb_now_ms () + timeout_ms;
   enum lb_ctl_answer r = LB_CTL_SILENT;
-  char why[256], line[32], *buf = NULL;
+  char why[256], line[LB_CTL_ARGS_MAX + 32], *buf = NULL;
   size_t len = 0, cap = 0, skip = 0;
   int fd, e;
 
-  snprintf (line, sizeof line, "%s%s\n", req, verdict ? " verdict" : "");
+  if (args && strlen (args) > LB_CTL_ARGS_MAX) {
+    lb_errf (err, errlen, "%s: request too long", path);
+    return LB_CTL_UNREACHED;
+  }
+  snprintf (line, sizeof line, "%s%s%s%s\n", req, verdict ? " verdict" : "",
+            args && *args ? " " : "", args ? args : "");
   fd = lb_ctl_connect (path);
   if (fd == -1) {
     e = errno;

@@ -66,6 +66,15 @@ typedef int lb_ctl_build_fn (struct lb_status *doc, void *arg);
 extern void lb_ctl_serve (struct lb_ctl *ctl, lb_ctl_build_fn *build,
                           void *arg);
 
+/* The same, for a builder that is given the request's ARGS ("" when
+ * none; at most LB_CTL_ARGS_MAX bytes, no newline).
+ */
+#define LB_CTL_ARGS_MAX 480
+typedef int lb_ctl_build_args_fn (struct lb_status *doc, const char *args,
+                                  void *arg);
+extern void lb_ctl_serve_args (struct lb_ctl *ctl,
+                               lb_ctl_build_args_fn *build, void *arg);
+
 /* Stop listening, and remove the socket unless something else has
  * taken its path since.  CTL->fd -1 is fine.
  */
@@ -100,5 +109,12 @@ extern enum lb_ctl_answer lb_ctl_ask (const char *path,
                                       int timeout_ms, FILE *out,
                                       int *verdict,
                                       char *err, size_t errlen);
+
+/* lb_ctl_ask with ARGS (NULL or "": none) after the format. */
+extern enum lb_ctl_answer lb_ctl_ask_args (const char *path,
+                                           enum lb_status_format format,
+                                           const char *args, int timeout_ms,
+                                           FILE *out, int *verdict,
+                                           char *err, size_t errlen);
 
 #endif /* LIVEBACKUP_LB_CTL_H */

@@ -14,6 +14,7 @@
 
 #include <zstd.h>
 
+#include "history.h"
 #include "lb_array.h"
 #include "lb_log.h"
 #include "lb_time.h"
@@ -37,8 +38,11 @@ apply_commit (struct session *s, const struct image_state *st)
   }
   if (image_commit (&s->im, st) == -1)
     return -1;
-  if (st->consistent && !s->replaying)
+  if (st->consistent && !s->replaying) {
     snapset_set_consistent (s->im.snaps, true, s->im.fd);
+    /* One consistent, durable moment: a restore point if one is due. */
+    history_tick (s->im.hist, s->im.fd);
+  }
   return 0;
 }
 

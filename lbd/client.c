@@ -79,6 +79,8 @@ client_line_changes (const struct client *cl, const struct client_line *ln,
     client_note (out, len, "encrypt");
   if (a->max_rate != b->max_rate)
     client_note (out, len, "max-rate");
+  if (memcmp (&a->history, &b->history, sizeof a->history) != 0)
+    client_note (out, len, "history");
   return out;
 }
 
@@ -113,6 +115,12 @@ client_new (struct client_line *ln, bool exports)
     free (cl);
     return NULL;
   }
+  /* Restore points outlive lbd: loaded from beside the image. */
+  if (history_init (&cl->hist, ln->conf.file, &ln->conf.history) == -1) {
+    snapset_destroy (&cl->snaps);
+    free (cl);
+    return NULL;
+  }
   pthread_mutex_init (&cl->lock, NULL);
   pthread_cond_init (&cl->cond, NULL);
   cl->line = *ln;
@@ -127,6 +135,7 @@ client_update (struct client *cl, struct client_line *ln)
   client_line_free (&cl->line);
   cl->line = *ln;
   memset (ln, 0, sizeof *ln);
+  history_set_policy (&cl->hist, &cl->line.conf.history);
 }
 
 void
@@ -134,6 +143,7 @@ client_free (struct client *cl)
 {
   if (cl == NULL)
     return;
+  history_destroy (&cl->hist);
   snapset_destroy (&cl->snaps);
   client_line_free (&cl->line);
   pthread_mutex_destroy (&cl->lock);

@@ -18,7 +18,7 @@
  *     bound to the client (connset.h) at any time: a reload ends those
  *     before it changes the line;
  *   - the status fields: under LOCK;
- *   - SNAPS: its own lock (snapshot.h).
+ *   - SNAPS, HIST: their own locks (snapshot.h, history.h).
  */
 
 #ifndef LBD_CLIENT_H
@@ -30,6 +30,7 @@
 
 #include "lb_config.h"
 #include "lb_key.h"
+#include "history.h"
 #include "snapshot.h"
 
 struct session;
@@ -57,6 +58,10 @@ struct client {
    * lives as long as the client.
    */
   struct snapset snaps;
+  /* Its restore points (history.h), with their own lock; as long as the
+   * client.
+   */
+  struct history hist;
 
   /* Status, under LOCK (clientstat.h reads it). */
   bool connected;

@@ -13,6 +13,7 @@
 
 #include "clientstat.h"
 #include "control.h"
+#include "histctl.h"
 #include "lb_ctl.h"
 #include "lb_proto.h"
 #include "lb_status.h"
@@ -159,6 +160,7 @@ control_client (struct lb_status *o, struct client *cl, uint64_t now)
   if (running.nexports > 0)
     control_export (lb_status_object (o, "export"), cl, st.exports,
                     st.exports_served, st.exports_refused);
+  histctl_status (o, cl);
 }
 
 /* Every client's state (lb_ctl_build_fn); the verdict is 0: lbd
@@ -179,10 +181,21 @@ control_build (struct lb_status *d, void *arg)
   return 0;
 }
 
+/* The status, or what ARGS asks for (histctl.h). */
+static int
+control_build_args (struct lb_status *d, const char *args, void *arg)
+{
+  int verdict = 0;
+
+  if (*args && histctl_request (d, args, &verdict))
+    return verdict;
+  return control_build (d, arg);
+}
+
 void
 control_serve (void)
 {
-  lb_ctl_serve (&control_ctl, control_build, NULL);
+  lb_ctl_serve_args (&control_ctl, control_build_args, NULL);
 }
 
 void
@@ -194,12 +207,22 @@ control_close (void)
 int
 control_ask (const char *path, bool json)
 {
-  char err[640];
+  return control_ask_args (path, json, NULL);
+}
 
-  switch (lb_ctl_ask (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
-                      LB_CTL_ASK_MS, stdout, NULL, err, sizeof err)) {
+int
+control_ask_args (const char *path, bool json, const char *args)
+{
+  char err[640];
+  int verdict = -1;
+
+  switch (lb_ctl_ask_args (path, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
+                           args, LB_CTL_ASK_MS, stdout, &verdict, err,
+                           sizeof err)) {
   case LB_CTL_ANSWERED:
-    return fflush (stdout) == 0 ? 0 : 1;
+    if (fflush (stdout) != 0)
+      return 1;
+    return verdict == 0 ? 0 : 1;
   case LB_CTL_UNREACHED:
     fprintf (stderr, "lbd: %s (is lbd running with this config?)\n", err);
     return 1;

@@ -42,4 +42,9 @@ extern void control_close (void);
  */
 extern int control_ask (const char *path, bool json);
 
+/* The same for another document than the status: ARGS (histctl.h);
+ * exit code 1 also when lbd's verdict on the request is not 0.
+ */
+extern int control_ask_args (const char *path, bool json, const char *args);
+
 #endif /* LBD_CONTROL_H */

@@ -123,6 +123,8 @@ export_free (void *arg)
     close (x->fd);
   if (x->snap)
     snapshot_release (x->snap);
+  if (x->pt)
+    history_release (x->pt);
   if (x->cl) {
     pthread_mutex_lock (&x->cl->lock);
     x->cl->exports--;

@@ -21,6 +21,7 @@
 #include "lb_io.h"
 #include "lb_log.h"
 #include "lb_proto.h"
+#include "history.h"
 #include "snapshot.h"
 
 int
@@ -154,7 +155,10 @@ image_resize (struct image *im, uint64_t size)
   /* A truncation changes what lies past the new end. */
   snapset_write_begin (im->snaps, im->fd, im->size, size,
                        size < im->size ? im->size - size : 0);
+  history_write_begin (im->hist, im->fd, im->size, size,
+                       size < im->size ? im->size - size : 0, NULL, false);
   r = ftruncate (im->fd, size);
+  history_write_end (im->hist);
   snapset_write_end (im->snaps);
   if (r == -1)
     return -1;
@@ -180,8 +184,10 @@ image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
     return -1;
   }
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
+  history_write_begin (im->hist, im->fd, im->size, off, len, buf, false);
   r = lb_pwrite_all (im->fd, buf, len, off);
   e = errno;
+  history_write_end (im->hist);
   snapset_write_end (im->snaps);
   errno = e;
   return r;
@@ -214,6 +220,7 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
   if (len == 0)
     return 0;
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
+  history_write_begin (im->hist, im->fd, im->size, off, len, NULL, true);
   /* A hole reads as zeroes and keeps the image sparse. */
   if (fallocate (im->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                  off, len) == 0)
@@ -225,6 +232,7 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
     off += n; len -= n;
   }
   e = errno;
+  history_write_end (im->hist);
   snapset_write_end (im->snaps);
   errno = e;
   return len == 0 ? 0 : -1;

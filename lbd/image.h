@@ -38,6 +38,7 @@ struct image_state {
 };
 
 struct snapset;
+struct history;
 
 struct image {
   char *path;
@@ -50,6 +51,10 @@ struct image {
    * about to change into them first, under the set's lock.
    */
   struct snapset *snaps;
+  /* If set, the restore points (history.h), hooked the same way: their
+   * old blocks are saved (and durable) before the image changes.
+   */
+  struct history *hist;
 };
 
 /* Open (creating, empty and sparse, if missing) PATH and read its state.

@@ -30,6 +30,7 @@
 
 #include "bind.h"
 #include "control.h"
+#include "lb_ctl.h"
 #include "export.h"
 #include "lb_conn.h"
 #include "lb_daemon.h"
@@ -70,6 +71,8 @@ lbd_usage (FILE *fp)
 "       lbd -n CONFIG\n"
 "       lbd --psk-line CONFIG NAME\n"
 "       lbd --rebind CONFIG NAME\n"
+"       lbd --points [--json] [--control=PATH] CONFIG NAME\n"
+"       lbd --drop-point [--control=PATH] CONFIG NAME POINT\n"
 "\n"
 "The livebackup server: keeps one image per client line of CONFIG.\n"
 "SIGHUP reloads CONFIG; SIGTERM stops cleanly.\n"
@@ -94,7 +97,11 @@ lbd_usage (FILE *fp)
 "                         foreground, syslog with --daemon)\n"
 "  -u, --user=NAME        drop to user NAME after binding the ports\n"
 "  -s, --status           ask the running lbd for every client's state\n"
-"  -j, --json             with --status: print JSON\n"
+"  -j, --json             with --status or --points: print JSON\n"
+"      --points           ask the running lbd for client NAME's restore\n"
+"                         points (time, label, bytes held, how taken)\n"
+"      --drop-point       ask the running lbd to remove client NAME's\n"
+"                         restore point POINT (its time or label)\n"
 "  -c, --control=PATH     the status socket (default: derived from CONFIG's\n"
 "                         absolute path, in /run or /tmp)\n"
 "      --allow-open-key   accept key files that group or others can read\n"
@@ -329,13 +336,15 @@ main (int argc, char **argv)
     { "allow-open-key", no_argument, NULL, 'K' },
     { "psk-line", no_argument, NULL, 'P' },
     { "rebind", no_argument, NULL, 'B' },
+    { "points", no_argument, NULL, 'L' },
+    { "drop-point", no_argument, NULL, 'D' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
   bool check = false, status = false, json = false, allow_open_key = false;
-  bool psk_line = false, rebind = false;
+  bool psk_line = false, rebind = false, points = false, drop = false;
   struct lb_daemon_opts d = { .dest = LB_LOG_STDERR };
   const char *user = NULL, *control = NULL, *config;
   char control_buf[4096], err[1024];
@@ -360,17 +369,19 @@ main (int argc, char **argv)
     case 'K': allow_open_key = true; break;
     case 'P': psk_line = true; break;
     case 'B': rebind = true; break;
+    case 'L': points = true; break;
+    case 'D': drop = true; break;
     case 'v': lb_log_verbose = true; break;
     case 'h': lbd_usage (stdout); return LB_EXIT_OK;
     case 'V': printf ("lbd %s\n", PACKAGE_VERSION); return LB_EXIT_OK;
     default: lbd_usage (stderr); return LB_EXIT_CONFIG;
     }
   }
-  if (psk_line && rebind) {
+  if (psk_line + rebind + points + drop > 1) {
     lbd_usage (stderr);
     return LB_EXIT_CONFIG;
   }
-  if (argc - optind != (psk_line || rebind ? 2 : 1)) {
+  if (argc - optind != (drop ? 3 : psk_line || rebind || points ? 2 : 1)) {
     lbd_usage (stderr);
     return LB_EXIT_CONFIG;
   }
@@ -388,6 +399,18 @@ main (int argc, char **argv)
   }
   if (status)
     return control_ask (control, json);
+  if (points || drop) {
+    char args[LB_CTL_ARGS_MAX + 1];
+    const char *name = argv[optind + 1], *pt = drop ? argv[optind + 2] : "";
+    if (strlen (name) + strlen (pt) + 8 > LB_CTL_ARGS_MAX
+        || strpbrk (name, " \n") || strpbrk (pt, " \n")) {
+      fprintf (stderr, "lbd: %s: not a client's name\n", name);
+      return LB_EXIT_CONFIG;
+    }
+    snprintf (args, sizeof args, "%s %s%s%s", drop ? "drop" : "points", name,
+              drop ? " " : "", pt);
+    return control_ask_args (control, json, args);
+  }
 
   if (lb_daemon_settle (&d, "lbd") == -1)
     return LB_EXIT_CONFIG;

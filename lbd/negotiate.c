@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "lb_array.h"
 #include "lb_bytes.h"
 #include "lb_log.h"
 #include "lb_time.h"
@@ -74,7 +75,7 @@ negotiate_reply_err (struct xconn *x, uint32_t opt, uint32_t type,
  * the connection uses it (reload.c).
  */
 static struct client *
-negotiate_find (struct xconn *x, const uint8_t *name, size_t len)
+negotiate_find_client (struct xconn *x, const uint8_t *name, size_t len)
 {
   struct client *cl;
   const char *n;
@@ -92,6 +93,72 @@ negotiate_find (struct xconn *x, const uint8_t *name, size_t len)
     connset_set_client (x->c, cl);
   pthread_rwlock_unlock (&running_lock);
   return cl;
+}
+
+/* The export NAME (LEN bytes) as negotiate_find_client finds it, or
+ * NAME@POINT, a restore point of that client (history.h): then *PLEN is
+ * POINT's length (it ends NAME), else 0.  A client whose whole name
+ * has an '@' in it is found first.
+ */
+static struct client *
+negotiate_find (struct xconn *x, const uint8_t *name, size_t len,
+                size_t *plen)
+{
+  struct client *cl = negotiate_find_client (x, name, len);
+  const uint8_t *at;
+
+  *plen = 0;
+  if (cl || len == 0 || (at = memrchr (name, '@', len)) == NULL
+      || at == name || at + 1 == name + len
+      || name + len - (at + 1) > X_POINT_MAX)
+    return cl;
+  cl = negotiate_find_client (x, name, at - name);
+  if (cl)
+    *plen = name + len - (at + 1);
+  return cl;
+}
+
+/* CL's export name, with "@POINT" (PLEN bytes at POINT) if PLEN. */
+static void
+negotiate_name (char *out, size_t outlen, const struct client *cl,
+                const uint8_t *point, size_t plen)
+{
+  snprintf (out, outlen, "%s%s%.*s", cl->conf->name, plen ? "@" : "",
+            (int) plen, (const char *) point);
+}
+
+/* The description of restore point E of CL. */
+static void
+negotiate_point_desc (char *out, size_t outlen, const struct client *cl,
+                      const struct points_entry *e)
+{
+  char when[LB_TIME_LEN];
+
+  snprintf (out, outlen, "livebackup restore point of %s: the image as it "
+            "was at %s (taken by %s%s%s)", cl->conf->name,
+            lb_time_iso ((uint64_t) e->time, when), e->how,
+            e->label[0] ? ", label " : "", e->label);
+}
+
+/* CL's restore point named by the PLEN bytes at POINT: its *SIZE and
+ * description; false if there is no such point.
+ */
+static bool
+negotiate_describe_point (struct client *cl, const uint8_t *point,
+                          size_t plen, uint64_t *size, char *out, size_t len)
+{
+  char why[256];
+  struct hist_point *pt = history_open (&cl->hist, (const char *) point, plen,
+                                        why, sizeof why);
+
+  if (pt == NULL) {
+    snprintf (out, len, "%s", why);
+    return false;
+  }
+  *size = pt->e.size;
+  negotiate_point_desc (out, len, cl, &pt->e);
+  history_release (pt);
+  return true;
 }
 
 /* A peer-chosen name, safe to log and to echo. */
@@ -170,9 +237,11 @@ negotiate_info_go (struct xconn *x, uint32_t opt, uint32_t len)
   uint16_t nreq, i;
   bool want_name = false, want_desc = false;
   struct client *cl;
-  char safe[80], why[512], desc[300];
+  char safe[80], why[512], desc[300], full[sizeof x->meta_export];
   uint8_t info[12];
   uint64_t size = 0;
+  size_t plen;
+  const uint8_t *point;
 
   if (len < 6 || (namelen = lb_get_be32 (d)) > len - 6
       || len != 4 + namelen + 2 + 2 * (uint32_t) (nreq = lb_get_be16 (d + 4 + namelen)))
@@ -186,7 +255,8 @@ negotiate_info_go (struct xconn *x, uint32_t opt, uint32_t len)
     if (r == NBD_INFO_DESCRIPTION) want_desc = true;
   }
   negotiate_safe (safe, sizeof safe, d + 4, namelen);
-  cl = negotiate_find (x, d + 4, namelen);
+  cl = negotiate_find (x, d + 4, namelen, &plen);
+  point = d + 4 + namelen - plen;
   if (cl == NULL) {
     if (!x->warned_unknown)
       lb_warn ("export %s: %s asked for an export it may not see: '%s'",
@@ -195,7 +265,22 @@ negotiate_info_go (struct xconn *x, uint32_t opt, uint32_t len)
     return negotiate_after_reply (negotiate_reply_err (x, opt, NBD_REP_ERR_UNKNOWN,
                                        "no export named '%s'", safe));
   }
-  if (opt == NBD_OPT_GO) {
+  negotiate_name (full, sizeof full, cl, point, plen);
+  if (plen && opt == NBD_OPT_GO) {
+    if (transmit_open_point (x, cl, point, plen, why, sizeof why) == -1)
+      return negotiate_after_reply (negotiate_reply_err (x, opt,
+                                    NBD_REP_ERR_UNKNOWN, "export %s: %s",
+                                    cl->conf->name, why));
+    size = x->size;
+    negotiate_point_desc (desc, sizeof desc, cl, &x->pt->e);
+  }
+  else if (plen) {
+    if (!negotiate_describe_point (cl, point, plen, &size, desc, sizeof desc))
+      return negotiate_after_reply (negotiate_reply_err (x, opt,
+                                    NBD_REP_ERR_UNKNOWN, "export %s: %s",
+                                    cl->conf->name, desc));
+  }
+  else if (opt == NBD_OPT_GO) {
     if (transmit_open (x, cl, why, sizeof why) == -1)
       return negotiate_after_reply (negotiate_reply_err (x, opt, NBD_REP_ERR_POLICY,
                                          "export %s: %s", cl->conf->name,
@@ -223,8 +308,8 @@ negotiate_info_go (struct xconn *x, uint32_t opt, uint32_t len)
     return NEGOTIATE_CLOSE;
   if (want_name) {
     lb_put_be16 (info, NBD_INFO_NAME);
-    if (negotiate_reply2 (x, opt, NBD_REP_INFO, info, 2, cl->conf->name,
-                  strlen (cl->conf->name)) == -1)
+    if (negotiate_reply2 (x, opt, NBD_REP_INFO, info, 2, full,
+                  strlen (full)) == -1)
       return NEGOTIATE_CLOSE;
   }
   if (want_desc) {
@@ -246,7 +331,7 @@ negotiate_info_go (struct xconn *x, uint32_t opt, uint32_t len)
   if (opt != NBD_OPT_GO)
     return NEGOTIATE_OPTION;
   /* Contexts chosen for another export do not apply to this one. */
-  if (x->meta && strcmp (x->meta_export, cl->conf->name) != 0
+  if (x->meta && strcmp (x->meta_export, full) != 0
       && !(x->meta_export[0] == '\0' && namelen == 0))
     x->meta = false;
   return NEGOTIATE_TRANSMIT;
@@ -262,6 +347,7 @@ negotiate_meta (struct xconn *x, uint32_t opt, uint32_t len)
   char safe[80];
   bool set = opt == NBD_OPT_SET_META_CONTEXT, found = false;
   uint8_t id[4];
+  size_t plen;
 
   if (!x->structured)
     return negotiate_reply_err (x, opt, NBD_REP_ERR_INVALID,
@@ -279,7 +365,7 @@ negotiate_meta (struct xconn *x, uint32_t opt, uint32_t len)
   }
   if (pos != len)
     return negotiate_reply_err (x, opt, NBD_REP_ERR_INVALID, "malformed request");
-  cl = negotiate_find (x, d + 4, namelen);
+  cl = negotiate_find (x, d + 4, namelen, &plen);
   if (cl == NULL) {
     negotiate_safe (safe, sizeof safe, d + 4, namelen);
     return negotiate_reply_err (x, opt, NBD_REP_ERR_UNKNOWN, "no export named '%s'",
@@ -307,8 +393,11 @@ negotiate_meta (struct xconn *x, uint32_t opt, uint32_t len)
   }
   if (set) {
     x->meta = found;
-    snprintf (x->meta_export, sizeof x->meta_export, "%s",
-              namelen ? cl->conf->name : "");
+    if (namelen)
+      negotiate_name (x->meta_export, sizeof x->meta_export, cl,
+                      d + 4 + namelen - plen, plen);
+    else
+      x->meta_export[0] = '\0';
   }
   return negotiate_reply (x, opt, NBD_REP_ACK);
 }
@@ -326,37 +415,81 @@ negotiate_listed (struct client *cl)
          && negotiate_describe (cl, &size, desc, sizeof desc);
 }
 
+/* One export to list: NAME's length, then NAME and its description. */
+struct negotiate_item {
+  size_t namelen;
+  char *text;
+};
+
+static void
+negotiate_add (struct negotiate_item **items, size_t *n, size_t *cap,
+               const char *name, const char *desc)
+{
+  char *t;
+
+  if (lb_array_grow (items, cap, *n + 1, sizeof **items) == -1
+      || asprintf (&t, "%s%s", name, desc) == -1)
+    return;
+  (*items)[*n].namelen = strlen (name);
+  (*items)[(*n)++].text = t;
+}
+
+/* CL's restore points, NAME@POINT each, with their descriptions. */
+static void
+negotiate_add_points (struct negotiate_item **items, size_t *n, size_t *cap,
+                      struct client *cl)
+{
+  struct hist_info *info;
+  size_t k, np;
+  char name[LB_CONFIG_NAME_MAX + 1 + POINTS_ID_LEN + 1], desc[300];
+
+  if (history_list (&cl->hist, &info, &np) == -1)
+    return;
+  for (k = 0; k < np; k++) {
+    if (info[k].doomed)
+      continue;
+    snprintf (name, sizeof name, "%s@%s", cl->conf->name, info[k].e.id);
+    negotiate_point_desc (desc, sizeof desc, cl, &info[k].e);
+    negotiate_add (items, n, cap, name, desc);
+  }
+  free (info);
+}
+
 /* NBD_OPT_LIST: only what this connection may open now (an export that
  * serves nothing would only make clients that open every listed export,
  * nbdinfo --list, fail).  With TLS that is the identity's own; with
  * tls=off every client's, gathered under running_lock and sent after
- * (running.h: no network I/O under it).  0, or -1.
+ * (running.h: no network I/O under it).  Each client's restore points
+ * follow it, as NAME@POINT with their time in the description.  0, or
+ * -1.
  */
 static int
 negotiate_list (struct xconn *x, uint32_t opt)
 {
-  char **names = NULL;
-  size_t n = 0, i;
+  struct negotiate_item *items = NULL;
+  size_t n = 0, cap = 0, i;
   int r = 0;
 
   pthread_rwlock_rdlock (&running_lock);
-  names = calloc (running.nclients + 1, sizeof *names);
-  for (i = 0; names && i < running.nclients; i++) {
+  for (i = 0; i < running.nclients; i++) {
     struct client *cl = running.clients[i];
-    if ((!x->el->conf->tls || cl == x->idc) && negotiate_listed (cl)
-        && (names[n] = strdup (cl->conf->name)) != NULL)
-      n++;
+    if (x->el->conf->tls && cl != x->idc)
+      continue;
+    if (negotiate_listed (cl))
+      negotiate_add (&items, &n, &cap, cl->conf->name, "");
+    if (running_by_name (cl->conf->name, strlen (cl->conf->name)) == cl)
+      negotiate_add_points (&items, &n, &cap, cl);
   }
   pthread_rwlock_unlock (&running_lock);
   for (i = 0; i < n; i++) {
     uint8_t nl[4];
-    lb_put_be32 (nl, strlen (names[i]));
+    lb_put_be32 (nl, items[i].namelen);
     if (r == 0)
-      r = negotiate_reply2 (x, opt, NBD_REP_SERVER, nl, 4, names[i],
-                            strlen (names[i]));
-    free (names[i]);
+      r = negotiate_reply2 (x, opt, NBD_REP_SERVER, nl, 4, items[i].text,
+                            strlen (items[i].text));
+    free (items[i].text);
   }
-  free (names);
+  free (items);
   return r == 0 ? negotiate_reply (x, opt, NBD_REP_ACK) : -1;
 }
 
@@ -496,7 +629,8 @@ negotiate_run (struct xconn *x)
       r = next == NEGOTIATE_CLOSE ? -1 : 0;
       break;
     case NBD_OPT_EXPORT_NAME: {
-      struct client *cl = negotiate_find (x, x->opt, len);
+      size_t plen;
+      struct client *cl = negotiate_find (x, x->opt, len, &plen);
       char why[512];
       uint8_t rep[10 + 124];
       negotiate_safe (safe, sizeof safe, x->opt, len);
@@ -505,7 +639,9 @@ negotiate_run (struct xconn *x)
                  "closing", addr, x->peer, safe);
         return -1;
       }
-      if (transmit_open (x, cl, why, sizeof why) == -1)
+      if ((plen ? transmit_open_point (x, cl, x->opt + len - plen, plen, why,
+                                       sizeof why)
+                : transmit_open (x, cl, why, sizeof why)) == -1)
         return -1;
       memset (rep, 0, sizeof rep);
       lb_put_be64 (rep, x->size);

@@ -415,6 +415,8 @@ session_serve (struct session *s, const struct lbp_msg *hello)
   s->have_image = true;
   /* Every change to the image now preserves the snapshots restores read. */
   s->im.snaps = &s->cl->snaps;
+  s->im.hist = &s->cl->hist;
+  s->im.hist = &s->cl->hist;
 
   if (session_bind (s, &m) == -1)
     return;

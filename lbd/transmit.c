@@ -75,6 +75,45 @@ transmit_open (struct xconn *x, struct client *cl, char *why, size_t whylen)
   return -1;
 }
 
+int
+transmit_open_point (struct xconn *x, struct client *cl, const uint8_t *point,
+                     size_t plen, char *why, size_t whylen)
+{
+  x->ifd = open (cl->conf->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (x->ifd == -1) {
+    snprintf (why, whylen, "cannot open the image: %s", strerror (errno));
+    goto refused;
+  }
+  x->pt = history_open (&cl->hist, (const char *) point, plen, why, whylen);
+  x->buf = x->pt ? malloc (SNAP_READ_PIECE) : NULL;
+  if (x->buf == NULL) {
+    if (x->pt)
+      snprintf (why, whylen, "out of memory");
+    history_release (x->pt);
+    x->pt = NULL;
+    close (x->ifd);
+    x->ifd = -1;
+    goto refused;
+  }
+  x->cl = cl;
+  connset_set_client (x->c, cl);
+  x->size = x->pt->e.size;
+  pthread_mutex_lock (&cl->lock);
+  cl->exports++;
+  cl->exports_served++;
+  pthread_mutex_unlock (&cl->lock);
+  lb_info ("export %s to %s: serving restore point %s (%" PRIu64 " bytes)",
+           cl->conf->name, x->peer, x->pt->e.id, x->size);
+  return 0;
+
+ refused:
+  lb_warn ("export %s@%.*s to %s: refused: %s", cl->conf->name,
+           (int) (plen > X_POINT_MAX ? X_POINT_MAX : plen), point, x->peer,
+           why);
+  export_refused (cl);
+  return -1;
+}
+
 static int
 transmit_simple (struct xconn *x, uint64_t cookie, uint32_t error)
 {
@@ -136,7 +175,8 @@ transmit_read (struct xconn *x, uint64_t cookie, uint64_t off, uint32_t len)
     uint8_t h[20 + 12];
     struct iovec v[2] = { { h, 0 }, { x->buf, 0 } };
 
-    if (snapshot_read (x->snap, x->ifd, x->buf, off, n) == -1) {
+    if ((x->pt ? history_read (x->pt, x->ifd, x->buf, off, n)
+               : snapshot_read (x->snap, x->ifd, x->buf, off, n)) == -1) {
       int e = errno;
       lb_warn ("export %s to %s: read of %" PRIu32 " bytes at %" PRIu64
                " failed: %s", x->cl->conf->name, x->peer, n, off,
@@ -203,8 +243,13 @@ transmit_block_status (struct xconn *x, uint64_t cookie, uint16_t flags,
     bool hole;
     uint32_t f;
 
-    if (snapshot_extent (x->snap, x->ifd, pos, end - pos, &elen, &hole)
-        == -1)
+    if (x->pt) {
+      /* A restore point says all data: reads find its zeroes. */
+      elen = end - pos;
+      hole = false;
+    }
+    else if (snapshot_extent (x->snap, x->ifd, pos, end - pos, &elen, &hole)
+             == -1)
       return transmit_error (x, cookie, transmit_errno (errno), "block status failed");
     f = hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
     if (n > 0 && f == lastf)

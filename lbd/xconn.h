@@ -20,6 +20,7 @@
 
 #include "connset.h"
 #include "export.h"
+#include "history.h"
 #include "lb_conn.h"
 #include "snapshot.h"
 
@@ -29,6 +30,8 @@
 #define X_OPT_COUNT 256
 /* Extents per BLOCK_STATUS reply. */
 #define X_EXTENTS 1024
+/* The longest POINT in an export name NAME@POINT. */
+#define X_POINT_MAX (POINTS_LABEL_MAX - 1)
 /* The context id of base:allocation. */
 #define X_BASE_ALLOCATION 1
 
@@ -44,12 +47,13 @@ struct xconn {
   bool no_zeroes;
   bool structured;
   bool meta;                    /* base:allocation selected */
-  char meta_export[LB_CONFIG_NAME_MAX + 1];
+  char meta_export[LB_CONFIG_NAME_MAX + 1 + X_POINT_MAX + 1];
   uint8_t *opt;                 /* option data, X_OPT_MAX + 1 */
 
   /* Transmission. */
   struct client *cl;
-  struct snapshot *snap;
+  struct snapshot *snap;        /* the live export's, or NULL */
+  struct hist_point *pt;        /* NAME@POINT's restore point, or NULL */
   int ifd;                      /* the image, read-only */
   uint64_t size;
   time_t since;                 /* 0: the live image; else its last
@@ -85,6 +89,10 @@ extern int negotiate_run (struct xconn *x);
  */
 extern int transmit_open (struct xconn *x, struct client *cl, char *why,
                           size_t whylen);
+/* The same for CL's restore point named by the PLEN bytes at POINT. */
+extern int transmit_open_point (struct xconn *x, struct client *cl,
+                                const uint8_t *point, size_t plen,
+                                char *why, size_t whylen);
 extern void transmit_run (struct xconn *x);
 
 #endif /* LBD_XCONN_H */

@@ -9,7 +9,8 @@
 # set-up in README.md (nbd-client), and the install test (systemd for
 # systemd-analyze and systemd-sysusers, which it runs on files only:
 # installing the package does not make systemd PID 1; groff-base for
-# groff), and git for .ci/run's demo from a fresh clone.
+# groff), git for .ci/run's demo from a fresh clone, and xfsprogs for
+# the restore point tests on XFS (reflinks: tests/history-*-xfs.sh).
 # Not prometheus, whose promtool tests/lbd-metrics.sh would use: the
 # package is 96 MB, adds a system user and starts a Prometheus server on
 # port 9090 (enabled at boot) when installed.  The test checks the
@@ -20,7 +21,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config clang
   nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
   libgnutls28-dev gnutls-bin libzstd-dev zlib1g-dev
   fio qemu-utils e2fsprogs fuse3 iproute2 util-linux procps valgrind
-  nbd-client systemd groff-base git"
+  nbd-client systemd groff-base git xfsprogs"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=

@@ -40,7 +40,7 @@ test_errors (void)
   expect_error ("unknown key",
                 "client file=a key=k listen=1.2.3.4/5 fiel=b\n",
                 CONF ":1: fiel=b: unknown key for client (expected file, "
-                "key, listen, type, name, encrypt or max-rate)");
+                "key, listen, type, name, encrypt, max-rate or history)");
   expect_error ("a client key on an export",
                 "export listen=127.0.0.1/5 \\\n  file=x\n",
                 CONF ":2: file=x: unknown key for export (expected listen "
@@ -48,7 +48,7 @@ test_errors (void)
   expect_error ("an export key on a client",
                 "client file=a key=k listen=1.2.3.4/5 tls=off\n",
                 CONF ":1: tls=off: unknown key for client (expected file, "
-                "key, listen, type, name, encrypt or max-rate)");
+                "key, listen, type, name, encrypt, max-rate or history)");
   expect_error ("duplicate key",
                 "client file=a key=k file=b listen=1.2.3.4/5\n",
                 CONF ":1: file=b: duplicate key (file= is already given on "
@@ -121,6 +121,25 @@ test_errors (void)
                 "9999:aaaa:bbbb:cccc/5\n",
                 CONF ":1: listen=1111:2222:3333:4444:5555:6666:7777:8888:"
                 "9999:aaaa:bbbb:cccc/5: bad address");
+  expect_error ("history: unknown kind",
+                "client file=a key=k listen=1.2.3.4/5 history=yearly:3\n",
+                CONF ":1: history=yearly:3: unknown kind 'yearly' (expected "
+                "minutely, hourly, daily, weekly or monthly)");
+  expect_error ("history: no count",
+                "client file=a key=k \\\n listen=1.2.3.4/5 history=daily\n",
+                CONF ":2: history=daily: 'daily' is not KIND:COUNT (e.g. "
+                "hourly:24)");
+  expect_error ("history: zero",
+                "client file=a key=k listen=1.2.3.4/5 history=daily:0\n",
+                CONF ":1: history=daily:0: daily: the count must be a "
+                "number from 1 to 100000");
+  expect_error ("history: twice",
+                "client file=a key=k listen=1.2.3.4/5 "
+                "history=daily:1,daily:2\n",
+                CONF ":1: history=daily:1,daily:2: daily given twice");
+  expect_error ("history: trailing comma",
+                "client file=a key=k listen=1.2.3.4/5 history=daily:1,\n",
+                CONF ":1: history=daily:1,: a comma with nothing after it");
   expect_error ("bad yes/no",
                 "client file=a key=k listen=1.2.3.4/5 encrypt=maybe\n",
                 CONF ":1: encrypt=maybe: expected yes or no");
@@ -263,7 +282,7 @@ test_errors (void)
   expect_error ("escaped bytes",
                 "client f\xc3\xa9le=x\n",
                 CONF ":1: f\\xc3\\xa9le=x: unknown key for client (expected "
-                "file, key, listen, type, name, encrypt or max-rate)");
+                "file, key, listen, type, name, encrypt, max-rate or history)");
 
   /* A tiny error buffer still gets a terminated prefix. */
   memset (err, 'x', sizeof err);
@@ -300,7 +319,7 @@ test_settings_errors (void)
   expect_error ("a setting after a keyword is the statement's key",
                 "client metrics=a.prom\n",
                 CONF ":1: metrics=a.prom: unknown key for client (expected "
-                "file, key, listen, type, name, encrypt or max-rate)");
+                "file, key, listen, type, name, encrypt, max-rate or history)");
 }
 
 int

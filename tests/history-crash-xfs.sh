@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# history-crash.sh with the image on XFS (a loop device this test
+# makes): restore points are reflinked copies (FICLONE).
+HISTORY_SRVFS=xfs exec bash "${top_srcdir:-.}/tests/history-crash.sh"
