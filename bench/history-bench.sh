@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # history-bench.sh: what restore points cost lbd, through the whole
 # pipeline (fio -> nbdkit + livewatch -> lb -> TLS -> lbd -> image).
 #

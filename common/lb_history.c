@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: history= retention policies.  See lb_history.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: a history= retention policy (lbd.conf's client lines) and
  * the calendar it works in.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: restore points on the control socket.  See histctl.h. */
 
 #include <config.h>

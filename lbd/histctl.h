@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: restore points on the control socket (control.h): lbd --points,
  * lbd --drop-point, and the history part of lbd --status.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: an image's restore points.  See history.h. */
 
 #include <config.h>

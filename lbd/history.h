@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: an image's history, its restore points (history= in lbd.conf).
  *
  * A point is the image as it was at one consistent moment (a sync

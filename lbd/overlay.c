@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: persistent copy-on-write overlays.  See overlay.h. */
 
 #include <config.h>

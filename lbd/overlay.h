@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: a persistent copy-on-write overlay, one restore point's saved
  * blocks on a filesystem without reflinks (history.h says how points
  * use them).

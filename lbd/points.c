@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the list of an image's restore points on disk.  See points.h. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lbd: the list of an image's restore points on disk, how a point's
  * data file is named and made, and the clock points are taken by.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of lbd's restore points (history.c, overlay.c, points.c),
  * through the image code that drives them (image.c), against a model in
  * memory, in overlay mode (the test's folder is asked for reflinks and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Restore points across lbd crashes: lbd SIGKILLed at random instants
 # while it takes a point, while it saves old blocks into the newest
 # point's overlay (a burst of writes right after the point), and while

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A scripted week of restore points through the whole pipeline: ext4
 # on the filter (nbdfuse + a loop device), replicated by lb to lbd,
 # whose image lies on its own file system: ext4 (lbd's overlays), or
