@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <linux/falloc.h>
 
@@ -303,4 +304,38 @@ image_commit (struct image *im, const struct image_state *st)
   free (tmp);
   free (dir);
   return r;
+}
+
+void
+image_siblings (const char *image,
+                void (*fn) (const char *path, const char *suffix, void *arg),
+                void *arg)
+{
+  char *d = strdup (image), *b = strdup (image);
+  const char *dir, *base;
+  size_t blen;
+  DIR *dp;
+  struct dirent *de;
+
+  if (d == NULL || b == NULL)
+    goto out;
+  dir = dirname (d);
+  base = basename (b);
+  blen = strlen (base);
+  dp = opendir (dir);
+  if (dp == NULL)
+    goto out;
+  while ((de = readdir (dp)) != NULL) {
+    char path[4096];
+
+    if (strncmp (de->d_name, base, blen) != 0 || de->d_name[blen] == '\0'
+        || (size_t) snprintf (path, sizeof path, "%s/%s", dir, de->d_name)
+           >= sizeof path)
+      continue;
+    fn (path, de->d_name + blen, arg);
+  }
+  closedir (dp);
+ out:
+  free (d);
+  free (b);
 }

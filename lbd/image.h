@@ -96,4 +96,14 @@ extern int image_commit (struct image *im, const struct image_state *st);
 /* Read a state file without opening the image (for --status). */
 extern int image_state_load (const char *state_path, struct image_state *st);
 
+/* Call FN for each file beside IMAGE (in its folder) whose name is
+ * IMAGE's own followed by something: with the file's PATH and that
+ * SUFFIX (never empty).  For the cleanups at start of what a crash left
+ * beside an image (snapshot overlays, restore points).
+ */
+extern void image_siblings (const char *image,
+                            void (*fn) (const char *path,
+                                        const char *suffix, void *arg),
+                            void *arg);
+
 #endif

@@ -18,6 +18,7 @@
 #include <linux/fs.h>
 #include <linux/fiemap.h>
 
+#include "image.h"
 #include "lb_err.h"
 #include "lb_log.h"
 #include "lb_time.h"
@@ -218,50 +219,45 @@ points_path (const char *image, enum points_mode mode, const char *id)
                                                                      : p;
 }
 
+struct points_stale {
+  const char *base;             /* the image's file name */
+  enum points_mode mode;
+  const struct points_entry *e; /* the list */
+  size_t n;
+};
+
+static void
+points_stale_one (const char *path, const char *suffix, void *arg)
+{
+  const struct points_stale *ps = arg;
+  const char *name = strrchr (path, '/') + 1;
+  size_t i;
+
+  if (strcmp (suffix, ".points.tmp") != 0 && strncmp (suffix, ".point-", 7) != 0)
+    return;
+  for (i = 0; i < ps->n; i++) {
+    char *mine = points_path (ps->base, ps->mode, ps->e[i].id);
+    bool listed = mine && strcmp (mine, name) == 0;
+    free (mine);
+    if (listed)
+      return;
+  }
+  if (unlink (path) == 0)
+    lb_info ("%s: deleted (a restore point's data no list names: left "
+             "by a crash)", path);
+}
+
 void
 points_remove_stale (const char *image, enum points_mode mode,
                      const struct points_entry *e, size_t n)
 {
-  char *d = strdup (image), *b = strdup (image);
-  const char *dir, *base;
-  size_t blen, i;
-  DIR *dp;
-  struct dirent *de;
+  char *b = strdup (image);
+  struct points_stale ps = { .mode = mode, .e = e, .n = n };
 
-  if (d == NULL || b == NULL)
-    goto out;
-  dir = dirname (d);
-  base = basename (b);
-  blen = strlen (base);
-  dp = opendir (dir);
-  if (dp == NULL)
-    goto out;
-  while ((de = readdir (dp)) != NULL) {
-    const char *p = de->d_name;
-    char path[4096];
-    bool listed = false;
-
-    if (strncmp (p, base, blen) != 0)
-      continue;
-    p += blen;
-    if (strcmp (p, ".points.tmp") != 0 && strncmp (p, ".point-", 7) != 0)
-      continue;
-    for (i = 0; i < n && !listed; i++) {
-      char *mine = points_path (base, mode, e[i].id);
-      listed = mine && strcmp (mine, de->d_name) == 0;
-      free (mine);
-    }
-    if (listed
-        || (size_t) snprintf (path, sizeof path, "%s/%s", dir, de->d_name)
-           >= sizeof path)
-      continue;
-    if (unlink (path) == 0)
-      lb_info ("%s: deleted (a restore point's data no list names: left "
-               "by a crash)", path);
-  }
-  closedir (dp);
- out:
-  free (d);
+  if (b == NULL)
+    return;
+  ps.base = basename (b);
+  image_siblings (image, points_stale_one, &ps);
   free (b);
 }
 

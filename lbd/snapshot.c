@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "image.h"
 #include "lb_bytes.h"
 #include "lb_io.h"
 #include "lb_log.h"
@@ -96,42 +97,21 @@ snapset_destroy (struct snapset *ss)
   pthread_rwlock_destroy (&ss->lock);
 }
 
+static void
+snapset_stale_one (const char *path, const char *suffix, void *arg)
+{
+  (void) arg;
+  if (strncmp (suffix, ".snap-", 6) != 0 || suffix[6] == '\0'
+      || strspn (suffix + 6, "0123456789") != strlen (suffix + 6))
+    return;
+  if (unlink (path) == 0)
+    lb_info ("%s: deleted an overlay left by an earlier lbd", path);
+}
+
 void
 snapset_remove_stale (const char *image)
 {
-  char *d = strdup (image), *b = strdup (image);
-  const char *dir, *base;
-  size_t blen;
-  DIR *dp;
-  struct dirent *de;
-
-  if (d == NULL || b == NULL)
-    goto out;
-  dir = dirname (d);
-  base = basename (b);
-  blen = strlen (base);
-  dp = opendir (dir);
-  if (dp == NULL)
-    goto out;
-  while ((de = readdir (dp)) != NULL) {
-    const char *p = de->d_name;
-    char path[4096];
-
-    if (strncmp (p, base, blen) != 0 || strncmp (p + blen, ".snap-", 6) != 0)
-      continue;
-    p += blen + 6;
-    if (*p == '\0' || strspn (p, "0123456789") != strlen (p))
-      continue;
-    if ((size_t) snprintf (path, sizeof path, "%s/%s", dir, de->d_name)
-        >= sizeof path)
-      continue;
-    if (unlink (path) == 0)
-      lb_info ("%s: deleted an overlay left by an earlier lbd", path);
-  }
-  closedir (dp);
- out:
-  free (d);
-  free (b);
+  image_siblings (image, snapset_stale_one, NULL);
 }
 
 /* Take a new snapshot of the image open as FD.  Lock held for writing. */

@@ -216,6 +216,16 @@ unmount_loops () {
     done
     return 0
 }
+# fuse_stop DIR: unmount the nbdfuse at DIR and wait for it to exit
+# (its pid in DIR.fusepid).
+fuse_stop () {
+    local pid
+    pid=$(cat "$1.fusepid" 2>/dev/null)
+    fusermount -u "$1" || return 1
+    [ -n "$pid" ] && wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+    rm -f "$1.fusepid"
+    return 0
+}
 # unmount_fuses DIR...: unmount the FUSE mounts (nbdfuse) at each DIR.
 unmount_fuses () {
     local m

@@ -47,27 +47,11 @@ MON=1796601600       # Monday 2026-12-07 00:00 UTC
 echo $MON >"$T/clock"
 
 unmount_all () {
-    local m i
-    for m in "$T/mnt" "$T/rmnt"; do
-        fsfreeze -u "$m" 2>/dev/null
-        for i in 1 2 3 4 5; do
-            mountpoint -q "$m" || break
-            umount "$m" 2>/dev/null || sleep 1
-        done
-        mountpoint -q "$m" && umount -l "$m"
-    done
-    for m in "$T/fuse" "$T/rfuse"; do
-        mountpoint -q "$m" && { fusermount -u "$m" || umount -l "$m"; }
-    done
+    local m
+    for m in "$T/mnt" "$T/rmnt"; do fsfreeze -u "$m" 2>/dev/null; done
+    unmount_loops "$T/mnt" "$T/rmnt"
+    unmount_fuses "$T/fuse" "$T/rfuse"
     kill $(cat "$T"/*.fusepid 2>/dev/null) 2>/dev/null
-    return 0
-}
-fuse_stop () {
-    local pid
-    pid=$(cat "$1.fusepid" 2>/dev/null)
-    fusermount -u "$1" || return 1
-    [ -n "$pid" ] && wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
-    rm -f "$1.fusepid"
     return 0
 }
 

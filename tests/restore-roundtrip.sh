@@ -49,14 +49,6 @@ unmount_all () {
     kill $(cat "$T"/*.fusepid 2>/dev/null) 2>/dev/null
     return 0
 }
-# fuse_stop DIR: unmount the nbdfuse at DIR and wait for it to exit.
-fuse_stop () {
-    local pid
-    pid=$(cat "$1.fusepid" 2>/dev/null)
-    fusermount -u "$1" || return 1
-    [ -n "$pid" ] && wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
-    return 0
-}
 
 truncate -s 256M "$T/disk"
 start_nbdkit nbd "$T/disk"
