@@ -36,14 +36,6 @@
 #define MAXSIZE (2 * 1024 * 1024 + 1000)
 #define OPS 800
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t
-rnd (void)
-{
-  rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-  return rng;
-}
-
 struct model {
   char id[POINTS_ID_LEN];
   uint8_t *data;
@@ -110,7 +102,7 @@ model_take (struct history *h, struct image *im)
 
   if (npts == MAXPT)
     return;
-  clock_now += 60 + rnd () % 7200;
+  clock_now += 60 + tap_rand () % 7200;
   if (history_take (h, im->fd, clock_now, "schedule", err, sizeof err)
       == -1) {
     tap_ok (0, "take: %s", err);
@@ -170,27 +162,27 @@ test_random (void)
   image_resize (&im, cur_size);
   ifd = open (image_path, O_RDONLY);
   for (op = 0; op < OPS && ok; op++) {
-    uint64_t r = rnd () % 100, off, len, i;
+    uint64_t r = tap_rand () % 100, off, len, i;
     if (r < 55 && cur_size > 0) {
-      off = rnd () % cur_size;
-      len = 1 + rnd () % (sizeof buf);
+      off = tap_rand () % cur_size;
+      len = 1 + tap_rand () % (sizeof buf);
       if (len > cur_size - off)
         len = cur_size - off;
       for (i = 0; i < len; i++)
-        buf[i] = rnd () % 5 == 0 ? 0 : (uint8_t) (op + i);
+        buf[i] = tap_rand () % 5 == 0 ? 0 : (uint8_t) (op + i);
       image_write (&im, off, buf, len);
       memcpy (cur + off, buf, len);
     }
     else if (r < 65 && cur_size > 0) {
-      off = rnd () % cur_size;
-      len = 1 + rnd () % (sizeof buf);
+      off = tap_rand () % cur_size;
+      len = 1 + tap_rand () % (sizeof buf);
       if (len > cur_size - off)
         len = cur_size - off;
       image_zero (&im, off, len);
       memset (cur + off, 0, len);
     }
     else if (r < 68) {
-      uint64_t ns = (MAXSIZE - 1000) / 2 + rnd () % ((MAXSIZE - 1000) / 2);
+      uint64_t ns = (MAXSIZE - 1000) / 2 + tap_rand () % ((MAXSIZE - 1000) / 2);
       image_resize (&im, ns);
       if (ns > cur_size)
         memset (cur + cur_size, 0, ns - cur_size);
@@ -201,7 +193,7 @@ test_random (void)
       takes++;
     }
     else if (r < 88 && npts > 0) {
-      model_drop (&h, rnd () % npts);
+      model_drop (&h, tap_rand () % npts);
       drops++;
     }
     else if (r < 91) {

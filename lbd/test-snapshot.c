@@ -34,14 +34,6 @@
 #define MAXSIZE (3 * 1024 * 1024)
 #define OPS 1500
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t
-rnd (void)
-{
-  rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-  return rng;
-}
-
 struct model {
   struct snapshot *s;
   uint8_t *data;
@@ -113,7 +105,7 @@ reader (void *arg)
   uint8_t *buf = malloc (st->size);
 
   while (!st->stop) {
-    uint64_t off = rnd () % st->size, len = 1 + rnd () % (st->size - off);
+    uint64_t off = tap_rand () % st->size, len = 1 + tap_rand () % (st->size - off);
     if (snapshot_read (st->s, st->ifd, buf, off, len) == -1
         || memcmp (buf, st->want + off, len) != 0)
       st->bad++;
@@ -182,29 +174,29 @@ main (void)
 
   /* The model run. */
   for (op = 0; op < OPS; op++) {
-    uint64_t r = rnd () % 100, off, len;
+    uint64_t r = tap_rand () % 100, off, len;
     int k;
 
     if (r < 40 && cur_size > 0) {                       /* write */
-      off = rnd () % cur_size;
-      len = 1 + rnd () % (cur_size - off < 300000 ? cur_size - off : 300000);
+      off = tap_rand () % cur_size;
+      len = 1 + tap_rand () % (cur_size - off < 300000 ? cur_size - off : 300000);
       for (i = 0; i < (int) len; i++)
-        wbuf[i] = (rnd () % 4 == 0) ? 0 : (uint8_t) rnd ();
-      if (rnd () % 3 == 0)
+        wbuf[i] = (tap_rand () % 4 == 0) ? 0 : (uint8_t) tap_rand ();
+      if (tap_rand () % 3 == 0)
         memset (wbuf, 0, len);          /* zeroes written as data */
       if (image_write (&im, off, wbuf, len) == -1)
         bad++;
       memcpy (cur + off, wbuf, len);
     }
     else if (r < 55 && cur_size > 0) {                  /* zero (hole) */
-      off = rnd () % cur_size;
-      len = 1 + rnd () % (cur_size - off);
+      off = tap_rand () % cur_size;
+      len = 1 + tap_rand () % (cur_size - off);
       if (image_zero (&im, off, len) == -1)
         bad++;
       memset (cur + off, 0, len);
     }
     else if (r < 62) {                                  /* resize */
-      uint64_t n = rnd () % MAXSIZE;
+      uint64_t n = tap_rand () % MAXSIZE;
       if (image_resize (&im, n) == -1)
         bad++;
       if (n > cur_size)
@@ -226,7 +218,7 @@ main (void)
       }
     }
     else if (r < 92) {                                  /* drop one */
-      k = rnd () % MAXSNAP;
+      k = tap_rand () % MAXSNAP;
       if (snaps[k].s) {
         snapshot_release (snaps[k].s);
         free (snaps[k].data);
@@ -311,7 +303,7 @@ main (void)
     int writes = 0;
     image_resize (&im, st.size);
     for (i = 0; i < (int) st.size; i++)
-      want[i] = rnd ();
+      want[i] = tap_rand ();
     image_write (&im, 0, want, st.size);
     st.want = want;
     st.s = snapset_open (&ss, ifd, &since, why, sizeof why);
@@ -319,7 +311,7 @@ main (void)
       pthread_create (&t[i], NULL, reader, &st);
     end = time (NULL) + 2;
     while (time (NULL) < end) {
-      uint64_t off = rnd () % st.size, len = 1 + rnd () % 200000;
+      uint64_t off = tap_rand () % st.size, len = 1 + tap_rand () % 200000;
       if (len > st.size - off)
         len = st.size - off;
       memset (wbuf, writes, len);

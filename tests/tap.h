@@ -4,6 +4,7 @@
 #ifndef LB_TESTS_TAP_H
 #define LB_TESTS_TAP_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,6 +21,17 @@ static int tap_n, tap_failed;
     }                                                           \
     fflush (stdout);                                            \
   } while (0)
+
+/* A fixed pseudo-random sequence (xorshift64), the same in every run,
+ * so that a failing randomized test fails again the same way.
+ */
+static uint64_t tap_rng = 88172645463325252ull;
+static inline uint64_t
+tap_rand (void)
+{
+  tap_rng ^= tap_rng << 13; tap_rng ^= tap_rng >> 7; tap_rng ^= tap_rng << 17;
+  return tap_rng;
+}
 
 static inline int
 tap_done (void)
