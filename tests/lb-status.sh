@@ -160,7 +160,12 @@ assert d["filter"] is True and "out_of_sync_bytes" in d, d
 # --- waiting for the channel: a state, not "not running" ----------------
 mkdir "$T/nochan"
 start_lb lbwait "$T/nochan" "$T/disk" "$port" "$T/key"
-waiting () { ST=$("$LB" --status --dir="$T/nochan" 1); RC=$?; [ "$RC" = 1 ]; }
+# Exit 1 comes as soon as lb answers; the reason once its first attempt
+# to attach has failed (until then it is only connecting).
+waiting () {
+    ST=$("$LB" --status --dir="$T/nochan" 1); RC=$?
+    [ "$RC" = 1 ] && grep -q "waiting for the filter's channel" <<<"$ST"
+}
 check "an lb without its channel answers: exit 1" wait_for 10 waiting
 check "... text: waiting for the filter's channel, and why" \
     grep -Eqx "lb: running, waiting for the filter's channel \(.*livewatch-1.*\)" <<<"$ST"
