@@ -169,6 +169,7 @@ lb_control_fields (struct lb_status *g, bool waiting, bool stale,
   lb_status_bytes (g, "bytes_same", s ? atomic_load (&s->bytes_same) : 0);
   lb_status_time (g, "last_consistent",
                   s ? atomic_load (&s->last_consistent) : 0);
+  lb_verify_status (g);
   lb_status_time (g, "updated", updated);
   lb_status_bool (g, "stale", stale);
   if (stale)

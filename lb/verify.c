@@ -714,3 +714,15 @@ lb_verify_report (struct lb_status *doc, uint64_t pass)
   pthread_mutex_unlock (&lbv.lock);
   return v;
 }
+
+void
+lb_verify_status (struct lb_status *g)
+{
+  pthread_mutex_lock (&lbv.lock);
+  if (lbv.state == LBV_RUNNING) {
+    lb_status_uint (g, "verify_pass", lbv.id);
+    lb_status_percent (g, "verify_percent", lbv.looked, lbv.dev_size);
+    lb_status_uint (g, "verify_mismatched_blocks", lbv.mismatched);
+  }
+  pthread_mutex_unlock (&lbv.lock);
+}

@@ -99,4 +99,9 @@ extern enum lb_verify_verdict lb_verify_request (struct lb_status *doc,
 extern enum lb_verify_verdict lb_verify_report (struct lb_status *doc,
                                                 uint64_t pass);
 
+/* While a pass runs, its number, how far it got and what it found so
+ * far, as fields of G (lb --status).
+ */
+extern void lb_verify_status (struct lb_status *g);
+
 #endif /* LB_VERIFY_H */

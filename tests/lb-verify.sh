@@ -142,4 +142,47 @@ check "... the image equals the partition" same "$T/disk" "$IMG"
 verify
 check "a last verify: exit 0" test "$RC" = 0
 
+# --- a verify cut by a catch-up goes on once live again -------------------
+# lbd stopped while the verify waits for its hashes: a burst fills the
+# small ring (lb cannot send), the filter degrades; lbd back, lb catches
+# up, and the verify, its work in flight dropped, goes on and is done.
+stop_lb lb
+stop_nbdkit nbd
+truncate -s 512M "$T/disk"
+start_nbdkit nbd "$T/disk" livewatch-queue=256K
+start_lb lb "$T" "$T/disk" "$port" "$T/key"
+check "a larger partition, a small ring: live" wait_lb_converged "$IMG" 120
+check "... lb live" wait_for 30 lb_live
+"$LB" --verify --json --dir="$T" 1 >"$T/cut.out" 2>"$T/cut.err" &
+VERIFY=$!
+cleanup "kill -9 $VERIFY"
+verifying () { "$LB" --status --json --dir="$T" 1 | grep -q '"verify_pass":'; }
+check "lb --status shows the pass running" wait_for 30 verifying
+kill -STOP "$(lbd_pid lbd)"
+nbdsh -u "$(uri nbd)" -c '
+import os
+for i in range(64): h.pwrite(os.urandom(1 << 20), (64 << 20) + (i << 20))
+h.flush()
+'
+check "lbd stopped, a burst: the filter degrades" test "$(stat_of mode)" = degraded
+kill -CONT "$(lbd_pid lbd)"
+wait "$VERIFY"
+RC=$?
+VO=$(cat "$T/cut.out")
+diag "$VO $(cat "$T/cut.err")"
+check "the verify cut by the catch-up: exit 0" test "$RC" = 0
+check "... done, every block compared, none differed" json_ok '
+assert d["state"] == "done" and d["compared_blocks"] == 131072, d
+assert d["mismatched_blocks"] == 0 and d["ranges"] == [], d
+'
+check "... a catch-up ran between its start and its end" /usr/bin/python3 -c '
+import re, sys
+log = open(sys.argv[1]).read()
+start = [m.end() for m in re.finditer(r"verify pass [0-9]+: comparing 536870912 bytes", log)][-1]
+end = log.index("done: 131072 blocks", start)
+assert "catching-up" in log[start:end], log[start:end][:2000]
+' "$T/lb.log"
+check "the image equals the partition" wait_lb_converged "$IMG" 60
+check "... byte for byte" same "$T/disk" "$IMG"
+
 done_testing
