@@ -510,6 +510,9 @@ lb_control_verify_command (const struct lb_opts *o, bool json)
   if (!lb_control_ask_verify (o, args, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
                               stdout, &verdict))
     return LB_VERIFY_FAILED;
+  if (verdict == LB_VERIFY_FAILED)
+    fprintf (stderr, "lb: --verify: unit %u: pass %llu did not finish (the "
+             "result above says why)\n", o->unit, pass);
   return verdict >= LB_VERIFY_MATCHED && verdict <= LB_VERIFY_FAILED
          ? verdict : LB_VERIFY_FAILED;
 }
