@@ -5,7 +5,8 @@
 # behind lbd's back at known offsets (exactly those ranges reported and
 # repaired, exit 1, then identical); and a verify while a writer keeps
 # rewriting the same blocks (no block reported, and identical once the
-# writer stops).
+# writer stops); a verify cut by a catch-up (done once live again), and
+# one whose session ends (exit 2).
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh
 
@@ -183,6 +184,27 @@ end = log.index("done: 131072 blocks", start)
 assert "catching-up" in log[start:end], log[start:end][:2000]
 ' "$T/lb.log"
 check "the image equals the partition" wait_lb_converged "$IMG" 60
+check "... byte for byte" same "$T/disk" "$IMG"
+
+# --- a verify whose session ends: exit 2, and why -------------------------
+"$LB" --verify --json --dir="$T" 1 >"$T/cut.out" 2>"$T/cut.err" &
+VERIFY=$!
+cleanup "kill -9 $VERIFY"
+check "another pass runs" wait_for 30 verifying
+kill -STOP "$(lbd_pid lbd)"
+kill -9 "$(lbd_pid lbd)"
+wait "$VERIFY"
+RC=$?
+VO=$(cat "$T/cut.out")
+diag "$VO $(cat "$T/cut.err")"
+check "lbd killed during the verify: exit 2" test "$RC" = 2
+check "... JSON: failed, because the session ended" json_ok '
+assert d["state"] == "failed" and "the session with lbd ended" in d["why"], d
+'
+check "... and a message on standard error" \
+    grep -q "^lb: --verify: unit 1: pass [0-9]* did not finish" "$T/cut.err"
+start_lbd lbd "$T/srv/lbd.conf"
+check "lbd back: the image converges" wait_lb_converged "$IMG" 60
 check "... byte for byte" same "$T/disk" "$IMG"
 
 done_testing
