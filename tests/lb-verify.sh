@@ -20,6 +20,20 @@ verify () { VO=$("$LB" --verify --dir="$T" "$@" 1 2>"$T/verify.err"); RC=$?; VE=
 # json_ok PYTHON: the last JSON answer ($VO) makes PYTHON's asserts (on d) hold.
 json_ok () { /usr/bin/python3 -c "import json,sys; d=json.loads(sys.argv[1]); $1" "$VO"; }
 not () { ! "$@"; }
+# verifying: lb --status shows a verify pass running.
+verifying () { "$LB" --status --json --dir="$T" 1 | grep -q '"verify_pass":'; }
+# verify_start: lb --verify --json in the background; verify_end waits
+# for it: its output in $VO, its exit in $RC.
+verify_start () {
+    "$LB" --verify --json --dir="$T" 1 >"$T/cut.out" 2>"$T/cut.err" &
+    VERIFY=$!
+    cleanup "kill -9 $VERIFY"
+}
+verify_end () {
+    wait "$VERIFY"; RC=$?
+    VO=$(cat "$T/cut.out")
+    diag "$VO $(cat "$T/cut.err")"
+}
 
 # --- refused --------------------------------------------------------------
 verify
@@ -154,10 +168,7 @@ start_nbdkit nbd "$T/disk" livewatch-queue=256K
 start_lb lb "$T" "$T/disk" "$port" "$T/key"
 check "a larger partition, a small ring: live" wait_lb_converged "$IMG" 120
 check "... lb live" wait_for 30 lb_live
-"$LB" --verify --json --dir="$T" 1 >"$T/cut.out" 2>"$T/cut.err" &
-VERIFY=$!
-cleanup "kill -9 $VERIFY"
-verifying () { "$LB" --status --json --dir="$T" 1 | grep -q '"verify_pass":'; }
+verify_start
 check "lb --status shows the pass running" wait_for 30 verifying
 kill -STOP "$(lbd_pid lbd)"
 nbdsh -u "$(uri nbd)" -c '
@@ -167,10 +178,7 @@ h.flush()
 '
 check "lbd stopped, a burst: the filter degrades" test "$(stat_of mode)" = degraded
 kill -CONT "$(lbd_pid lbd)"
-wait "$VERIFY"
-RC=$?
-VO=$(cat "$T/cut.out")
-diag "$VO $(cat "$T/cut.err")"
+verify_end
 check "the verify cut by the catch-up: exit 0" test "$RC" = 0
 check "... done, every block compared, none differed" json_ok '
 assert d["state"] == "done" and d["compared_blocks"] == 131072, d
@@ -187,16 +195,11 @@ check "the image equals the partition" wait_lb_converged "$IMG" 60
 check "... byte for byte" same "$T/disk" "$IMG"
 
 # --- a verify whose session ends: exit 2, and why -------------------------
-"$LB" --verify --json --dir="$T" 1 >"$T/cut.out" 2>"$T/cut.err" &
-VERIFY=$!
-cleanup "kill -9 $VERIFY"
+verify_start
 check "another pass runs" wait_for 30 verifying
 kill -STOP "$(lbd_pid lbd)"
 kill -9 "$(lbd_pid lbd)"
-wait "$VERIFY"
-RC=$?
-VO=$(cat "$T/cut.out")
-diag "$VO $(cat "$T/cut.err")"
+verify_end
 check "lbd killed during the verify: exit 2" test "$RC" = 2
 check "... JSON: failed, because the session ended" json_ok '
 assert d["state"] == "failed" and "the session with lbd ended" in d["why"], d
