@@ -207,6 +207,19 @@ lwf_commit (struct lwf *f)
   return 0;
 }
 
+/* The sink sent something of its own that must be durable before it
+ * goes on (lwf_sink.live): a sync of where the mirror stands, after
+ * every pipelined one.  Nothing is owed at that point (the live loop
+ * committed before asking), so this names no new record.
+ */
+static int
+lwf_sync_now (struct lwf *f)
+{
+  if (lwf_commit (f) == -1 || lwf_drain (f) == -1)
+    return -1;
+  return f->sink->sync (f->sink->opaque, &f->m);
+}
+
 static int
 lwf_touch (struct lwf *f, const struct lwc_rec *rec)
 {
@@ -628,6 +641,16 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
     if (lwf_apply (&f, 0) == -1 || lwf_commit (&f) == -1) {
       r = -1;
       break;
+    }
+    if (sink->live && f.phase == LWF_LIVE) {
+      enum lwf_live l = sink->live (sink->opaque);
+      if (l == LWF_LIVE_FAILED
+          || (l == LWF_LIVE_SYNC && lwf_sync_now (&f) == -1)) {
+        r = -1;
+        break;
+      }
+      if (l != LWF_LIVE_IDLE)
+        continue;
     }
     if (f.in_n == 0)
       lwc_wait (c, opts->idle_ms);

@@ -57,6 +57,16 @@ enum lwf_pass {
 /* Pipelined syncs outstanding at most (lwf_sink.sync_send). */
 #define LWF_MAX_INFLIGHT 256
 
+/* What a sink's live work asks of lw_follow (lwf_sink.live). */
+enum lwf_live {
+  LWF_LIVE_IDLE,        /* nothing to do now: lw_follow may sleep */
+  LWF_LIVE_BUSY,        /* more to do: call again soon, without sleeping */
+  LWF_LIVE_SYNC,        /* make all the sink sent durable (a sync of
+                         * where the mirror stands, waited for), then
+                         * call again */
+  LWF_LIVE_FAILED,      /* the sink failed */
+};
+
 struct lwf_sink {
   void *opaque;
   /* Apply one record (never PAD).  WRITE data is valid during the call
@@ -107,6 +117,13 @@ struct lwf_sink {
    * logs of what it cost.  Passes that found nothing are not told.
    */
   void (*pass_done) (void *opaque, enum lwf_pass kind, uint64_t blocks);
+  /* Optional: work of the sink's own that must sit in the stream of
+   * records at a known place (lb's online verify, lb/verify.h).  Called
+   * only in live mode, between steps, once every record read so far
+   * (lwc_read_seq) has been handed to RECORD and no sync is owed; the
+   * sink may read the device and ask the filter for a barrier then.
+   */
+  enum lwf_live (*live) (void *opaque);
 };
 
 struct lwf_options {

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "lb_status.h"
 #include "lb_time.h"
 #include "lw_consumer.h"
+#include "verify.h"
 
 /* lb --status in text: the channel's line, what lb is doing, then
  * (when it answers) its fields as "KEY: VALUE" lines.
@@ -167,6 +169,7 @@ lb_control_fields (struct lb_status *g, bool waiting, bool stale,
   lb_status_bytes (g, "bytes_same", s ? atomic_load (&s->bytes_same) : 0);
   lb_status_time (g, "last_consistent",
                   s ? atomic_load (&s->last_consistent) : 0);
+  lb_verify_status (g);
   lb_status_time (g, "updated", updated);
   lb_status_bool (g, "stale", stale);
   if (stale)
@@ -214,6 +217,46 @@ lb_control_build (struct lb_status *d, void *arg)
   /* Beside the layout's fields, JSON's one word for the verdict. */
   lb_status_str (d, "state", lb_control_state (v, waiting[0], stale));
   return v;
+}
+
+/* A verify request (ARGS after "verify": " start" or " PASS"), for
+ * lb --verify (lb_ctl_build_args_fn).
+ */
+static int
+lb_control_verify (struct lb_status *d, const char *args)
+{
+  struct lb_session_pub *pub = lb_control.pub;
+  struct lb_sink *s = atomic_load (&pub->sink);
+  bool up = atomic_load (&pub->connected) && s;
+  uint32_t phase = up ? atomic_load (&s->pub_phase) : 0;
+  bool live = up && phase == LBP_PHASE_LIVE;
+  unsigned long long pass;
+  int v, n = 0;
+
+  lb_status_uint (d, "unit", lb_control.o->unit);
+  if (strcmp (args, " start") == 0)
+    v = lb_verify_request (d, live, up ? lbp_phase_name (phase)
+                                       : "not connected to lbd");
+  else if (sscanf (args, " %llu%n", &pass, &n) == 1 && args[n] == '\0')
+    v = lb_verify_report (d, pass);
+  else {
+    lb_status_str (d, "state", "unknown");
+    lb_status_str (d, "why", "not a verify request");
+    lb_status_layout (d, "{why}\n");
+    return LB_VERIFY_FAILED;
+  }
+  lb_status_bool (d, "live", live);
+  /* lb --verify gives up on a pass whose unit stays behind. */
+  return v == LB_VERIFY_RUNNING && !live ? LB_VERIFY_STALLED : v;
+}
+
+/* Every request on the control socket: a status, or a verify's. */
+static int
+lb_control_build_args (struct lb_status *d, const char *args, void *arg)
+{
+  if (strncmp (args, "verify", 6) == 0)
+    return lb_control_verify (d, args + 6);
+  return lb_control_build (d, arg);
 }
 
 void
@@ -288,7 +331,7 @@ lb_control_thread (void *arg)
       continue;
     }
     if (pfd[1].revents & POLLIN)
-      lb_ctl_serve (&lb_control.ctl, lb_control_build, NULL);
+      lb_ctl_serve_args (&lb_control.ctl, lb_control_build_args, NULL);
   }
   return NULL;
 }
@@ -390,4 +433,86 @@ lb_control_status (const struct lb_opts *o, bool json)
     fprintf (stderr, "lb: --status: %s\n", strerror (errno));
   lb_status_free (d);
   return LB_CONTROL_DOWN;
+}
+
+/* Ask O's lb for ARGS into OUT (FORMAT), its verdict into *VERDICT;
+ * false, with a message on standard error, if no lb answered.
+ */
+static bool
+lb_control_ask_verify (const struct lb_opts *o, const char *args,
+                       enum lb_status_format format, FILE *out, int *verdict)
+{
+  char why[640];
+
+  if (lb_ctl_ask_args (o->control, format, args, LB_CTL_ASK_MS, out, verdict,
+                       why, sizeof why) == LB_CTL_ANSWERED)
+    return true;
+  fprintf (stderr, "lb: --verify: unit %u: no lb answers for it (%s)\n",
+           o->unit, why);
+  return false;
+}
+
+int
+lb_control_verify_command (const struct lb_opts *o, bool json)
+{
+  char args[64], *buf = NULL;
+  unsigned long long pass = 0;
+  uint64_t stalled = 0;
+  size_t len = 0;
+  int verdict = -1;
+  FILE *mem;
+  bool asked;
+
+  if (o->control[0] == '\0')
+    return LB_VERIFY_FAILED;    /* lb.c said why */
+  if ((mem = open_memstream (&buf, &len)) == NULL) {
+    fprintf (stderr, "lb: --verify: %s\n", strerror (errno));
+    return LB_VERIFY_FAILED;
+  }
+  asked = lb_control_ask_verify (o, "verify start", LB_STATUS_TEXT, mem,
+                                 &verdict);
+  fclose (mem);
+  if (asked && ((verdict != LB_VERIFY_RUNNING
+                 && verdict != LB_VERIFY_STALLED)
+                || sscanf (buf, "pass %llu", &pass) != 1))
+    fprintf (stderr, "lb: --verify: unit %u: %s", o->unit, buf);
+  free (buf);
+  if (pass == 0)
+    return LB_VERIFY_FAILED;
+  snprintf (args, sizeof args, "verify %llu", pass);
+  /* The pass runs in lb's data path: look again until it is over. */
+  for (;;) {
+    FILE *null = fopen ("/dev/null", "w");
+    if (null == NULL) {
+      fprintf (stderr, "lb: --verify: /dev/null: %s\n", strerror (errno));
+      return LB_VERIFY_FAILED;
+    }
+    asked = lb_control_ask_verify (o, args, LB_STATUS_TEXT, null, &verdict);
+    fclose (null);
+    if (!asked)
+      return LB_VERIFY_FAILED;
+    if (verdict == LB_VERIFY_STALLED) {
+      if (stalled == 0)
+        stalled = lb_now_ms ();
+      else if (lb_now_ms () - stalled > LB_VERIFY_STALL_SECONDS * 1000) {
+        fprintf (stderr, "lb: --verify: unit %u has not been live for %d s: "
+                 "giving up (pass %llu goes on in lb once it is live)\n",
+                 o->unit, LB_VERIFY_STALL_SECONDS, pass);
+        return LB_VERIFY_FAILED;
+      }
+    }
+    else if (verdict == LB_VERIFY_RUNNING)
+      stalled = 0;
+    else
+      break;
+    poll (NULL, 0, 200);
+  }
+  if (!lb_control_ask_verify (o, args, json ? LB_STATUS_JSON : LB_STATUS_TEXT,
+                              stdout, &verdict))
+    return LB_VERIFY_FAILED;
+  if (verdict == LB_VERIFY_FAILED)
+    fprintf (stderr, "lb: --verify: unit %u: pass %llu did not finish (the "
+             "result above says why)\n", o->unit, pass);
+  return verdict >= LB_VERIFY_MATCHED && verdict <= LB_VERIFY_FAILED
+         ? verdict : LB_VERIFY_FAILED;
 }

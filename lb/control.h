@@ -67,4 +67,15 @@ extern void lb_control_stop (void);
  */
 extern int lb_control_status (const struct lb_opts *o, bool json);
 
+/* lb --verify: ask O's lb for a verify pass (lb/verify.h), wait for
+ * it, and print its result (JSON if JSON) on standard output.  Returns
+ * the exit code: 0 everything compared matched; 1 mismatches were found
+ * (and repaired, the result says so per range); 2 no verify (no lb
+ * answers, the unit is not live, the pass was cut short, or the unit
+ * stayed behind for LB_VERIFY_STALL_SECONDS), with a message on
+ * standard error.
+ */
+#define LB_VERIFY_STALL_SECONDS 60
+extern int lb_control_verify_command (const struct lb_opts *o, bool json);
+
 #endif /* LB_CONTROL_H */

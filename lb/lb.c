@@ -3,6 +3,7 @@
  *
  *   lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE
  *   lb --status [--json] [--dir=DIR] [--control=PATH] UNIT
+ *   lb --verify [--json] [--dir=DIR] [--control=PATH] UNIT
  *
  * Follows livewatch unit UNIT (the nbdkit filter's channel) and ships
  * every write, in order, over one connection to lbd at HOST:PORT,
@@ -67,6 +68,7 @@ lb_usage (FILE *fp)
   fprintf (fp,
 "usage: lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE\n"
 "       lb --status [--json] [--dir=DIR] [--control=PATH] UNIT\n"
+"       lb --verify [--json] [--dir=DIR] [--control=PATH] UNIT\n"
 "\n"
 "The livebackup client: ships every write captured by the livewatch filter\n"
 "(nbdkit --filter=livewatch ... livewatch-unit=UNIT) to lbd at HOST:PORT.\n"
@@ -111,7 +113,13 @@ lb_usage (FILE *fp)
 "                         1 behind (connecting, scanning, catching up,\n"
 "                         waiting for the filter), 2 not running or not\n"
 "                         responding\n"
-"  -j, --json             with --status: print JSON\n"
+"      --verify           have the running lb compare UNIT's partition with\n"
+"                         its image by hashes, in live mode, while writes go\n"
+"                         on, and repair what differs; print the ranges that\n"
+"                         differed and exit: 0 all matched, 1 mismatches\n"
+"                         found (repaired), 2 no verify (lb not running,\n"
+"                         the unit not live, the pass cut short)\n"
+"  -j, --json             with --status or --verify: print JSON\n"
 "  -v, --verbose          also log debug messages (every sync point, the\n"
 "                         waits for a burst of writes to end)\n"
 "  -h, --help             this help\n"
@@ -243,6 +251,7 @@ main (int argc, char **argv)
     LB_DAEMON_LONG_OPTIONS,
     { "user", required_argument, NULL, 'u' },
     { "status", no_argument, NULL, 's' },
+    { "verify", no_argument, NULL, 'Y' },
     { "json", no_argument, NULL, 'j' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -255,7 +264,7 @@ main (int argc, char **argv)
   static struct lb_session_pub pub;
   static struct lb_sink sink;
   static char control[LB_CTL_PATH_MAX];
-  bool status = false, json = false;
+  bool status = false, verify = false, json = false;
   struct lb_daemon_opts d = { .dest = LB_LOG_STDERR };
   enum lb_exit ex = LB_EXIT_OK;
   char hostname[256], err[1024], *end;
@@ -312,6 +321,7 @@ main (int argc, char **argv)
     case 'K': o.allow_open_key = true; break;
     case 'u': o.user = optarg; break;
     case 's': status = true; break;
+    case 'Y': verify = true; break;
     case 'j': json = true; break;
     case 'v': lb_log_verbose = true; break;
     case 'h': lb_usage (stdout); return LB_EXIT_OK;
@@ -325,6 +335,11 @@ main (int argc, char **argv)
       return LB_EXIT_CONFIG;
     }
   }
+  if (status && verify) {
+    fprintf (stderr, "lb: --status and --verify: one or the other\n");
+    return LB_EXIT_CONFIG;
+  }
+  status = status || verify;
   if (argc - optind != (status ? 1 : 5)) {
     lb_usage (stderr);
     return LB_EXIT_CONFIG;
@@ -357,6 +372,8 @@ main (int argc, char **argv)
     control[0] = '\0';
   }
   o.control = control;
+  if (verify)
+    return lb_control_verify_command (&o, json);
   if (status)
     return lb_control_status (&o, json);
 

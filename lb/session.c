@@ -24,6 +24,7 @@
 #include "lb_wire.h"
 #include "lw_follow.h"
 #include "session.h"
+#include "verify.h"
 
 /* After BYE, how long lb waits for lbd to close. */
 #define LB_SESSION_BYE_MS 5000
@@ -268,7 +269,12 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   lb_session_hup.hup = hup;
   lb_session_hup.stop = ops.stop;
   ops.stop = lb_session_stop;
+  ops.live = lb_verify_live;
+  lb_verify_attach (sink, c);
   end = lwf_run (c, &ops, &fo, start, &at);
+  lb_verify_detach (sink->failed ? sink->why
+                    : end == LWF_END_CHANNEL_GONE ? "the filter's channel "
+                      "went away" : "lb stopped");
   server_ended = sink->failed && sink->error_code == LBP_ERR_SHUTDOWN;
   if (server_ended)
     lb_info ("connection to %s/%s ended by the server: %s", o->host,

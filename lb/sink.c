@@ -22,6 +22,7 @@
 #include "lb_time.h"
 #include "lb_wire.h"
 #include "sink.h"
+#include "verify.h"
 
 _Atomic uint64_t lb_sink_device_bytes;
 
@@ -187,6 +188,9 @@ lb_sink_take (struct lb_sink *s, struct lbp_msg *m)
     return lb_sink_fail (s, "", e.type == LBP_SYNCED
                                 ? "SYNCED answers another request"
                                 : "server's hashes do not match the request");
+  if (e.verify && lb_verify_answer (m) == -1)
+    return lb_sink_fail (s, "", "server's hashes do not match the verify's "
+                                "request");
   if (e.type == LBP_SYNCED) {
     if (m->seq < e.at.seq)
       return lb_sink_fail (s, "", "SYNCED names an older seq than its SYNC");
@@ -195,13 +199,22 @@ lb_sink_take (struct lb_sink *s, struct lbp_msg *m)
   return 0;
 }
 
-/* Read every SYNCED expected before the oldest HASHES. */
+/* A reply read wherever it comes to the head (sink.h). */
+static bool
+lb_sink_passive (const struct lb_sink *s)
+{
+  const struct lb_sink_expect *e = &s->expect[s->ex_head];
+
+  return s->ex_n > 0 && (e->type == LBP_SYNCED || e->verify);
+}
+
+/* Read every passive reply expected before a scan's oldest HASHES. */
 static int
 lb_sink_take_synced (struct lb_sink *s)
 {
   struct lbp_msg m;
 
-  while (s->ex_n > 0 && s->expect[s->ex_head].type == LBP_SYNCED)
+  while (lb_sink_passive (s))
     if (lb_sink_take (s, &m) == -1)
       return -1;
   return 0;
@@ -290,6 +303,20 @@ lb_sink_pread (struct lb_sink *s, uint8_t *buf, uint64_t off, uint64_t len)
   atomic_fetch_add_explicit (&lb_sink_device_bytes, len,
                              memory_order_relaxed);
   return 0;
+}
+
+int
+lb_sink_read_device (struct lb_sink *s, void *buf, uint64_t off,
+                     uint64_t len)
+{
+  return lb_sink_pread (s, buf, off, len);
+}
+
+int
+lb_sink_send_block (struct lb_sink *s, uint64_t off, const void *data,
+                    uint32_t len)
+{
+  return lb_sink_data (s, LBP_BLOCK, 0, off, data, len);
 }
 
 /* Copy [off, off+len) of the device as BLOCKs. */
@@ -390,12 +417,27 @@ lb_sink_copy (void *opaque, uint64_t off, uint64_t len, bool scan)
   return 0;
 }
 
+uint64_t
+lb_sink_verify_req (struct lb_sink *s, uint64_t off, uint32_t len,
+                    uint32_t hb)
+{
+  struct lbp_msg m = { .type = LBP_HASH_REQ, .offset = off, .length = len,
+                       .hash_block = hb, .id = ++s->next_id };
+
+  if (s->failed)
+    return 0;
+  lb_sink_expect (s, LBP_HASHES, m.id, NULL, 0, false);
+  s->expect[(s->ex_head + s->ex_n - 1) % LB_EXPECT_MAX].verify = true;
+  return lb_sink_send (s, &m, NULL, 0) == -1 ? 0 : m.id;
+}
+
 static int
 lb_sink_record (void *opaque, const struct lwc_rec *rec)
 {
   struct lb_sink *s = opaque;
   uint64_t off = rec->offset, done = 0;
 
+  lb_verify_record (rec);
   switch (rec->type) {
   case LW_REC_WRITE:
     /* Records are at most the ring's size; split to the wire's limit. */
@@ -480,6 +522,32 @@ lb_sink_sync_pipelined (void *opaque, const struct lwf_mark *at)
   return lb_sink_sync_send (s, at, s->phase, true);
 }
 
+/* Take the passive replies already here, or wait up to TIMEOUT_MS
+ * (-1: as for any reply, lb_sink_reply's bound) for a SYNCED (ANY: for
+ * any one).
+ */
+static int
+lb_sink_take_ready (struct lb_sink *s, int timeout_ms, bool any)
+{
+  struct lbp_msg m;
+
+  while (!s->failed && lb_sink_passive (s)) {
+    if (timeout_ms >= 0 && !lb_sink_readable (s, timeout_ms))
+      break;
+    if (lb_sink_take (s, &m) == -1)
+      return -1;
+    if (any || s->synced > 0)
+      timeout_ms = 0;           /* one came: take only what is here */
+  }
+  return s->failed ? -1 : 0;
+}
+
+int
+lb_sink_poll (struct lb_sink *s, int timeout_ms)
+{
+  return lb_sink_take_ready (s, timeout_ms, true);
+}
+
 /* lwf_sink.sync_reap: take the SYNCED replies already here, or wait up
  * to TIMEOUT_MS for one (-1: as for any reply, lb_sink_reply's bound).
  */
@@ -487,19 +555,9 @@ static int
 lb_sink_reap (void *opaque, int timeout_ms)
 {
   struct lb_sink *s = opaque;
-  struct lbp_msg m;
   unsigned n;
 
-  while (!s->failed && s->ex_n > 0
-         && s->expect[s->ex_head].type == LBP_SYNCED) {
-    if (timeout_ms >= 0 && !lb_sink_readable (s, timeout_ms))
-      break;
-    if (lb_sink_take (s, &m) == -1)
-      return -1;
-    if (s->synced > 0)
-      timeout_ms = 0;           /* one came: take only what is here */
-  }
-  if (s->failed)
+  if (lb_sink_take_ready (s, timeout_ms, false) == -1)
     return -1;
   n = s->synced;
   s->synced = 0;
@@ -522,6 +580,8 @@ lb_sink_phase (void *opaque, enum lwf_phase phase, const struct lwf_mark *at)
                      phase, !s->phased);
   s->phased = true;
   s->counted_ms = 0;                /* count the marked blocks afresh */
+  if (phase != LWF_LIVE)
+    lb_verify_left_live ();
   s->phase = p;
   atomic_store (&s->pub_phase, p);
   /* Tell lbd now: an image about to receive block copies must be marked

@@ -25,18 +25,20 @@
 #include "lw_follow.h"
 #include "progress.h"
 #include "compress.h"
+#include "verify.h"
 
 #define LB_SCAN_WINDOW 16
-/* Replies in flight at most: hashes, pipelined syncs, and one sync that
- * waits.
+/* Replies in flight at most: hashes (a scan's or a verify's),
+ * pipelined syncs, and one sync that waits.
  */
-#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LWF_MAX_INFLIGHT + 1)
+#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LB_VERIFY_REQS + LWF_MAX_INFLIGHT + 1)
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
 
 /* A reply the sink waits for: what it answers. */
 struct lb_sink_expect {
   uint16_t type;                    /* LBP_SYNCED or LBP_HASHES */
   bool pipelined;                   /* a sync_send's: counted in synced */
+  bool verify;                      /* HASHES for lb_verify_answer */
   uint64_t id;
   struct lwf_mark at;               /* a SYNC's */
   uint32_t phase;
@@ -64,8 +66,11 @@ struct lb_sink {
   struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
   unsigned scan_head, scan_n;
   /* The replies expected, in the order of their requests.  A pipelined
-   * sync is never sent behind a hash request still unanswered, so while
-   * one is outstanding the oldest expected reply is a SYNCED.
+   * sync is never sent behind a scan's hash request still unanswered,
+   * so while one is outstanding the oldest expected reply is a SYNCED
+   * or a verify's HASHES, which the sink hands to lb_verify_answer
+   * whenever it reads one (lb/verify.h): both are "passive" replies,
+   * read wherever they come to the head.
    */
   struct lb_sink_expect expect[LB_EXPECT_MAX];
   unsigned ex_head, ex_n;
@@ -94,5 +99,25 @@ extern int lb_sink_init (struct lb_sink *s);
 extern void lb_sink_free (struct lb_sink *s);
 /* Bind the sink's callbacks to S. */
 extern void lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops);
+
+/* For the online verify (lb/verify.c), in the data path: */
+/* Read LEN bytes of the device at OFF into BUF (counted in
+ * lb_sink_device_bytes); -1 fails the session.
+ */
+extern int lb_sink_read_device (struct lb_sink *s, void *buf, uint64_t off,
+                                uint64_t len);
+/* Send DATA as BLOCKs at OFF, in the stream's current place. */
+extern int lb_sink_send_block (struct lb_sink *s, uint64_t off,
+                               const void *data, uint32_t len);
+/* Send a HASH_REQ for [OFF, OFF+LEN) at hash block HB whose HASHES the
+ * sink hands to lb_verify_answer when it reads them.  Returns its id,
+ * or 0 if the session failed.
+ */
+extern uint64_t lb_sink_verify_req (struct lb_sink *s, uint64_t off,
+                                    uint32_t len, uint32_t hb);
+/* Read the passive replies (SYNCED, a verify's HASHES) that have come,
+ * waiting up to TIMEOUT_MS for the first one; -1 if the session failed.
+ */
+extern int lb_sink_poll (struct lb_sink *s, int timeout_ms);
 
 #endif
