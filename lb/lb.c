@@ -3,6 +3,7 @@
  *
  *   lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE
  *   lb --status [--json] [--dir=DIR] [--control=PATH] UNIT
+ *   lb --mark=LABEL [--wait[=SECONDS]] [--json] ... UNIT
  *
  * Follows livewatch unit UNIT (the nbdkit filter's channel) and ships
  * every write, in order, over one connection to lbd at HOST:PORT,
@@ -67,6 +68,8 @@ lb_usage (FILE *fp)
   fprintf (fp,
 "usage: lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE\n"
 "       lb --status [--json] [--dir=DIR] [--control=PATH] UNIT\n"
+"       lb --mark=LABEL [--wait[=SECONDS]] [--json] [--dir=DIR]\n"
+"          [--control=PATH] UNIT\n"
 "\n"
 "The livebackup client: ships every write captured by the livewatch filter\n"
 "(nbdkit --filter=livewatch ... livewatch-unit=UNIT) to lbd at HOST:PORT.\n"
@@ -111,7 +114,15 @@ lb_usage (FILE *fp)
 "                         1 behind (connecting, scanning, catching up,\n"
 "                         waiting for the filter), 2 not running or not\n"
 "                         responding\n"
-"  -j, --json             with --status: print JSON\n"
+"      --mark=LABEL       ask the running lb for a mark: a restore point on\n"
+"                         lbd (NAME@LABEL) of the moment right after every\n"
+"                         write completed so far (e.g. between fsfreeze -f\n"
+"                         and -u); returns once the mark is placed: 0\n"
+"                         placed, 1 refused (the image is not live: it says\n"
+"                         why), 2 no lb answers\n"
+"      --wait[=SECONDS]   with --mark: also wait (default 60 s) for lbd's\n"
+"                         point: 0 taken, 1 none (it says why)\n"
+"  -j, --json             with --status or --mark: print JSON\n"
 "  -v, --verbose          also log debug messages (every sync point, the\n"
 "                         waits for a burst of writes to end)\n"
 "  -h, --help             this help\n"
@@ -243,6 +254,8 @@ main (int argc, char **argv)
     LB_DAEMON_LONG_OPTIONS,
     { "user", required_argument, NULL, 'u' },
     { "status", no_argument, NULL, 's' },
+    { "mark", required_argument, NULL, 'M' },
+    { "wait", optional_argument, NULL, 'w' },
     { "json", no_argument, NULL, 'j' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -256,6 +269,8 @@ main (int argc, char **argv)
   static struct lb_sink sink;
   static char control[LB_CTL_PATH_MAX];
   bool status = false, json = false;
+  const char *mark = NULL;
+  int wait_s = 0;
   struct lb_daemon_opts d = { .dest = LB_LOG_STDERR };
   enum lb_exit ex = LB_EXIT_OK;
   char hostname[256], err[1024], *end;
@@ -312,6 +327,22 @@ main (int argc, char **argv)
     case 'K': o.allow_open_key = true; break;
     case 'u': o.user = optarg; break;
     case 's': status = true; break;
+    case 'M':
+      if (!lw_mark_label_ok (optarg, strlen (optarg))) {
+        fprintf (stderr, "lb: --mark=%s: a label is 1 to %d letters, digits, "
+                 "'.', '_' or '-', starting with a letter\n", optarg,
+                 LW_MARK_LABEL_MAX - 1);
+        return LB_EXIT_CONFIG;
+      }
+      mark = optarg;
+      break;
+    case 'w':
+      wait_s = optarg ? (int) strtol (optarg, &end, 10) : 60;
+      if (optarg && (*end || end == optarg || wait_s < 1 || wait_s > 86400)) {
+        fprintf (stderr, "lb: --wait=%s: seconds from 1 to 86400\n", optarg);
+        return LB_EXIT_CONFIG;
+      }
+      break;
     case 'j': json = true; break;
     case 'v': lb_log_verbose = true; break;
     case 'h': lb_usage (stdout); return LB_EXIT_OK;
@@ -325,6 +356,16 @@ main (int argc, char **argv)
       return LB_EXIT_CONFIG;
     }
   }
+  if (status && mark) {
+    fprintf (stderr, "lb: --status and --mark: one at a time\n");
+    return LB_EXIT_CONFIG;
+  }
+  if (wait_s > 0 && !mark) {
+    fprintf (stderr, "lb: --wait goes with --mark\n");
+    return LB_EXIT_CONFIG;
+  }
+  if (mark)
+    status = true;              /* the same arguments: UNIT alone */
   if (argc - optind != (status ? 1 : 5)) {
     lb_usage (stderr);
     return LB_EXIT_CONFIG;
@@ -357,6 +398,9 @@ main (int argc, char **argv)
     control[0] = '\0';
   }
   o.control = control;
+  if (mark)
+    return control[0] ? lb_control_mark (&o, mark, wait_s, json)
+                      : LB_EXIT_CONFIG;
   if (status)
     return lb_control_status (&o, json);
 

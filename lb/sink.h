@@ -28,17 +28,18 @@
 
 #define LB_SCAN_WINDOW 16
 /* Replies in flight at most: hashes, pipelined syncs, and one sync that
- * waits.
+ * waits; a mark's MARKED before each pipelined sync (a MARK record is a
+ * sync point of its own).
  */
-#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LWF_MAX_INFLIGHT + 1)
+#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + 2 * LWF_MAX_INFLIGHT + 1)
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
 
 /* A reply the sink waits for: what it answers. */
 struct lb_sink_expect {
-  uint16_t type;                    /* LBP_SYNCED or LBP_HASHES */
+  uint16_t type;                    /* LBP_SYNCED, LBP_HASHES, LBP_MARKED */
   bool pipelined;                   /* a sync_send's: counted in synced */
   uint64_t id;
-  struct lwf_mark at;               /* a SYNC's */
+  struct lwf_mark at;               /* a SYNC's; a MARK's seq */
   uint32_t phase;
 };
 

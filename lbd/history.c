@@ -357,9 +357,22 @@ history_write_end (struct history *h)
     pthread_rwlock_unlock (&h->lock);
 }
 
+/* Is ID the name of a listed point?  LOCK held. */
+static bool
+hist_id_taken (const struct history *h, const char *id)
+{
+  size_t i;
+
+  for (i = 0; i < h->n; i++)
+    if (strcmp (h->p[i]->e.id, id) == 0)
+      return true;
+  return false;
+}
+
 int
 history_take (struct history *h, int fd, int64_t now, const char *how,
-              char *err, size_t errlen)
+              const char *label, char id[POINTS_ID_LEN], char *err,
+              size_t errlen)
 {
   struct points_entry e = { .time = now };
   struct hist_point *pt = NULL;
@@ -367,11 +380,12 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
   enum points_mode mode;
   struct stat sb;
   char *path = NULL;
-  size_t i;
   int r = -1;
 
   points_id (now, e.id);
   snprintf (e.how, sizeof e.how, "%s", how);
+  if (label)
+    snprintf (e.label, sizeof e.label, "%s", label);
   if (fstat (fd, &sb) == -1) {
     lb_errf (err, errlen, "%s: %s", h->image, strerror (errno));
     return -1;
@@ -382,11 +396,15 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
     lb_errf (err, errlen, "the list of points could not be read at start");
     goto out;
   }
-  for (i = 0; i < h->n; i++)
-    if (strcmp (h->p[i]->e.id, e.id) == 0) {
-      lb_errf (err, errlen, "a point named %s exists already", e.id);
-      goto out;
-    }
+  /* A mark may come in a minute that has a point: name it to the
+   * second.
+   */
+  if (label && hist_id_taken (h, e.id))
+    points_id_seconds (now, e.id);
+  if (hist_id_taken (h, e.id)) {
+    lb_errf (err, errlen, "a point named %s exists already", e.id);
+    goto out;
+  }
   if ((pt = hist_point_new (h, &e)) == NULL) {
     lb_errf (err, errlen, "out of memory");
     goto out;
@@ -433,10 +451,12 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
     pt = NULL;
     goto out;
   }
-  lb_info ("%s: restore point %s taken (%s, %s, %" PRIu64 " ms)", h->image,
-           e.id, how, mode == POINTS_MODE_REFLINK ? "reflinked copy"
-                                                  : "overlay",
+  lb_info ("%s: restore point %s%s%s taken (%s, %s, %" PRIu64 " ms)",
+           h->image, e.id, label ? " labelled " : "", label ? label : "",
+           how, mode == POINTS_MODE_REFLINK ? "reflinked copy" : "overlay",
            lb_now_ms () - t0);
+  if (id)
+    memcpy (id, e.id, POINTS_ID_LEN);
   pt = NULL;
   r = 0;
  out:
@@ -504,7 +524,8 @@ history_tick (struct history *h, int fd)
   due = !h->disabled && lb_history_on (&h->policy)
         && lb_history_due (&h->policy, newest, now) && now >= newest;
   pthread_rwlock_unlock (&h->lock);
-  if (due && history_take (h, fd, now, "schedule", err, sizeof err) == -1)
+  if (due && history_take (h, fd, now, "schedule", NULL, NULL, err,
+                               sizeof err) == -1)
     lb_err ("%s: cannot take a restore point: %s", h->image, err);
   pthread_rwlock_wrlock (&h->lock);
   prune = hist_retain (h);

@@ -136,10 +136,13 @@ extern void history_write_end (struct history *h);
 extern void history_tick (struct history *h, int fd);
 
 /* Take a point of the image open as FD now, whatever the schedule
- * (HOW says why).  0, or -1 with ERR.
+ * (HOW says why: "schedule", "mark"), labelled LABEL (NULL: none; a
+ * labelled point is kept until dropped, whatever the policy).  Its ID
+ * into ID unless NULL.  0, or -1 with ERR.
  */
 extern int history_take (struct history *h, int fd, int64_t now,
-                         const char *how, char *err, size_t errlen);
+                         const char *how, const char *label,
+                         char id[POINTS_ID_LEN], char *err, size_t errlen);
 
 /* The point named ID (its ID or its label), with a reference for a
  * reader, or NULL with why in WHY.
