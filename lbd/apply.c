@@ -32,6 +32,9 @@
 int
 apply_commit (struct session *s, const struct image_state *st)
 {
+  bool was = s->im.st.consistent && !s->replaying;
+  uint64_t at = s->im.st.last_consistent;
+
   if (!st->consistent) {
     snapset_set_consistent (s->im.snaps, false, s->im.fd);
     /* A scan or catch-up: it ends consistent by itself. */
@@ -40,6 +43,11 @@ apply_commit (struct session *s, const struct image_state *st)
   }
   if (image_commit (&s->im, st) == -1)
     return -1;
+  /* Durable, and not changed yet by the copies to come: the schedule
+   * may want this moment if the catch-up lasts.
+   */
+  if (was && !st->consistent)
+    history_hold (s->im.hist, s->im.fd, at);
   if (st->consistent && !s->replaying) {
     snapset_set_consistent (s->im.snaps, true, s->im.fd);
     /* One consistent, durable moment: a restore point if one is due. */

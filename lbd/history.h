@@ -83,6 +83,10 @@ struct history {
   struct lb_history policy;
   enum points_mode mode;
   bool disabled;                /* the list could not be read: hands off */
+  /* The point history_hold took at the start of a catch-up ("": none),
+   * settled by the next history_tick.  The writer's (session) only.
+   */
+  char held[POINTS_ID_LEN];
   struct hist_point **p;        /* listed points, oldest first */
   size_t n, cap;
   uint8_t *buf;                 /* the writer's scratch: HISTORY_BATCH blocks */
@@ -134,6 +138,17 @@ extern void history_write_end (struct history *h);
  * keeps.  H may be NULL.
  */
 extern void history_tick (struct history *h, int fd);
+
+/* The image, open as FD and durable, was consistent up to now (its last
+ * consistent moment CONSISTENT_AT, seconds since 1970; 0: now) and is
+ * about to stop being so: a scan or a catch-up begins.  With a policy,
+ * keep that moment as a point (how "catch-up", of that time), in case
+ * a point falls due before the image is consistent again; the next
+ * history_tick drops it if none did.  So a long catch-up still leaves
+ * the schedule's point, of the last moment the image really was.  H
+ * may be NULL.
+ */
+extern void history_hold (struct history *h, int fd, uint64_t consistent_at);
 
 /* Take a point of the image open as FD now, whatever the schedule
  * (HOW says why: "schedule", "mark"), labelled LABEL (NULL: none; a

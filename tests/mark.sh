@@ -21,13 +21,8 @@ requires mkfs.ext4; requires fsfreeze; requires python3; requires_root
 losetup -f >/dev/null 2>&1 || skip "no free loop device"
 
 port=$(free_port); oport=$(free_port)
-mkdir -p "$T/srv/c1" "$T/fuse" "$T/mnt" "$T/rfuse" "$T/rmnt"
-make_key "$T/key"; cp "$T/key" "$T/srv/c1/key"
-cat >"$T/srv/lbd.conf" <<CONF
-client name=c1 file=c1/disk.img key=c1/key listen=127.0.0.1/$port
-export listen=127.0.0.1/$oport tls=off
-CONF
-IMG=$T/srv/c1/disk.img
+mkdir -p "$T/fuse" "$T/mnt" "$T/rfuse" "$T/rmnt"
+c1_client
 mark () { "$LB" --dir="$T" "$@"; }
 points () { "$LBD" --control="$T/lbd.ctl" --points "$T/srv/lbd.conf" c1; }
 # has_point LABEL: lbd lists a point labelled LABEL, taken by a mark.
