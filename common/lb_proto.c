@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lb_proto.h"
+#include "lw_shm.h"          /* the mark label's rule */
 
 int
 lbp_fixed_size (uint16_t type)
@@ -20,10 +21,12 @@ lbp_fixed_size (uint16_t type)
   case LBP_SYNC:     return 40;
   case LBP_HASH_REQ: return 24;
   case LBP_BYE:      return 0;
+  case LBP_MARK:     return 16;
   case LBP_WELCOME:  return 56;
   case LBP_SYNCED:   return 16;
   case LBP_HASHES:   return 24;
   case LBP_ERROR:    return 8;
+  case LBP_MARKED:   return 24;
   }
   return -1;
 }
@@ -41,7 +44,10 @@ lbp_max_body (uint16_t type)
   case LBP_HASHES:
     return fixed + LBP_MAX_HASHES * LBP_HASH_SIZE;
   case LBP_ERROR:
+  case LBP_MARKED:
     return fixed + LBP_MAX_TEXT;
+  case LBP_MARK:
+    return fixed + LW_MARK_LABEL_MAX - 1;
   case LBP_HELLO:
     return LBP_HELLO_SIZE;
   default:
@@ -192,6 +198,19 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
   case LBP_ERROR:
     m->code = lb_get_le32 (b);
     break;
+  case LBP_MARK:
+    m->id = lb_get_le64 (b);
+    m->seq = lb_get_le64 (b + 8);
+    if (!lw_mark_label_ok ((const char *) m->payload, m->payload_len))
+      return "bad mark label";
+    break;
+  case LBP_MARKED:
+    m->id = lb_get_le64 (b);
+    m->seq = lb_get_le64 (b + 8);
+    m->code = lb_get_le32 (b + 16);
+    if (m->code > LBP_MARK_PAST)
+      return "unknown mark result";
+    break;
   }
   return NULL;
 }
@@ -269,6 +288,15 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
   case LBP_ERROR:
     lb_put_le32 (b, m->code);
     break;
+  case LBP_MARK:
+    lb_put_le64 (b, m->id);
+    lb_put_le64 (b + 8, m->seq);
+    break;
+  case LBP_MARKED:
+    lb_put_le64 (b, m->id);
+    lb_put_le64 (b + 8, m->seq);
+    lb_put_le32 (b + 16, m->code);
+    break;
   }
   return LBP_HDR_SIZE + fixed;
 }
@@ -288,6 +316,8 @@ lbp_type_name (uint16_t type)
   case LBP_SYNCED: return "SYNCED";
   case LBP_HASHES: return "HASHES";
   case LBP_ERROR: return "ERROR";
+  case LBP_MARK: return "MARK";
+  case LBP_MARKED: return "MARKED";
   }
   return "unknown";
 }

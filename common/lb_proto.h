@@ -25,8 +25,9 @@
 
 #include "lb_bytes.h"   /* lb_put_le32 and friends: the wire is little-endian */
 
-#define LBP_VERSION       3   /* 2: SYNC and WELCOME carry gen and swept;
-                               * 3: HELLO carries the partition identity */
+#define LBP_VERSION       4   /* 2: SYNC and WELCOME carry gen and swept;
+                               * 3: HELLO carries the partition identity;
+                               * 4: MARK and MARKED */
 #define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
 #define LBP_HDR_SIZE      8
 #define LBP_MAX_DATA      (64u << 20)           /* one write or block */
@@ -47,6 +48,8 @@ enum lbp_type {
                       * u64 swept */
   LBP_HASH_REQ = 6,  /* u64 id, u64 offset, u32 length, u32 hash_block */
   LBP_BYE      = 7,  /* empty */
+  LBP_MARK     = 8,  /* u64 id, u64 seq; payload: the label (1 to
+                      * LW_MARK_LABEL_MAX - 1 bytes, lw_mark_label_ok) */
   /* lbd -> lb */
   LBP_WELCOME  = 64, /* u32 version, u32 phase, u64 epoch, u64 seq,
                       * u64 image_size, u64 last_consistent, u64 gen,
@@ -55,6 +58,19 @@ enum lbp_type {
   LBP_HASHES   = 66, /* u64 id, u64 offset, u32 count, u32 hash_block;
                       * count * LBP_HASH_SIZE bytes */
   LBP_ERROR    = 67, /* u32 code, u32 reserved; text (not NUL-terminated) */
+  LBP_MARKED   = 68, /* u64 id, u64 seq, u32 result, u32 reserved; text:
+                      * the point's name, or why none was taken */
+};
+
+/* What lbd did with a MARK (MARKED's result). */
+enum lbp_mark_result {
+  LBP_MARK_TAKEN    = 0,  /* a restore point of that moment exists now */
+  LBP_MARK_NOT_LIVE = 1,  /* the image was not consistent there (a scan,
+                           * a catch-up, a replay): no point */
+  LBP_MARK_FAILED   = 2,  /* the point could not be taken (text: why) */
+  LBP_MARK_PAST     = 3,  /* the image is durable past it already: the
+                           * mark came again after a lost connection,
+                           * and its point, if any, was taken then */
 };
 
 /* An image's gen names the last SYNC that made block copies durable in

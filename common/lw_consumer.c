@@ -268,16 +268,20 @@ lwc_next (struct lwc *c, struct lwc_rec *rec)
       c->read_pos += r->size;
       continue;
     }
-    if (r->type > LW_REC_FLUSH || r->size != lw_rec_size (r->type, r->length)
+    if (r->type > LW_REC_MARK || r->size != lw_rec_size (r->type, r->length)
         || r->seq != c->read_seq + 1
-        || (r->type != LW_REC_FLUSH
+        || (r->type == LW_REC_MARK
+            && (r->offset != 0
+                || !lw_mark_label_ok ((const char *) (r + 1), r->length)))
+        || (r->type != LW_REC_FLUSH && r->type != LW_REC_MARK
             && (r->offset > h->dev_size || r->length > h->dev_size - r->offset)))
       goto corrupt;
     rec->type = r->type;
     rec->length = r->length;
     rec->seq = r->seq;
     rec->offset = r->offset;
-    rec->data = r->type == LW_REC_WRITE ? (const void *) (r + 1) : NULL;
+    rec->data = r->type == LW_REC_WRITE || r->type == LW_REC_MARK
+                ? (const void *) (r + 1) : NULL;
     c->read_pos += r->size;
     c->read_seq = r->seq;
     rec->end_pos = c->read_pos;
@@ -450,15 +454,40 @@ lwc_wait (struct lwc *c, int timeout_ms)
   lw_futex_wait (&c->h->wake_futex, f, timeout_ms);
 }
 
+/* Post REQ (with LABEL for LW_REQ_MARK) and wait for its answer. */
+static int lwc_ask (struct lwc *c, enum lw_req req, const char *label,
+                    int timeout_ms, uint64_t *ack_seq);
+
 int
 lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
              uint64_t *ack_seq)
+{
+  return lwc_ask (c, req, NULL, timeout_ms, ack_seq);
+}
+
+int
+lwc_mark (struct lwc *c, const char *label, int timeout_ms, uint64_t *seq)
+{
+  if (!lw_mark_label_ok (label, strlen (label))) {
+    errno = EINVAL;
+    return -1;
+  }
+  return lwc_ask (c, LW_REQ_MARK, label, timeout_ms, seq);
+}
+
+static int
+lwc_ask (struct lwc *c, enum lw_req req, const char *label,
+                  int timeout_ms, uint64_t *ack_seq)
 {
   struct lw_header *h = c->h;
   uint64_t id = atomic_load (&h->req_id) + 1;
   uint64_t deadline = lb_now_ms () + timeout_ms;
 
   assert (!(c->flags & LWC_OBSERVE));
+  if (label) {
+    memset (h->req_label, 0, sizeof h->req_label);
+    memcpy (h->req_label, label, strlen (label));
+  }
   atomic_store (&h->req_type, req);
   atomic_store (&h->req_id, id);
   atomic_fetch_add (&h->req_futex, 1);

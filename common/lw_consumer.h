@@ -121,6 +121,16 @@ extern void lwc_wait (struct lwc *c, int timeout_ms);
 extern int lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
                         uint64_t *ack_seq);
 
+/* LW_REQ_MARK: ask the filter to append a MARK record labelled LABEL
+ * (lw_mark_label_ok) after every write completed so far.  As
+ * lwc_request; LW_RES_OK with *SEQ the mark's seq, LW_RES_REFUSED when
+ * the filter is degraded (or its ring full); -1 with EINVAL for a bad
+ * label.  From the consumer's thread, as every request.
+ */
+extern int lwc_mark (struct lwc *c, const char *label, int timeout_ms,
+                     uint64_t *seq);
+
+
 extern enum lw_mode lwc_mode (const struct lwc *c);
 
 /* Dirty bitmap.  lwc_take_run finds the next dirty run at or after the

@@ -248,12 +248,17 @@ lwf_apply (struct lwf *f, uint64_t upto)
           || lwf_reap (f, 0) == -1)
         return -1;
       f->unsynced += rec.type == LW_REC_WRITE ? rec.length : 0;
-      if (f->track && rec.type != LW_REC_FLUSH && lwf_touch (f, &rec) == -1)
+      if (f->track && rec.type != LW_REC_FLUSH && rec.type != LW_REC_MARK
+          && lwf_touch (f, &rec) == -1)
         return -1;
     }
     f->last = rec;
     f->have_last = true;
-    if (rec.type == LW_REC_FLUSH || f->unsynced >= f->o->batch_bytes)
+    /* A mark is a sync point too: its records are released once the
+     * mirror holds it.
+     */
+    if (rec.type == LW_REC_FLUSH || rec.type == LW_REC_MARK
+        || f->unsynced >= f->o->batch_bytes)
       if (lwf_commit (f) == -1)
         return -1;
   }
@@ -502,7 +507,14 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
   uint64_t drained;
   int r;
 
-  lwf_set_phase (f, scan ? LWF_SCANNING : LWF_CATCHING_UP, &f->m);
+  /* A live mirror stays live while it takes the records queued before
+   * the filter degraded: they are still one ordered stream (and a mark
+   * among them still names one moment).  Any other is told first.
+   */
+  bool was_live = !scan && f->phase == LWF_LIVE;
+
+  if (!was_live)
+    lwf_set_phase (f, scan ? LWF_SCANNING : LWF_CATCHING_UP, &f->m);
   /* Degraded mode appends nothing more, so after a barrier the ring is
    * complete: apply it all before any block copy overtakes it.
    */
@@ -511,6 +523,8 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
     return 1;
   if (lwf_apply (f, drained) == -1 || lwf_commit (f) == -1)
     return -1;
+  if (was_live)
+    lwf_set_phase (f, LWF_CATCHING_UP, &f->m);
 
   for (;;) {
     int64_t n;
@@ -542,6 +556,21 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
       return 1;
   }
   return lwf_finish (f);
+}
+
+/* Live: place the marks asked for (lwf_sink.mark_take). */
+static void
+lwf_marks (struct lwf *f)
+{
+  char label[LW_MARK_LABEL_MAX];
+  uint64_t seq = 0;
+
+  if (f->sink->mark_take == NULL || f->phase != LWF_LIVE)
+    return;
+  while (f->sink->mark_take (f->sink->opaque, label)) {
+    int r = lwc_mark (f->c, label, f->o->request_ms, &seq);
+    f->sink->mark_placed (f->sink->opaque, r, seq);
+  }
 }
 
 enum lwf_start
@@ -638,6 +667,7 @@ lwf_run (struct lwc *c, const struct lwf_sink *sink,
       r = lwf_catch_up (&f, false, 0);
       continue;
     }
+    lwf_marks (&f);
     if (lwf_apply (&f, 0) == -1 || lwf_commit (&f) == -1) {
       r = -1;
       break;

@@ -69,8 +69,8 @@ enum lwf_live {
 
 struct lwf_sink {
   void *opaque;
-  /* Apply one record (never PAD).  WRITE data is valid during the call
-   * only.  A TRIM means: the range now reads what the device reads, so
+  /* Apply one record (never PAD).  WRITE data (and a MARK's label) is
+   * valid during the call only.  A TRIM means: the range now reads what the device reads, so
    * copy it from the device.
    */
   int (*record) (void *opaque, const struct lwc_rec *rec);
@@ -124,6 +124,17 @@ struct lwf_sink {
    * sink may read the device and ask the filter for a barrier then.
    */
   enum lwf_live (*live) (void *opaque);
+  /* Optional: marks (lb --mark).  While the mirror is live, lw_follow
+   * asks mark_take, before each look at the ring, whether a mark is
+   * asked for (its label into LABEL); if so it asks the filter for it
+   * at once (lwc_mark) and tells mark_placed the result: LW_RES_OK with
+   * the mark's seq, LW_RES_REFUSED (the filter is degraded), or -1 (no
+   * answer, errno).  Not live, it does not ask: a mark placed then
+   * would follow block copies, not one moment.  The MARK record then
+   * reaches record () in order, like any other.
+   */
+  bool (*mark_take) (void *opaque, char label[LW_MARK_LABEL_MAX]);
+  void (*mark_placed) (void *opaque, int result, uint64_t seq);
 };
 
 struct lwf_options {

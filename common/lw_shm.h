@@ -29,6 +29,8 @@
 #ifndef LIVEBACKUP_LW_SHM_H
 #define LIVEBACKUP_LW_SHM_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
 #include <assert.h>
@@ -37,9 +39,10 @@
 #include "lb_bytes.h"
 
 #define LW_MAGIC          UINT64_C(0x314843544157564c)   /* "LVWATCH1" LE */
-#define LW_LAYOUT_VERSION 4           /* 2: copy generation; 3: persistent
+#define LW_LAYOUT_VERSION 5           /* 2: copy generation; 3: persistent
                                        * capture (state file), compare hints;
-                                       * 4: the served file (served_*) */
+                                       * 4: the served file (served_*);
+                                       * 5: marks (LW_REC_MARK, LW_REQ_MARK) */
 #define LW_HEADER_SIZE    4096
 #define LW_REC_ALIGN      32           /* every record starts 32-aligned */
 #define LW_DEFAULT_DIR    "/dev/shm"
@@ -62,6 +65,7 @@
 #define LW_SEQ_GAP        (UINT64_C(1) << 32)
 #define LW_REASON_LEN     128          /* start_reason, NUL included */
 #define LW_SERVED_PATH_LEN 1024        /* served_path, NUL included */
+#define LW_MARK_LABEL_MAX 64           /* req_label, NUL included */
 
 #define LW_LOCK_FILTER    0
 #define LW_LOCK_CONSUMER  1
@@ -91,6 +95,10 @@ enum lw_req {
   LW_REQ_PERSIST = 4,   /* make gen and gen_acked durable in the state
                          * file (only with LW_FLAG_PERSISTENT; carried
                          * out without the write lock) */
+  LW_REQ_MARK    = 5,   /* in normal mode, append a MARK record labelled
+                         * req_label: it follows every write completed
+                         * before it (ack_seq is its seq); refused when
+                         * degraded or when the ring is full */
 };
 
 enum lw_req_result {
@@ -99,6 +107,29 @@ enum lw_req_result {
   LW_RES_INVALID = 2,   /* unknown request */
   LW_RES_FAILED  = 3,   /* persist: the state file cannot be written */
 };
+
+/* A mark's label: 1 to LW_MARK_LABEL_MAX - 1 bytes of letters, digits,
+ * '.', '_' and '-', starting with a letter (so that it never reads as a
+ * restore point's time, lbd/points.h).  Shared by the filter (which
+ * checks what the consumer asks for), lb and lbd.
+ */
+static inline bool
+lw_mark_label_ok (const char *label, size_t len)
+{
+  size_t i;
+
+  if (len == 0 || len >= LW_MARK_LABEL_MAX
+      || !((label[0] >= 'a' && label[0] <= 'z')
+           || (label[0] >= 'A' && label[0] <= 'Z')))
+    return false;
+  for (i = 0; i < len; i++) {
+    char ch = label[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+          || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+      return false;
+  }
+  return true;
+}
 
 /* How the filter started (header field start_kind), for the consumer's
  * log and status.
@@ -162,6 +193,9 @@ enum lw_rec_type {
   LW_REC_ZERO  = 2,     /* offset, length now read as zeroes */
   LW_REC_TRIM  = 3,     /* offset, length discarded: contents = device's */
   LW_REC_FLUSH = 4,     /* everything before is durable on the device */
+  LW_REC_MARK  = 5,     /* a point asked for (lb --mark): offset 0, length
+                         * the label's bytes, then the label (no NUL);
+                         * every write completed before it is before it */
 };
 
 /* One record in the ring.  A record never wraps: when the space left
@@ -183,7 +217,7 @@ static_assert (sizeof (struct lw_rec) == LW_REC_ALIGN, "record header size");
 static inline uint64_t
 lw_rec_size (uint32_t type, uint32_t length)
 {
-  uint64_t data = type == LW_REC_WRITE ? length : 0;
+  uint64_t data = type == LW_REC_WRITE || type == LW_REC_MARK ? length : 0;
   return (sizeof (struct lw_rec) + data + LW_REC_ALIGN - 1)
          & ~(uint64_t) (LW_REC_ALIGN - 1);
 }
@@ -288,6 +322,8 @@ struct lw_header {
   _Atomic uint32_t ack_result;  /* P: enum lw_req_result */
   _Atomic uint64_t ack_seq;     /* P: head_seq at the quiet instant */
   _Atomic uint64_t ack_pos;     /* P: head_pos at the quiet instant */
+  /* C: LW_REQ_MARK's label, NUL-terminated, written before req_id. */
+  char req_label[LW_MARK_LABEL_MAX];
 };
 static_assert (sizeof (struct lw_header) <= LW_HEADER_SIZE, "header fits");
 

@@ -24,6 +24,7 @@
 #include "lb_time.h"
 #include "lw_consumer.h"
 #include "verify.h"
+#include "mark.h"
 
 /* lb --status in text: the channel's line, what lb is doing, then
  * (when it answers) its fields as "KEY: VALUE" lines.
@@ -189,6 +190,27 @@ lb_control_state (enum lb_control_verdict v, bool waiting, bool stale)
   return v == LB_CONTROL_CURRENT ? "live" : "behind";
 }
 
+/* A mark, as lb --mark and lb --status show it. */
+static const char lb_control_mark_layout[] =
+  "mark '{label}': {state}{seq? at seq {seq}}{point?: restore point {point}}"
+  "{note?: {note}}\n";
+
+/* The newest mark, for lb --status. */
+static void
+lb_control_last_mark (struct lb_status *d)
+{
+  static const char layout[] =
+    "  last mark: '{label}' {state}{seq? at seq {seq}}, asked {asked}"
+    "{point?: restore point {point}}{note?: {note}}\n";
+  struct lb_mark m;
+
+  if (lb_mark_find (NULL, &m)) {
+    struct lb_status *o = lb_status_object (d, "mark");
+    lb_mark_status (o, &m);
+    lb_status_layout (o, layout);
+  }
+}
+
 /* The answer of the running lb (lb_ctl_build_fn). */
 static int
 lb_control_build (struct lb_status *d, void *arg)
@@ -216,6 +238,7 @@ lb_control_build (struct lb_status *d, void *arg)
                          stale, (uint64_t) time (NULL) - age / 1000);
   /* Beside the layout's fields, JSON's one word for the verdict. */
   lb_status_str (d, "state", lb_control_state (v, waiting[0], stale));
+  lb_control_last_mark (d);
   return v;
 }
 
@@ -250,12 +273,56 @@ lb_control_verify (struct lb_status *d, const char *args)
   return v == LB_VERIFY_RUNNING && !live ? LB_VERIFY_STALLED : v;
 }
 
-/* Every request on the control socket: a status, or a verify's. */
+/* The verdict of a mark's document (lb --mark's exit status). */
+static int
+lb_control_mark_verdict (const struct lb_mark *m)
+{
+  switch (m->state) {
+  case LB_MARK_PLACED: case LB_MARK_SENT: return LB_CONTROL_MARK_PENDING;
+  case LB_MARK_TAKEN: return LB_CONTROL_MARK_OK;
+  default: return LB_CONTROL_MARK_NO;
+  }
+}
+
+/* Every request on the control socket: a status, a verify's ("verify
+ * start", "verify PASS"), or a mark's ("mark LABEL": place a mark;
+ * "mark-status LABEL": what became of it).
+ */
 static int
 lb_control_build_args (struct lb_status *d, const char *args, void *arg)
 {
+  struct lb_mark m;
+
   if (strncmp (args, "verify", 6) == 0)
     return lb_control_verify (d, args + 6);
+  if (strncmp (args, "mark ", 5) == 0) {
+    const char *label = args + 5;
+    if (!lw_mark_label_ok (label, strlen (label))) {
+      lb_status_str (d, "label", "?");
+      lb_status_str (d, "state", "refused");
+      lb_status_str (d, "note", "not a label");
+      lb_status_layout (d, lb_control_mark_layout);
+      return LB_CONTROL_MARK_NO;
+    }
+    lb_mark_ask (label, &m);
+    lb_mark_status (d, &m);
+    lb_status_layout (d, lb_control_mark_layout);
+    /* Placed is what lb --mark waits for (the moment is fixed). */
+    return m.state == LB_MARK_PLACED ? LB_CONTROL_MARK_OK
+                                     : lb_control_mark_verdict (&m);
+  }
+  if (strncmp (args, "mark-status ", 12) == 0) {
+    if (!lb_mark_find (args + 12, &m)) {
+      lb_status_str (d, "label", args + 12);
+      lb_status_str (d, "state", "unknown");
+      lb_status_str (d, "note", "no such mark is kept");
+      lb_status_layout (d, lb_control_mark_layout);
+      return LB_CONTROL_MARK_NO;
+    }
+    lb_mark_status (d, &m);
+    lb_status_layout (d, lb_control_mark_layout);
+    return lb_control_mark_verdict (&m);
+  }
   return lb_control_build (d, arg);
 }
 
@@ -515,4 +582,75 @@ lb_control_verify_command (const struct lb_opts *o, bool json)
              "result above says why)\n", o->unit, pass);
   return verdict >= LB_VERIFY_MATCHED && verdict <= LB_VERIFY_FAILED
          ? verdict : LB_VERIFY_FAILED;
+}
+
+/* Ask the lb at O->control with ARGS into a buffer: the answer's text
+ * in *OUT (malloc'd), its verdict as the result, or -1 (WHY says why).
+ */
+static int
+lb_control_ask_mark (const struct lb_opts *o, enum lb_status_format format,
+                     const char *args, char **out, char *why, size_t whylen)
+{
+  size_t len = 0;
+  FILE *fp = open_memstream (out, &len);
+  int verdict = -1;
+  enum lb_ctl_answer a;
+
+  if (fp == NULL) {
+    lb_errf (why, whylen, "%s", strerror (errno));
+    return -1;
+  }
+  /* Placing waits for the follower for up to LB_MARK_PLACE_MS. */
+  a = lb_ctl_ask_args (o->control, format, args,
+                       LB_CTL_ASK_MS + LB_MARK_PLACE_MS, fp, &verdict, why,
+                       whylen);
+  fclose (fp);
+  if (a != LB_CTL_ANSWERED) {
+    free (*out);
+    *out = NULL;
+    return -1;
+  }
+  return verdict;
+}
+
+int
+lb_control_mark (const struct lb_opts *o, const char *label, int wait_s,
+                 bool json)
+{
+  enum lb_status_format format = json ? LB_STATUS_JSON : LB_STATUS_TEXT;
+  char args[LB_CTL_ARGS_MAX], why[640], *text = NULL;
+  uint64_t until = lb_now_ms () + (uint64_t) wait_s * 1000;
+  int v;
+
+  snprintf (args, sizeof args, "mark %s", label);
+  v = lb_control_ask_mark (o, format, args, &text, why, sizeof why);
+  if (v == -1) {
+    fprintf (stderr, "lb: unit %u: no lb answers: %s\n", o->unit, why);
+    return LB_CONTROL_DOWN;
+  }
+  /* --wait: until lbd has said what became of it. */
+  snprintf (args, sizeof args, "mark-status %s", label);
+  while (wait_s > 0 && (v == LB_CONTROL_MARK_OK
+                        || v == LB_CONTROL_MARK_PENDING)) {
+    free (text);
+    text = NULL;
+    v = lb_control_ask_mark (o, format, args, &text, why, sizeof why);
+    if (v == -1) {
+      fprintf (stderr, "lb: unit %u: mark '%s' placed, but lb stopped "
+               "answering: %s\n", o->unit, label, why);
+      return LB_CONTROL_DOWN;
+    }
+    if (v != LB_CONTROL_MARK_PENDING)
+      break;
+    if (lb_now_ms () >= until) {
+      fprintf (stderr, "lb: mark '%s' placed; lbd has not taken its point "
+               "within %d s (it does when the stream reaches the mark: see "
+               "lb --status)\n", label, wait_s);
+      break;
+    }
+    poll (NULL, 0, 100);
+  }
+  fputs (text, stdout);
+  free (text);
+  return v == LB_CONTROL_MARK_PENDING ? LB_CONTROL_MARK_NO : v;
 }

@@ -78,4 +78,22 @@ extern int lb_control_status (const struct lb_opts *o, bool json);
 #define LB_VERIFY_STALL_SECONDS 60
 extern int lb_control_verify_command (const struct lb_opts *o, bool json);
 
+/* lb --mark's exit status (and the verdict of the running lb's answer
+ * to "mark LABEL" and "mark-status LABEL" on its control socket).
+ */
+enum lb_control_mark_verdict {
+  LB_CONTROL_MARK_OK = 0,       /* placed (with --wait: its point taken) */
+  LB_CONTROL_MARK_NO = 1,       /* refused, or no point (it says why) */
+  /* 2 is LB_CONTROL_DOWN: no lb answers */
+  LB_CONTROL_MARK_PENDING = 3,  /* placed; lbd has not answered yet */
+};
+
+/* lb --mark LABEL UNIT: ask the running lb for a mark (mark.h), print
+ * what became of it (JSON if JSON); with WAIT_S > 0, wait up to WAIT_S
+ * seconds for lbd's point.  Returns the exit status: an
+ * lb_control_mark_verdict, or LB_CONTROL_DOWN.
+ */
+extern int lb_control_mark (const struct lb_opts *o, const char *label,
+                            int wait_s, bool json);
+
 #endif /* LB_CONTROL_H */

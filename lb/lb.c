@@ -4,6 +4,7 @@
  *   lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE
  *   lb --status [--json] [--dir=DIR] [--control=PATH] UNIT
  *   lb --verify [--json] [--dir=DIR] [--control=PATH] UNIT
+ *   lb --mark=LABEL [--wait[=SECONDS]] [--json] ... UNIT
  *
  * Follows livewatch unit UNIT (the nbdkit filter's channel) and ships
  * every write, in order, over one connection to lbd at HOST:PORT,
@@ -69,6 +70,8 @@ lb_usage (FILE *fp)
 "usage: lb [OPTIONS] UNIT DEVICE HOST PORT KEYFILE\n"
 "       lb --status [--json] [--dir=DIR] [--control=PATH] UNIT\n"
 "       lb --verify [--json] [--dir=DIR] [--control=PATH] UNIT\n"
+"       lb --mark=LABEL [--wait[=SECONDS]] [--json] [--dir=DIR]\n"
+"          [--control=PATH] UNIT\n"
 "\n"
 "The livebackup client: ships every write captured by the livewatch filter\n"
 "(nbdkit --filter=livewatch ... livewatch-unit=UNIT) to lbd at HOST:PORT.\n"
@@ -119,7 +122,15 @@ lb_usage (FILE *fp)
 "                         differed and exit: 0 all matched, 1 mismatches\n"
 "                         found (repaired), 2 no verify (lb not running,\n"
 "                         the unit not live, the pass cut short)\n"
-"  -j, --json             with --status or --verify: print JSON\n"
+"      --mark=LABEL       ask the running lb for a mark: a restore point on\n"
+"                         lbd (NAME@LABEL) of the moment right after every\n"
+"                         write completed so far (e.g. between fsfreeze -f\n"
+"                         and -u); returns once the mark is placed: 0\n"
+"                         placed, 1 refused (the image is not live: it says\n"
+"                         why), 2 no lb answers\n"
+"      --wait[=SECONDS]   with --mark: also wait (default 60 s) for lbd's\n"
+"                         point: 0 taken, 1 none (it says why)\n"
+"  -j, --json             with --status, --verify or --mark: print JSON\n"
 "  -v, --verbose          also log debug messages (every sync point, the\n"
 "                         waits for a burst of writes to end)\n"
 "  -h, --help             this help\n"
@@ -252,6 +263,8 @@ main (int argc, char **argv)
     { "user", required_argument, NULL, 'u' },
     { "status", no_argument, NULL, 's' },
     { "verify", no_argument, NULL, 'Y' },
+    { "mark", required_argument, NULL, 'M' },
+    { "wait", optional_argument, NULL, 'w' },
     { "json", no_argument, NULL, 'j' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -265,6 +278,8 @@ main (int argc, char **argv)
   static struct lb_sink sink;
   static char control[LB_CTL_PATH_MAX];
   bool status = false, verify = false, json = false;
+  const char *mark = NULL;
+  int wait_s = 0;
   struct lb_daemon_opts d = { .dest = LB_LOG_STDERR };
   enum lb_exit ex = LB_EXIT_OK;
   char hostname[256], err[1024], *end;
@@ -322,6 +337,22 @@ main (int argc, char **argv)
     case 'u': o.user = optarg; break;
     case 's': status = true; break;
     case 'Y': verify = true; break;
+    case 'M':
+      if (!lw_mark_label_ok (optarg, strlen (optarg))) {
+        fprintf (stderr, "lb: --mark=%s: a label is 1 to %d letters, digits, "
+                 "'.', '_' or '-', starting with a letter\n", optarg,
+                 LW_MARK_LABEL_MAX - 1);
+        return LB_EXIT_CONFIG;
+      }
+      mark = optarg;
+      break;
+    case 'w':
+      wait_s = optarg ? (int) strtol (optarg, &end, 10) : 60;
+      if (optarg && (*end || end == optarg || wait_s < 1 || wait_s > 86400)) {
+        fprintf (stderr, "lb: --wait=%s: seconds from 1 to 86400\n", optarg);
+        return LB_EXIT_CONFIG;
+      }
+      break;
     case 'j': json = true; break;
     case 'v': lb_log_verbose = true; break;
     case 'h': lb_usage (stdout); return LB_EXIT_OK;
@@ -335,11 +366,17 @@ main (int argc, char **argv)
       return LB_EXIT_CONFIG;
     }
   }
-  if (status && verify) {
-    fprintf (stderr, "lb: --status and --verify: one or the other\n");
+  if (status + verify + (mark != NULL) > 1) {
+    fprintf (stderr, "lb: --status, --verify and --mark: one at a time\n");
     return LB_EXIT_CONFIG;
   }
   status = status || verify;
+  if (wait_s > 0 && !mark) {
+    fprintf (stderr, "lb: --wait goes with --mark\n");
+    return LB_EXIT_CONFIG;
+  }
+  if (mark)
+    status = true;              /* the same arguments: UNIT alone */
   if (argc - optind != (status ? 1 : 5)) {
     lb_usage (stderr);
     return LB_EXIT_CONFIG;
@@ -374,6 +411,9 @@ main (int argc, char **argv)
   o.control = control;
   if (verify)
     return lb_control_verify_command (&o, json);
+  if (mark)
+    return control[0] ? lb_control_mark (&o, mark, wait_s, json)
+                      : LB_EXIT_CONFIG;
   if (status)
     return lb_control_status (&o, json);
 

@@ -21,6 +21,7 @@
 #include "lb_proto.h"
 #include "lb_time.h"
 #include "lb_wire.h"
+#include "mark.h"
 #include "sink.h"
 #include "verify.h"
 
@@ -184,13 +185,18 @@ lb_sink_take (struct lb_sink *s, struct lbp_msg *m)
   s->ex_n--;
   if (lb_sink_reply (s, e.type, m) == -1)
     return -1;
-  if (m->id != e.id)
+  if (m->id != e.id || (e.type == LBP_MARKED && m->seq != e.at.seq))
     return lb_sink_fail (s, "", e.type == LBP_SYNCED
                                 ? "SYNCED answers another request"
+                                : e.type == LBP_MARKED
+                                ? "MARKED answers another request"
                                 : "server's hashes do not match the request");
   if (e.verify && lb_verify_answer (m) == -1)
     return lb_sink_fail (s, "", "server's hashes do not match the verify's "
                                 "request");
+  if (e.type == LBP_MARKED)
+    lb_mark_done (m->seq, m->code, (const char *) m->payload,
+                  m->payload_len);
   if (e.type == LBP_SYNCED) {
     if (m->seq < e.at.seq)
       return lb_sink_fail (s, "", "SYNCED names an older seq than its SYNC");
@@ -205,7 +211,8 @@ lb_sink_passive (const struct lb_sink *s)
 {
   const struct lb_sink_expect *e = &s->expect[s->ex_head];
 
-  return s->ex_n > 0 && (e->type == LBP_SYNCED || e->verify);
+  return s->ex_n > 0 && (e->type == LBP_SYNCED || e->type == LBP_MARKED
+                         || e->verify);
 }
 
 /* Read every passive reply expected before a scan's oldest HASHES. */
@@ -460,6 +467,18 @@ lb_sink_record (void *opaque, const struct lwc_rec *rec)
     return lb_sink_copy_blocks (s, off, rec->length);
   case LW_REC_FLUSH:
     return 0;                   /* lw_follow syncs right after */
+  case LW_REC_MARK: {
+    /* lbd decides whether its image holds the mark's moment. */
+    struct lbp_msg mk = { .type = LBP_MARK, .id = ++s->next_id,
+                          .seq = rec->seq };
+    char label[LW_MARK_LABEL_MAX];
+    memcpy (label, rec->data, rec->length);
+    label[rec->length] = '\0';
+    lb_mark_sent (rec->seq, label);
+    lb_sink_expect (s, LBP_MARKED, mk.id, &(struct lwf_mark) {
+                      .seq = rec->seq }, 0, false);
+    return lb_sink_send (s, &mk, rec->data, rec->length);
+  }
   }
   return lb_sink_fail (s, "", "unknown record type");
 }
@@ -645,6 +664,20 @@ lb_sink_progress (void *opaque, const struct lwf_progress *p)
   lb_progress_step (s->progress, p);
 }
 
+static bool
+lb_sink_mark_take (void *opaque, char label[LW_MARK_LABEL_MAX])
+{
+  (void) opaque;
+  return lb_mark_take (label);
+}
+
+static void
+lb_sink_mark_placed (void *opaque, int result, uint64_t seq)
+{
+  (void) opaque;
+  lb_mark_placed (result, seq);
+}
+
 void
 lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
 {
@@ -654,5 +687,6 @@ lb_sink_ops (struct lb_sink *s, struct lwf_sink *ops)
     .sync_reap = lb_sink_reap, .phase = lb_sink_phase, .stop = lb_sink_stop,
     .deferring = lb_sink_deferring, .progress = lb_sink_progress,
     .pass_done = lb_sink_pass_done,
+    .mark_take = lb_sink_mark_take, .mark_placed = lb_sink_mark_placed,
   };
 }

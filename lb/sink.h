@@ -29,18 +29,20 @@
 
 #define LB_SCAN_WINDOW 16
 /* Replies in flight at most: hashes (a scan's or a verify's),
- * pipelined syncs, and one sync that waits.
+ * pipelined syncs, and one sync that waits; a mark's MARKED before each
+ * pipelined sync (a MARK record is a sync point of its own).
  */
-#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LB_VERIFY_REQS + LWF_MAX_INFLIGHT + 1)
+#define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LB_VERIFY_REQS \
+                        + 2 * LWF_MAX_INFLIGHT + 1)
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
 
 /* A reply the sink waits for: what it answers. */
 struct lb_sink_expect {
-  uint16_t type;                    /* LBP_SYNCED or LBP_HASHES */
+  uint16_t type;                    /* LBP_SYNCED, LBP_HASHES, LBP_MARKED */
   bool pipelined;                   /* a sync_send's: counted in synced */
   bool verify;                      /* HASHES for lb_verify_answer */
   uint64_t id;
-  struct lwf_mark at;               /* a SYNC's */
+  struct lwf_mark at;               /* a SYNC's; a MARK's seq */
   uint32_t phase;
 };
 
@@ -67,10 +69,10 @@ struct lb_sink {
   unsigned scan_head, scan_n;
   /* The replies expected, in the order of their requests.  A pipelined
    * sync is never sent behind a scan's hash request still unanswered,
-   * so while one is outstanding the oldest expected reply is a SYNCED
-   * or a verify's HASHES, which the sink hands to lb_verify_answer
-   * whenever it reads one (lb/verify.h): both are "passive" replies,
-   * read wherever they come to the head.
+   * so while one is outstanding the oldest expected reply is a SYNCED,
+   * a MARKED, or a verify's HASHES, which the sink hands to
+   * lb_verify_answer whenever it reads one (lb/verify.h): all are
+   * "passive" replies, read wherever they come to the head.
    */
   struct lb_sink_expect expect[LB_EXPECT_MAX];
   unsigned ex_head, ex_n;
@@ -115,8 +117,9 @@ extern int lb_sink_send_block (struct lb_sink *s, uint64_t off,
  */
 extern uint64_t lb_sink_verify_req (struct lb_sink *s, uint64_t off,
                                     uint32_t len, uint32_t hb);
-/* Read the passive replies (SYNCED, a verify's HASHES) that have come,
- * waiting up to TIMEOUT_MS for the first one; -1 if the session failed.
+/* Read the passive replies (SYNCED, MARKED, a verify's HASHES) that
+ * have come, waiting up to TIMEOUT_MS for the first one; -1 if the
+ * session failed.
  */
 extern int lb_sink_poll (struct lb_sink *s, int timeout_ms);
 

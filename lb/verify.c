@@ -255,7 +255,8 @@ lb_verify_record (const struct lwc_rec *rec)
   struct lbv_confirm *cf = &lbv.cf;
   uint64_t lo, hi, b;
 
-  if (cf->step == LBV_IDLE || rec->type == LW_REC_FLUSH)
+  if (cf->step == LBV_IDLE || rec->type == LW_REC_FLUSH
+      || rec->type == LW_REC_MARK)
     return;
   /* A record at or before S is in the device as read; a TRIM's copy is
    * whatever the device reads when it is sent, so it counts whenever.

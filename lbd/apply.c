@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zstd.h>
 
@@ -19,6 +20,7 @@
 #include "lb_log.h"
 #include "lb_time.h"
 #include "lb_wire.h"
+#include "lw_shm.h"
 #include "session_impl.h"
 
 /* Store ST durably.  When the image stops being consistent, its last
@@ -30,6 +32,9 @@
 int
 apply_commit (struct session *s, const struct image_state *st)
 {
+  bool was = s->im.st.consistent && !s->replaying;
+  uint64_t at = s->im.st.last_consistent;
+
   if (!st->consistent) {
     snapset_set_consistent (s->im.snaps, false, s->im.fd);
     /* A scan or catch-up: it ends consistent by itself. */
@@ -38,6 +43,11 @@ apply_commit (struct session *s, const struct image_state *st)
   }
   if (image_commit (&s->im, st) == -1)
     return -1;
+  /* Durable, and not changed yet by the copies to come: the schedule
+   * may want this moment if the catch-up lasts.
+   */
+  if (was && !st->consistent)
+    history_hold (s->im.hist, s->im.fd, at);
   if (st->consistent && !s->replaying) {
     snapset_set_consistent (s->im.snaps, true, s->im.fd);
     /* One consistent, durable moment: a restore point if one is due. */
@@ -241,4 +251,61 @@ apply_sync (struct session *s, const struct lbp_msg *m)
             " (%s)", name, m->seq, m->gen, lbp_phase_name (m->phase));
   struct lbp_msg a = { .type = LBP_SYNCED, .id = m->id, .seq = m->seq };
   return apply_sent (lbw_send (s->conn, &a, NULL, 0));
+}
+
+/* The reply to a MARK (lbp_mark_result), with TEXT. */
+static enum session_step
+apply_marked (struct session *s, const struct lbp_msg *m, uint32_t result,
+              const char *text)
+{
+  struct lbp_msg a = { .type = LBP_MARKED, .id = m->id, .seq = m->seq,
+                       .code = result };
+
+  return apply_sent (lbw_send (s->conn, &a, text, strlen (text)));
+}
+
+enum session_step
+apply_mark (struct session *s, const struct lbp_msg *m)
+{
+  const char *name = s->cl->conf->name;
+  char label[LW_MARK_LABEL_MAX], id[POINTS_ID_LEN], err[512];
+  struct image_state st = s->im.st;
+
+  /* lbp_decode checked the label: letters, digits, ".-_", < 64 bytes. */
+  memcpy (label, m->payload, m->payload_len);
+  label[m->payload_len] = '\0';
+  if (st.epoch == s->epoch && st.seq >= m->seq) {
+    lb_info ("client %s: mark '%s' (seq %" PRIu64 ") came again: the image "
+             "is durable past it", name, label, m->seq);
+    return apply_marked (s, m, LBP_MARK_PAST, "the image is durable past "
+                         "this mark already (it came again after a lost "
+                         "connection): its point, if any, is listed");
+  }
+  /* Only a live image, in order, holds the mark's moment: every record
+   * before it and none after.
+   */
+  if (st.epoch != s->epoch || !st.consistent || st.phase != LBP_PHASE_LIVE
+      || s->replaying) {
+    lb_warn ("client %s: mark '%s' (seq %" PRIu64 ") refused: the image "
+             "is not consistent there (%s)", name, label, m->seq,
+             s->replaying ? "records come again after a lost connection"
+             : lbp_phase_name (st.phase));
+    return apply_marked (s, m, LBP_MARK_NOT_LIVE, "the image was not "
+                         "consistent at the mark (a scan, catch-up or "
+                         "replay ran): no point taken");
+  }
+  /* Durable at the mark first: the point names a moment the state file
+   * vouches for (an overlay reads the image's blocks it does not hold).
+   */
+  st.seq = m->seq;
+  st.last_consistent = time (NULL);
+  if (apply_commit (s, &st) == -1)
+    return SESSION_STEP_IO;
+  if (history_take (s->im.hist, s->im.fd, points_clock (), "mark", label, id,
+                    err, sizeof err) == -1) {
+    lb_err ("client %s: mark '%s': cannot take a restore point: %s", name,
+            label, err);
+    return apply_marked (s, m, LBP_MARK_FAILED, err);
+  }
+  return apply_marked (s, m, LBP_MARK_TAKEN, id);
 }

@@ -15,7 +15,8 @@ static const char histctl_point_layout[] =
   "(being pruned)}{readers?  {readers} reader{readers=1?|s}}\n";
 static const char histctl_head_layout[] =
   "client {name}: {count} restore point{count=1?|s} ({mode}), "
-  "{bytes} held{policy?; history={policy}|; no history= (none taken)}\n";
+  "{bytes} held{policy?; history={policy}|; no history= (points of lb --mark "
+  "only)}\n";
 static const char histctl_status_layout[] =
   "  history: {count} point{count=1?|s}{count?, oldest {oldest}, newest "
   "{newest}, {bytes} held}{policy?; history={policy}}\n";

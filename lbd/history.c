@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "history.h"
+#include "history_impl.h"
 #include "lb_array.h"
 #include "lb_bytes.h"
 #include "lb_err.h"
@@ -22,16 +24,14 @@
 #include "lb_time.h"
 
 
-static void *hist_pruner (void *arg);
-
-static uint64_t
+uint64_t
 hist_nblocks (const struct hist_point *pt)
 {
   return (pt->e.size + OVERLAY_BLOCK - 1) / OVERLAY_BLOCK;
 }
 
 /* Where PT is in the list, or -1. */
-static ssize_t
+ssize_t
 hist_index (const struct history *h, const struct hist_point *pt)
 {
   size_t i;
@@ -52,7 +52,7 @@ hist_point_close (struct hist_point *pt)
 }
 
 /* Delete PT's data file and free it: it is off the list, unused. */
-static void
+void
 hist_point_delete (struct history *h, struct hist_point *pt)
 {
   char *path = points_path (h->image, h->mode, pt->e.id);
@@ -65,7 +65,7 @@ hist_point_delete (struct history *h, struct hist_point *pt)
 }
 
 /* The list as stored. */
-static int
+int
 hist_store (struct history *h)
 {
   struct points_entry *e = calloc (h->n + 1, sizeof *e);
@@ -131,7 +131,7 @@ hist_append (struct history *h, struct hist_point *pt)
   return 0;
 }
 
-static void
+void
 hist_unlist (struct history *h, size_t i)
 {
   memmove (h->p + i, h->p + i + 1, (h->n - i - 1) * sizeof *h->p);
@@ -357,9 +357,22 @@ history_write_end (struct history *h)
     pthread_rwlock_unlock (&h->lock);
 }
 
+/* Is ID the name of a listed point?  LOCK held. */
+static bool
+hist_id_taken (const struct history *h, const char *id)
+{
+  size_t i;
+
+  for (i = 0; i < h->n; i++)
+    if (strcmp (h->p[i]->e.id, id) == 0)
+      return true;
+  return false;
+}
+
 int
 history_take (struct history *h, int fd, int64_t now, const char *how,
-              char *err, size_t errlen)
+              const char *label, char id[POINTS_ID_LEN], char *err,
+              size_t errlen)
 {
   struct points_entry e = { .time = now };
   struct hist_point *pt = NULL;
@@ -367,11 +380,12 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
   enum points_mode mode;
   struct stat sb;
   char *path = NULL;
-  size_t i;
   int r = -1;
 
   points_id (now, e.id);
   snprintf (e.how, sizeof e.how, "%s", how);
+  if (label)
+    snprintf (e.label, sizeof e.label, "%s", label);
   if (fstat (fd, &sb) == -1) {
     lb_errf (err, errlen, "%s: %s", h->image, strerror (errno));
     return -1;
@@ -382,11 +396,15 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
     lb_errf (err, errlen, "the list of points could not be read at start");
     goto out;
   }
-  for (i = 0; i < h->n; i++)
-    if (strcmp (h->p[i]->e.id, e.id) == 0) {
-      lb_errf (err, errlen, "a point named %s exists already", e.id);
-      goto out;
-    }
+  /* A mark may come in a minute that has a point: name it to the
+   * second.
+   */
+  if (label && hist_id_taken (h, e.id))
+    points_id_seconds (now, e.id);
+  if (hist_id_taken (h, e.id)) {
+    lb_errf (err, errlen, "a point named %s exists already", e.id);
+    goto out;
+  }
   if ((pt = hist_point_new (h, &e)) == NULL) {
     lb_errf (err, errlen, "out of memory");
     goto out;
@@ -433,10 +451,12 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
     pt = NULL;
     goto out;
   }
-  lb_info ("%s: restore point %s taken (%s, %s, %" PRIu64 " ms)", h->image,
-           e.id, how, mode == POINTS_MODE_REFLINK ? "reflinked copy"
-                                                  : "overlay",
+  lb_info ("%s: restore point %s%s%s taken (%s, %s, %" PRIu64 " ms)",
+           h->image, e.id, label ? " labelled " : "", label ? label : "",
+           how, mode == POINTS_MODE_REFLINK ? "reflinked copy" : "overlay",
            lb_now_ms () - t0);
+  if (id)
+    memcpy (id, e.id, POINTS_ID_LEN);
   pt = NULL;
   r = 0;
  out:
@@ -449,177 +469,8 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
   return r;
 }
 
-/* Wake the pruning thread (starting it the first time). */
-static void
-hist_wake (struct history *h)
-{
-  pthread_mutex_lock (&h->mu);
-  h->work = true;
-  if (!h->thread_on && !h->stop
-      && pthread_create (&h->thread, NULL, hist_pruner, h) == 0)
-    h->thread_on = true;
-  pthread_cond_broadcast (&h->cond);
-  pthread_mutex_unlock (&h->mu);
-}
-
-/* Doom what the policy no longer keeps at NOW.  LOCK held for writing. */
-static bool
-hist_retain (struct history *h)
-{
-  int64_t *t = calloc (h->n + 1, sizeof *t);
-  bool *keep = calloc (h->n + 1, sizeof *keep), any = false;
-  size_t i;
-
-  if (t && keep && lb_history_on (&h->policy)) {
-    for (i = 0; i < h->n; i++)
-      t[i] = h->p[h->n - 1 - i]->e.time;
-    lb_history_retain (&h->policy, t, h->n, keep);
-    for (i = 0; i < h->n; i++) {
-      struct hist_point *pt = h->p[h->n - 1 - i];
-      if (!keep[i] && !pt->doomed && pt->e.label[0] == '\0') {
-        pt->doomed = true;
-        any = true;
-        lb_info ("%s: restore point %s is past the retention policy; "
-                 "pruning it", h->image, pt->e.id);
-      }
-    }
-  }
-  free (t);
-  free (keep);
-  return any;
-}
-
-void
-history_tick (struct history *h, int fd)
-{
-  int64_t now, newest;
-  bool due, prune;
-  char err[512];
-
-  if (h == NULL)
-    return;
-  now = points_clock ();
-  pthread_rwlock_rdlock (&h->lock);
-  newest = h->n ? h->p[h->n - 1]->e.time : 0;
-  due = !h->disabled && lb_history_on (&h->policy)
-        && lb_history_due (&h->policy, newest, now) && now >= newest;
-  pthread_rwlock_unlock (&h->lock);
-  if (due && history_take (h, fd, now, "schedule", err, sizeof err) == -1)
-    lb_err ("%s: cannot take a restore point: %s", h->image, err);
-  pthread_rwlock_wrlock (&h->lock);
-  prune = hist_retain (h);
-  pthread_rwlock_unlock (&h->lock);
-  if (prune)
-    hist_wake (h);
-}
-
-/* Prune PT (busy: the caller owns it): merge, unlist, delete.  0, or -1
- * with WHY (PT stays listed; retried later).  Takes LOCK per piece.
- */
-static int
-hist_prune (struct history *h, struct hist_point *pt, char *why,
-            size_t whylen)
-{
-  size_t k = 0, c;
-  ssize_t i;
-
-  pthread_rwlock_wrlock (&h->lock);
-  for (;;) {
-    struct hist_point *o;
-
-    if (pt->broken)
-      break;
-    i = hist_index (h, pt);
-    if (h->mode != POINTS_MODE_OVERLAY || i <= 0)
-      break;
-    o = h->p[i - 1];
-    for (c = 0; k < pt->ov.n && c < HISTORY_BATCH; k++) {
-      const struct overlay_entry *e = &pt->ov.e[k];
-      if (e->block >= hist_nblocks (o) || overlay_find (&o->ov, e->block))
-        continue;
-      if (overlay_read (&pt->ov, e, h->buf + c * OVERLAY_BLOCK) == -1) {
-        lb_errf (why, whylen, "%s: %s", pt->ov.path, strerror (errno));
-        goto fail;
-      }
-      h->blocks[c++] = e->block;
-    }
-    if (c && overlay_append (&o->ov, h->blocks, h->buf, c) == -1) {
-      lb_errf (why, whylen, "%s: %s", o->ov.path, strerror (errno));
-      goto fail;
-    }
-    if (k >= pt->ov.n)
-      break;
-    /* Let replication and readers in between the pieces. */
-    pthread_rwlock_unlock (&h->lock);
-    sched_yield ();
-    pthread_rwlock_wrlock (&h->lock);
-  }
-  if (!pt->broken) {
-    i = hist_index (h, pt);
-    hist_unlist (h, i);
-    if (hist_store (h) == -1) {
-      lb_errf (why, whylen, "%s.points: %s", h->image, strerror (errno));
-      memmove (h->p + i + 1, h->p + i, (h->n - i) * sizeof *h->p);
-      h->p[i] = pt;
-      h->n++;
-      goto fail;
-    }
-    lb_info ("%s: restore point %s pruned", h->image, pt->e.id);
-  }
-  pthread_rwlock_unlock (&h->lock);
-  hist_point_delete (h, pt);
-  return 0;
- fail:
-  pt->busy = false;
-  pthread_rwlock_unlock (&h->lock);
-  return -1;
-}
-
-/* The next point to prune, made busy, or NULL. */
-static struct hist_point *
-hist_next_doomed (struct history *h)
-{
-  struct hist_point *pt = NULL;
-  size_t i;
-
-  pthread_rwlock_wrlock (&h->lock);
-  for (i = 0; i < h->n && pt == NULL; i++)
-    if (h->p[i]->doomed && h->p[i]->refs == 0 && !h->p[i]->busy) {
-      pt = h->p[i];
-      pt->busy = true;
-    }
-  pthread_rwlock_unlock (&h->lock);
-  return pt;
-}
-
-static void *
-hist_pruner (void *arg)
-{
-  struct history *h = arg;
-  struct hist_point *pt;
-  char why[512];
-
-  for (;;) {
-    pthread_mutex_lock (&h->mu);
-    while (!h->stop && !h->work)
-      pthread_cond_wait (&h->cond, &h->mu);
-    h->work = false;
-    if (h->stop) {
-      pthread_mutex_unlock (&h->mu);
-      return NULL;
-    }
-    pthread_mutex_unlock (&h->mu);
-    while (!h->stop && (pt = hist_next_doomed (h)) != NULL)
-      if (hist_prune (h, pt, why, sizeof why) == -1) {
-        lb_err ("%s: cannot prune restore point %s yet: %s", h->image,
-                pt->e.id, why);
-        break;
-      }
-  }
-}
-
 /* The listed point named ID (or labelled so).  LOCK held. */
-static struct hist_point *
+struct hist_point *
 hist_find (struct history *h, const char *id, size_t idlen)
 {
   size_t i;
@@ -780,27 +631,4 @@ history_list (struct history *h, struct hist_info **out, size_t *n)
   }
   pthread_rwlock_unlock (&h->lock);
   return *out ? 0 : -1;
-}
-
-enum history_dropped
-history_drop (struct history *h, const char *id, char *why, size_t whylen)
-{
-  struct hist_point *pt;
-  enum history_dropped r = HISTORY_DROPPED;
-
-  pthread_rwlock_wrlock (&h->lock);
-  pt = hist_find (h, id, strlen (id));
-  if (pt == NULL)
-    r = HISTORY_DROP_UNKNOWN;
-  else {
-    pt->doomed = true;
-    if (pt->refs > 0 || pt->busy)
-      r = HISTORY_DROP_PENDING;
-    else
-      pt->busy = true;
-  }
-  pthread_rwlock_unlock (&h->lock);
-  if (r == HISTORY_DROPPED && hist_prune (h, pt, why, whylen) == -1)
-    r = HISTORY_DROP_FAILED;
-  return r;
 }

@@ -83,6 +83,10 @@ struct history {
   struct lb_history policy;
   enum points_mode mode;
   bool disabled;                /* the list could not be read: hands off */
+  /* The point history_hold took at the start of a catch-up ("": none),
+   * settled by the next history_tick.  The writer's (session) only.
+   */
+  char held[POINTS_ID_LEN];
   struct hist_point **p;        /* listed points, oldest first */
   size_t n, cap;
   uint8_t *buf;                 /* the writer's scratch: HISTORY_BATCH blocks */
@@ -135,11 +139,25 @@ extern void history_write_end (struct history *h);
  */
 extern void history_tick (struct history *h, int fd);
 
+/* The image, open as FD and durable, was consistent up to now (its last
+ * consistent moment CONSISTENT_AT, seconds since 1970; 0: now) and is
+ * about to stop being so: a scan or a catch-up begins.  With a policy,
+ * keep that moment as a point (how "catch-up", of that time), in case
+ * a point falls due before the image is consistent again; the next
+ * history_tick drops it if none did.  So a long catch-up still leaves
+ * the schedule's point, of the last moment the image really was.  H
+ * may be NULL.
+ */
+extern void history_hold (struct history *h, int fd, uint64_t consistent_at);
+
 /* Take a point of the image open as FD now, whatever the schedule
- * (HOW says why).  0, or -1 with ERR.
+ * (HOW says why: "schedule", "mark"), labelled LABEL (NULL: none; a
+ * labelled point is kept until dropped, whatever the policy).  Its ID
+ * into ID unless NULL.  0, or -1 with ERR.
  */
 extern int history_take (struct history *h, int fd, int64_t now,
-                         const char *how, char *err, size_t errlen);
+                         const char *how, const char *label,
+                         char id[POINTS_ID_LEN], char *err, size_t errlen);
 
 /* The point named ID (its ID or its label), with a reference for a
  * reader, or NULL with why in WHY.

@@ -56,14 +56,28 @@ points_clock (void)
   return (int64_t) time (NULL);
 }
 
-void
-points_id (int64_t t, char id[POINTS_ID_LEN])
+/* T in UTC into ID, to the minute or to the SECONDS. */
+static void
+points_id_fmt (int64_t t, bool seconds, char id[POINTS_ID_LEN])
 {
   time_t tt = (time_t) t;
   struct tm tm;
 
   gmtime_r (&tt, &tm);
-  strftime (id, POINTS_ID_LEN, "%Y%m%dT%H%MZ", &tm);
+  strftime (id, POINTS_ID_LEN, seconds ? "%Y%m%dT%H%M%SZ" : "%Y%m%dT%H%MZ",
+            &tm);
+}
+
+void
+points_id (int64_t t, char id[POINTS_ID_LEN])
+{
+  points_id_fmt (t, false, id);
+}
+
+void
+points_id_seconds (int64_t t, char id[POINTS_ID_LEN])
+{
+  points_id_fmt (t, true, id);
 }
 
 static char *

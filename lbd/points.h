@@ -11,7 +11,8 @@
  *
  * ID is the point's time in UTC as YYYYMMDDTHHMMZ (its export is
  * NAME@ID), TIME seconds since 1970, SIZE the image's size then, HOW
- * how it was taken ("schedule"), LABEL "-" for none.  A point's data is
+ * how it was taken ("schedule", or "mark": lb --mark), LABEL "-" for
+ * none.  A point's data is
  * IMAGE.point-ID: a reflinked copy of the image (mode reflink), or
  * IMAGE.point-ID.cow, its overlay (overlay.h).  A point is in the list
  * only once its data file is durable, and leaves the list before that
@@ -51,8 +52,11 @@ struct points_entry {
  */
 extern int64_t points_clock (void);
 
-/* T as an ID, YYYYMMDDTHHMMZ (UTC). */
+/* T as an ID, YYYYMMDDTHHMMZ (UTC); with the seconds, YYYYMMDDTHHMMSSZ,
+ * for a mark taken in a minute that has a point already.
+ */
 extern void points_id (int64_t t, char id[POINTS_ID_LEN]);
+extern void points_id_seconds (int64_t t, char id[POINTS_ID_LEN]);
 
 /* IMAGE's list into *E (N entries, malloc'd; oldest first) and *MODE.
  * No file: 0 and none.  0, or -1 with ERR.

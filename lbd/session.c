@@ -494,7 +494,8 @@ session_serve (struct session *s, const struct lbp_msg *hello)
     /* Answers go in request order, and a block copy makes the image
      * inconsistent: the group is committed before either.
      */
-    if ((m.type == LBP_BLOCK || m.type == LBP_HASH_REQ || m.type == LBP_BYE)
+    if ((m.type == LBP_BLOCK || m.type == LBP_HASH_REQ || m.type == LBP_BYE
+         || m.type == LBP_MARK)
         && (step = apply_group_commit (s)) != SESSION_STEP_DONE) {
       if (step == SESSION_STEP_IO)
         goto io;
@@ -529,6 +530,9 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       if (step == SESSION_STEP_DONE && m.offset + m.length > s->scanned)
         s->scanned = m.offset + m.length < s->im.size
                      ? m.offset + m.length : s->im.size;
+      break;
+    case LBP_MARK:
+      step = apply_mark (s, &m);
       break;
     case LBP_BYE:
       lb_info ("client %s (%s): said goodbye", name, s->peer);

@@ -107,4 +107,11 @@ extern enum session_step apply_group_commit (struct session *s);
 extern enum session_step apply_sync (struct session *s,
                                      const struct lbp_msg *m);
 
+/* A MARK (lb --mark): once every record before it is applied, and the
+ * image live and consistent there, make that durable and take a
+ * restore point labelled with it; answer MARKED either way.
+ */
+extern enum session_step apply_mark (struct session *s,
+                                     const struct lbp_msg *m);
+
 #endif /* LBD_SESSION_IMPL_H */

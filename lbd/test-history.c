@@ -103,7 +103,7 @@ model_take (struct history *h, struct image *im)
   if (npts == MAXPT)
     return;
   clock_now += 60 + tap_rand () % 7200;
-  if (history_take (h, im->fd, clock_now, "schedule", err, sizeof err)
+  if (history_take (h, im->fd, clock_now, "schedule", NULL, NULL, err, sizeof err)
       == -1) {
     tap_ok (0, "take: %s", err);
     exit (1);
@@ -357,6 +357,7 @@ test_space (void)
   for (p = 0; p < N; p++) {
     t0 = lb_now_ms ();
     if (history_take (&h, im.fd, clock_now + 100000 + p * 60, "schedule",
+                      NULL, NULL,
                       err, sizeof err) == -1)
       break;
     if (lb_now_ms () - t0 > worst)
@@ -381,7 +382,8 @@ test_space (void)
   {
     static uint8_t run[64 * 4096];
     uint64_t before = h.p[h.n - 1]->ov.end;
-    history_take (&h, im.fd, clock_now + 100000 + N * 60, "schedule", err,
+    history_take (&h, im.fd, clock_now + 100000 + N * 60, "schedule",
+                  NULL, NULL, err,
                   sizeof err);
     before = h.p[h.n - 1]->ov.end;
     image_read (&im, 0, run, sizeof run);

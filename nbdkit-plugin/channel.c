@@ -333,7 +333,7 @@ channel_append (uint32_t type, uint64_t offset, uint32_t length,
     .seq = atomic_load_explicit (&h->head_seq, memory_order_relaxed) + 1,
     .offset = offset, .length = length,
   };
-  if (type == LW_REC_WRITE)
+  if (type == LW_REC_WRITE || type == LW_REC_MARK)
     memcpy (r + 1, data, length);
 
   atomic_store_explicit (&h->head_seq, r->seq, memory_order_release);
@@ -364,7 +364,8 @@ channel_unreleased (void (*fn) (void *opaque, uint64_t offset,
     if (r->size < sizeof *r || r->size % LW_REC_ALIGN != 0
         || r->size > head - pos || r->size > ring_size - pos % ring_size)
       return -1;
-    if (r->type != LW_REC_PAD && r->type != LW_REC_FLUSH)
+    if (r->type != LW_REC_PAD && r->type != LW_REC_FLUSH
+        && r->type != LW_REC_MARK)
       fn (opaque, r->offset, r->length);
     pos += r->size;
   }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -41,6 +42,33 @@ service_ack (uint64_t id, uint32_t result)
   atomic_store (&h->ack_id, id);
 }
 
+/* LW_REQ_MARK, write lock held: every write completed so far is a
+ * record already (normal mode), so the mark appended now follows all of
+ * them.  Degraded, writes are bits without an order: a mark would
+ * claim a moment the consumer cannot rebuild, so it is refused (as it
+ * is when the ring has no room: that write would degrade).
+ */
+static uint32_t
+service_mark (void)
+{
+  struct lw_header *h = channel_hdr;
+  char label[LW_MARK_LABEL_MAX];
+  size_t len;
+
+  memcpy (label, h->req_label, sizeof label);
+  label[sizeof label - 1] = '\0';
+  len = strlen (label);
+  if (!lw_mark_label_ok (label, len))
+    return LW_RES_INVALID;
+  if (atomic_load (&h->mode) != LW_MODE_NORMAL
+      || !actlog_may_append (atomic_load (&h->head_seq) + 1)
+      || !channel_append (LW_REC_MARK, 0, len, label))
+    return LW_RES_REFUSED;
+  nbdkit_debug ("livewatch: mark '%s' at seq %" PRIu64, label,
+                atomic_load (&h->head_seq));
+  return LW_RES_OK;
+}
+
 /* Carry out one request.  Write lock held: no write is between the
  * plugin and the channel, so head_seq names a quiet instant.
  */
@@ -58,6 +86,9 @@ service_do (uint32_t type, uint64_t id)
   case LW_REQ_RESUME:
     if (!channel_resume ())
       result = LW_RES_REFUSED;
+    break;
+  case LW_REQ_MARK:
+    result = service_mark ();
     break;
   default:
     result = LW_RES_INVALID;

@@ -115,6 +115,21 @@ one_client () {
     IMG=$T/srv/client1/disk.img
 }
 
+# c1_client [OPTIONS...]: the server side of the history tests: a key
+# $T/key and an lbd config $T/srv/lbd.conf with client c1 (file
+# c1/disk.img, its key beside it; OPTIONS added to its line, e.g.
+# history=hourly:24) on 127.0.0.1/$port, and a plain export on $oport.
+# Sets IMG.
+c1_client () {
+    mkdir -p "$T/srv/c1"
+    make_key "$T/key"; cp "$T/key" "$T/srv/c1/key"
+    {
+        echo "client name=c1 file=c1/disk.img key=c1/key listen=127.0.0.1/$port $*"
+        echo "export listen=127.0.0.1/$oport tls=off"
+    } >"$T/srv/lbd.conf"
+    IMG=$T/srv/c1/disk.img
+}
+
 # start_lbd NAME CONFIG [lbd options]: lbd in the foreground, backgrounded;
 # pid in $T/NAME.lbdpid, log in $T/NAME.log, control socket $T/NAME.ctl.
 start_lbd () {

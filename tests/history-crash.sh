@@ -27,13 +27,7 @@ if [ -n "$SRVFS" ]; then
     # Registered first: runs last, once lbd is gone.
     cleanup "umount '$T/srv' 2>/dev/null || umount -l '$T/srv'"
 fi
-mkdir -p "$T/srv/c1"
-make_key "$T/key"; cp "$T/key" "$T/srv/c1/key"
-cat >"$T/srv/lbd.conf" <<CONF
-client name=c1 file=c1/disk.img key=c1/key listen=127.0.0.1/$port history=minutely:3
-export listen=127.0.0.1/$oport tls=off
-CONF
-IMG=$T/srv/c1/disk.img
+c1_client history=minutely:3
 ctl () { "$LBD" --control="$T/lbd.ctl" "$@"; }
 points () { ctl --points --json "$T/srv/lbd.conf" c1 |
     python3 -c 'import json,sys; print(" ".join(p["id"] for p in json.load(sys.stdin)["points"]))'; }

@@ -12,7 +12,8 @@
 # (nbdfuse -r, mounted read-only) and compared with its manifest: when
 # taken; after retention (history=hourly:3,daily:4,weekly:2) pruned the
 # others, two of them from the middle of the chain; after lbd
-# --drop-point of a middle point; and after lbd restarts.
+# --drop-point of a middle point; and after lbd restarts.  At the end
+# a point taken by lb --mark around fsfreeze, which retention keeps.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdfuse; requires nbdsh; requires nbdinfo
 requires nbdcopy; requires mkfs.ext4; requires fusermount; requires fsfreeze
@@ -185,6 +186,24 @@ check "and each reads its moment" restore_all
 (day 10) || true
 sync
 check "replication goes on after the restart" wait_lb_converged "$IMG" 60
+# A mark around fsfreeze (lb --mark): a point of exactly the frozen
+# files, labelled, which the retention policy keeps.
+(day 11) || true
+sync
+fsfreeze -f "$M"
+manifest "$M" >"$T/m.friday"
+"$LB" --dir="$T" --mark=friday --wait=30 1 >"$T/mark.out" 2>&1; rc=$?
+fsfreeze -u "$M"
+check "lb --mark=friday between fsfreeze -f and -u: point taken ($rc: $(cat "$T/mark.out"))" \
+    test "$rc" = 0
+(day 12) || true
+sync
+check "c1@friday holds exactly the frozen files" restore friday
+echo $((MON + 200 * 3600)) >"$T/clock"
+nbdsh -u "nbd+unix:///?socket=$T/nbd.sock" -c "h.pwrite(b'tick' * 1024, 62 * 1024 * 1024); h.flush()"
+check "a later point on the schedule is taken" \
+    wait_for 30 sh -c "'$LBD' --control='$T/lbd.ctl' --points '$T/srv/lbd.conf' c1 | grep -q '^20261215T0800Z '"
+check "the marked point outlives the retention that follows" restore friday
 mode=$(ctl --points "$T/srv/lbd.conf" c1 | sed -n '1s/.*(\(.*\)).*/\1/p')
 if [ "$SRVFS" = ext4 ]; then
     check "on ext4, points are lbd's overlays ($mode)" test "$mode" = overlays

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lb_proto.h"
+#include "lw_shm.h"
 #include "tap.h"
 
 /* Encode M, then check and decode it back. */
@@ -139,6 +140,32 @@ main (void)
                          .phase = LBP_PHASE_LIVE };
   m.phase = 7;
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL, "unknown phase refused");
+
+  /* MARK and MARKED (lb --mark). */
+  m = (struct lbp_msg) { .type = LBP_MARK, .id = 11, .seq = 12 };
+  tap_ok (roundtrip (&m, (const uint8_t *) "nightly", 7, &d, wire) == NULL
+          && d.id == 11 && d.seq == 12 && d.payload_len == 7
+          && memcmp (d.payload, "nightly", 7) == 0, "MARK round trip");
+  tap_ok (roundtrip (&m, (const uint8_t *) "night/ly", 8, &d, wire) != NULL,
+          "MARK with a label that is not one refused");
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "MARK without a label refused");
+  {
+    char longl[LW_MARK_LABEL_MAX];
+    memset (longl, 'a', sizeof longl);
+    lbp_encode (&m, sizeof longl, wire);
+    tap_ok (lbp_check_header (wire, &type, &len) != NULL,
+            "MARK with a label of %d bytes refused from its header",
+            LW_MARK_LABEL_MAX);
+  }
+  m = (struct lbp_msg) { .type = LBP_MARKED, .id = 11, .seq = 12,
+                         .code = LBP_MARK_TAKEN };
+  tap_ok (roundtrip (&m, (const uint8_t *) "20261202T0130Z", 14, &d, wire)
+          == NULL && d.code == LBP_MARK_TAKEN && d.seq == 12
+          && d.payload_len == 14, "MARKED round trip, with its text");
+  m.code = LBP_MARK_PAST + 1;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "MARKED with an unknown result refused");
 
   /* Header checks, before any body is read. */
   memset (wire, 0, 8);

@@ -117,6 +117,37 @@ test_ring (void)
             "FUA write is queued as write then flush");
     lwc_release (c, &rec);
   }
+  /* Marks: appended after every record before them, with their label;
+   * refused while degraded (writes have no order then), and the filter
+   * checks the label itself.
+   */
+  {
+    uint64_t seq = 0, before = atomic_load (&h->head_seq);
+    struct lw_header *wh = (struct lw_header *) h;
+
+    tap_ok (lwc_mark (c, "nightly-1", 2000, &seq) == LW_RES_OK
+            && seq == before + 1, "a mark is appended in normal mode, "
+            "next in seq (%llu)", (unsigned long long) seq);
+    tap_ok (lwc_next (c, &rec) == 1 && rec.type == LW_REC_MARK
+            && rec.seq == seq && rec.offset == 0 && rec.length == 9
+            && memcmp (rec.data, "nightly-1", 9) == 0,
+            "the MARK record carries its label");
+    lwc_release (c, &rec);
+    errno = 0;
+    tap_ok (lwc_mark (c, "9lives", 2000, &seq) == -1 && errno == EINVAL,
+            "a bad label is refused before it reaches the filter");
+    strcpy (wh->req_label, "a/b");
+    tap_ok (lwc_request (c, LW_REQ_MARK, 2000, NULL) == LW_RES_INVALID
+            && atomic_load (&h->head_seq) == seq,
+            "the filter refuses a bad label itself, appending nothing");
+    tap_ok (lwc_request (c, LW_REQ_DEGRADE, 2000, NULL) == LW_RES_OK
+            && lwc_mark (c, "late", 2000, &seq) == LW_RES_REFUSED
+            && atomic_load (&h->head_seq) == before + 1,
+            "a mark is refused while the filter is degraded");
+    tap_ok (lwc_request (c, LW_REQ_RESUME, 2000, NULL) == LW_RES_OK,
+            "normal again");
+  }
+
   /* A failed write degrades and marks; a refused fast zero does nothing. */
   {
     int fail = EIO, e = 0;
