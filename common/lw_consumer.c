@@ -454,6 +454,15 @@ lwc_wait (struct lwc *c, int timeout_ms)
   lw_futex_wait (&c->h->wake_futex, f, timeout_ms);
 }
 
+void
+lwc_nudge (struct lwc *c)
+{
+  /* A wake needs no store, so an observer's read-only mapping will do;
+   * the consumer wakes, finds nothing published, and looks around.
+   */
+  lw_futex_wake (&c->h->wake_futex);
+}
+
 /* Post REQ (with LABEL for LW_REQ_MARK) and wait for its answer. */
 static int lwc_ask (struct lwc *c, enum lw_req req, const char *label,
                     int timeout_ms, uint64_t *ack_seq);

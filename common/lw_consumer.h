@@ -130,6 +130,12 @@ extern int lwc_request (struct lwc *c, enum lw_req req, int timeout_ms,
 extern int lwc_mark (struct lwc *c, const char *label, int timeout_ms,
                      uint64_t *seq);
 
+/* Wake the consumer sleeping in lwc_wait on this channel now (C may be
+ * an observer's attachment): for another thread that has handed it
+ * work (lb --mark).  A consumer not asleep yet sleeps its timeout.
+ */
+extern void lwc_nudge (struct lwc *c);
+
 
 extern enum lw_mode lwc_mode (const struct lwc *c);
 

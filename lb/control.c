@@ -273,6 +273,19 @@ lb_control_verify (struct lb_status *d, const char *args)
   return v == LB_VERIFY_RUNNING && !live ? LB_VERIFY_STALLED : v;
 }
 
+/* Wake the follower: a mark is asked for (lb_mark_ask). */
+static void
+lb_control_nudge (void *arg)
+{
+  const struct lb_opts *o = arg;
+  char err[512];
+  struct lwc *c = lwc_attach (o->dir, o->unit, LWC_OBSERVE, err, sizeof err);
+
+  if (c)
+    lwc_nudge (c);
+  lwc_detach (c);
+}
+
 /* The verdict of a mark's document (lb --mark's exit status). */
 static int
 lb_control_mark_verdict (const struct lb_mark *m)
@@ -304,7 +317,7 @@ lb_control_build_args (struct lb_status *d, const char *args, void *arg)
       lb_status_layout (d, lb_control_mark_layout);
       return LB_CONTROL_MARK_NO;
     }
-    lb_mark_ask (label, &m);
+    lb_mark_ask (label, lb_control_nudge, (void *) lb_control.o, &m);
     lb_mark_status (d, &m);
     lb_status_layout (d, lb_control_mark_layout);
     /* Placed is what lb --mark waits for (the moment is fixed). */

@@ -83,7 +83,8 @@ lb_mark_at (uint64_t seq)
 }
 
 void
-lb_mark_ask (const char *label, struct lb_mark *out)
+lb_mark_ask (const char *label, void (*wake) (void *), void *wake_arg,
+             struct lb_mark *out)
 {
   struct timespec until;
   uint64_t ms;
@@ -111,6 +112,10 @@ lb_mark_ask (const char *label, struct lb_mark *out)
                                     .asked = (uint64_t) time (NULL) };
   snprintf (lb_marks.ask.label, sizeof lb_marks.ask.label, "%s", label);
   lb_marks.asking = true;
+  pthread_mutex_unlock (&lb_marks.lock);
+  if (wake)
+    wake (wake_arg);
+  pthread_mutex_lock (&lb_marks.lock);
   while (lb_marks.ask.state == LB_MARK_ASKED
          || lb_marks.ask.state == LB_MARK_PLACING) {
     int e = pthread_cond_timedwait (&lb_marks.cond, &lb_marks.lock, &until);

@@ -65,10 +65,12 @@ struct lb_mark {
 
 /* The control thread: ask for a mark labelled LABEL (lw_mark_label_ok)
  * and wait until it is placed or refused, then copy it into *OUT.  A
- * live follower takes it at its next look at the ring: within its idle
- * wait (lwf_options.idle_ms, 100 ms), at once while records flow.
+ * live follower takes it at its next look at the ring; WAKE (WAKE_ARG),
+ * if not NULL, is called once the request is posted, to cut its idle
+ * wait short (else it comes within lwf_options.idle_ms, 100 ms).
  */
-extern void lb_mark_ask (const char *label, struct lb_mark *out);
+extern void lb_mark_ask (const char *label, void (*wake) (void *),
+                         void *wake_arg, struct lb_mark *out);
 
 /* The newest kept mark labelled LABEL (NULL: the newest of all), into
  * *OUT; false if none.

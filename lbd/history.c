@@ -397,10 +397,16 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
     goto out;
   }
   /* A mark may come in a minute that has a point: name it to the
-   * second.
+   * second, and number those of one second.
    */
-  if (label && hist_id_taken (h, e.id))
-    points_id_seconds (now, e.id);
+  if (label && hist_id_taken (h, e.id)) {
+    char base[POINTS_ID_LEN];
+    unsigned k;
+    points_id_seconds (now, base);
+    memcpy (e.id, base, sizeof e.id);
+    for (k = 2; k < 1000 && hist_id_taken (h, e.id); k++)
+      snprintf (e.id, sizeof e.id, "%s-%u", base, k);
+  }
   if (hist_id_taken (h, e.id)) {
     lb_errf (err, errlen, "a point named %s exists already", e.id);
     goto out;

@@ -135,7 +135,7 @@ points_load (const char *image, enum points_mode *mode,
                 pe.how, pe.label) != 5)
       goto bad;
     /* Only names lbd makes: they become file names (points_path). */
-    if (strspn (pe.id, "0123456789TZ") != strlen (pe.id))
+    if (strspn (pe.id, "0123456789TZ-") != strlen (pe.id))
       goto bad;
     pe.time = t;
     pe.size = size;

@@ -53,7 +53,8 @@ struct points_entry {
 extern int64_t points_clock (void);
 
 /* T as an ID, YYYYMMDDTHHMMZ (UTC); with the seconds, YYYYMMDDTHHMMSSZ,
- * for a mark taken in a minute that has a point already.
+ * for a mark taken in a minute that has a point already (history_take
+ * numbers those of one second: YYYYMMDDTHHMMSSZ-2, -3, ...).
  */
 extern void points_id (int64_t t, char id[POINTS_ID_LEN]);
 extern void points_id_seconds (int64_t t, char id[POINTS_ID_LEN]);

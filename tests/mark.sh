@@ -13,7 +13,9 @@
 #     frozen file system's (md5 of every file), read through nbdfuse;
 #   - during a burst that degrades the filter, the mark is refused and no
 #     point is listed for it; live again, a mark is taken;
-#   - marked points outlive an lbd restart and a retention tick.
+#   - marks in one second (the points' clock stands still here) are
+#     points of their own, numbered;
+#   - marked points outlive an lbd restart.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh; requires nbdcopy; requires nbdfuse
 requires mkfs.ext4; requires fsfreeze; requires python3; requires_root
@@ -23,6 +25,10 @@ losetup -f >/dev/null 2>&1 || skip "no free loop device"
 port=$(free_port); oport=$(free_port)
 mkdir -p "$T/fuse" "$T/mnt" "$T/rfuse" "$T/rmnt"
 c1_client
+# The points' clock stands still (lbd/points.h): every mark comes in
+# the same second, and each must still be a point of its own.
+export LIVEBACKUP_TEST_CLOCK=$T/clock
+echo 1796601600 >"$T/clock"
 mark () { "$LB" --dir="$T" "$@"; }
 points () { "$LBD" --control="$T/lbd.ctl" --points "$T/srv/lbd.conf" c1; }
 # has_point LABEL: lbd lists a point labelled LABEL, taken by a mark.
@@ -189,6 +195,10 @@ out=$(mark --mark=after-burst --wait=30 1 2>&1); rc=$?
 check "live again, a mark is taken ($rc)" test "$rc" = 0
 check "c1@after-burst reads the device" \
     sh -c "nbdcopy '$(point_uri after-burst)' - | cmp -s - '$T/disk'"
+
+marked_ids () { points | grep '  mark  ' | cut -d' ' -f1; }
+check "marks in one second are points of their own: $(marked_ids | tr '\n' ' ')" \
+    test "$(marked_ids | sort -u | wc -l)" = 5
 
 # --- marked points last ---------------------------------------------------
 old=$(lbd_pid lbd); kill "$old"; wait "$old" 2>/dev/null
