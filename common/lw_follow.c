@@ -507,14 +507,11 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
   uint64_t drained;
   int r;
 
-  /* A live mirror stays live while it takes the records queued before
-   * the filter degraded: they are still one ordered stream (and a mark
-   * among them still names one moment).  Any other is told first.
+  /* The phase is told first, so that restores keep the image's last
+   * consistent state from before the drain (lbd's snapshot); a mark in
+   * the drained records is then refused by lbd, never taken late.
    */
-  bool was_live = !scan && f->phase == LWF_LIVE;
-
-  if (!was_live)
-    lwf_set_phase (f, scan ? LWF_SCANNING : LWF_CATCHING_UP, &f->m);
+  lwf_set_phase (f, scan ? LWF_SCANNING : LWF_CATCHING_UP, &f->m);
   /* Degraded mode appends nothing more, so after a barrier the ring is
    * complete: apply it all before any block copy overtakes it.
    */
@@ -523,8 +520,6 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
     return 1;
   if (lwf_apply (f, drained) == -1 || lwf_commit (f) == -1)
     return -1;
-  if (was_live)
-    lwf_set_phase (f, LWF_CATCHING_UP, &f->m);
 
   for (;;) {
     int64_t n;
