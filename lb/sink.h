@@ -9,7 +9,17 @@
  * pipelined syncs, when the connection has one to read between two
  * records (lwf_sink.sync_reap).  Scans are pipelined: up to
  * LB_SCAN_WINDOW hash requests are in flight while lb hashes its own
- * copy of the oldest; record syncs too, up to LWF_MAX_INFLIGHT.
+ * copy of each; record syncs too, up to LWF_MAX_INFLIGHT.
+ *
+ * A scan compares in two levels: one hash per region (LB_SCAN_REGION)
+ * first; a region that differs is asked again in blocks of
+ * --hash-block, and only the blocks that differ travel.  The second
+ * request goes at the window's tail, so replies still come in the
+ * order of the requests (lb_sink_expect's FIFO).  A sync drains the
+ * window, both levels, before it is sent: swept never covers a region
+ * still being compared.  The hashes are keyed per session (hkey,
+ * common/lb_hash.h): to hash a device range as the scan does, call
+ * lb_hash_range (&sink->hkey, sink->dev_fd, ...).
  */
 
 #ifndef LB_SINK_H
@@ -20,6 +30,8 @@
 #include <stdint.h>
 
 #include "lb_conn.h"
+#include "lb_hash.h"
+#include "lb_proto.h"
 #include "lb_rate.h"
 #include "lw_consumer.h"
 #include "lw_follow.h"
@@ -32,6 +44,15 @@
  */
 #define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LWF_MAX_INFLIGHT + 1)
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
+#define LB_SCAN_REGION LB_CHUNK     /* a scan's first level: one hash */
+
+/* A scan's hash request in flight. */
+struct lb_scan_req {
+  uint64_t id, off, len;
+  uint32_t hash_block;
+  bool top;                         /* a region's one hash */
+  uint8_t mine[LBP_HASH_SIZE];      /* TOP: the device's */
+};
 
 /* A reply the sink waits for: what it answers. */
 struct lb_sink_expect {
@@ -61,7 +82,8 @@ struct lb_sink {
   bool phased;                      /* a phase change came this session */
   uint64_t marked, counted_ms;      /* bytes marked, when last counted */
   uint64_t next_id;
-  struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
+  struct lb_hash_key hkey;          /* the session's (WELCOME's seed) */
+  struct lb_scan_req scan[LB_SCAN_WINDOW];
   unsigned scan_head, scan_n;
   /* The replies expected, in the order of their requests.  A pipelined
    * sync is never sent behind a hash request still unanswered, so while
