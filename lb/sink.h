@@ -11,9 +11,12 @@
  * LB_SCAN_WINDOW hash requests are in flight while lb hashes its own
  * copy of each; record syncs too, up to LWF_MAX_INFLIGHT.
  *
- * A scan compares in two levels: one hash per region (LB_SCAN_REGION)
- * first; a region that differs is asked again in blocks of
- * --hash-block, and only the blocks that differ travel.  The second
+ * A scan's sweep compares in two levels: one hash per region
+ * (LB_SCAN_REGION) first; a region that differs is asked again in
+ * blocks of --hash-block, and only the blocks that differ travel.  After
+ * a reply that differed, the next region asked, and in a catch-up's
+ * comparisons every one, is asked by blocks at once (a region likely to
+ * differ would be read twice).  The second
  * request goes at the window's tail, so replies still come in the
  * order of the requests (lb_sink_expect's FIFO).  A sync drains the
  * window, both levels, before it is sent: swept never covers a region
@@ -46,11 +49,18 @@
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
 #define LB_SCAN_REGION LB_CHUNK     /* a scan's first level: one hash */
 
+/* What a scan's hash request asks. */
+enum lb_scan_kind {
+  LB_SCAN_TOP,                      /* a region's one hash */
+  LB_SCAN_SECOND,                   /* its blocks', after TOP differed */
+  LB_SCAN_BLOCKS,                   /* the blocks' at once */
+};
+
 /* A scan's hash request in flight. */
 struct lb_scan_req {
   uint64_t id, off, len;
   uint32_t hash_block;
-  bool top;                         /* a region's one hash */
+  enum lb_scan_kind kind;
   uint8_t mine[LBP_HASH_SIZE];      /* TOP: the device's */
 };
 
@@ -84,6 +94,8 @@ struct lb_sink {
   uint64_t next_id;
   struct lb_hash_key hkey;          /* the session's (WELCOME's seed) */
   struct lb_scan_req scan[LB_SCAN_WINDOW];
+  bool scan_fine;                   /* a reply differed: the next region
+                                     * asked, block by block */
   unsigned scan_head, scan_n;
   /* The replies expected, in the order of their requests.  A pipelined
    * sync is never sent behind a hash request still unanswered, so while
