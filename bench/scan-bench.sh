@@ -31,6 +31,9 @@
 #                  bytes_received of lb's TCP connection, read before lb
 #                  stops): the relay, in Python, adds a latency to each
 #                  message that a scan's pipeline feels [1]
+#   BENCH_PERF     1: profile lb and lbd in each lb rep (perf record, at
+#                  4999 Hz; the top symbols of each are printed at the
+#                  end; perf's own cost slows the scan) [0]
 #   BENCH_KEEP     non-empty: keep the run folder (logs) at the end
 
 set -u
@@ -52,6 +55,10 @@ DATA_DIR=${BENCH_DIR:-/dev/shm}
 LB_OPTS=${BENCH_LB_OPTS:-}
 MICRO=${BENCH_MICRO:-1}
 RELAY=${BENCH_RELAY:-1}
+PERF=${BENCH_PERF:-0}
+if [ "$PERF" = 1 ]; then
+    command -v perf >/dev/null || { echo "scan-bench: BENCH_PERF=1: perf not found" >&2; exit 1; }
+fi
 
 die () { echo "scan-bench: $*" >&2; exit 1; }
 [[ $SIZE =~ ^[0-9]+[MG]$ ]] || die "BENCH_SIZE=$SIZE: give e.g. 512M or 1G"
@@ -152,9 +159,16 @@ for rep in $(seq 1 "$REPS"); do
             read -r up0 down0 _ <"$RUN/wire.count"
             log=$RUN/lb-$rep.log
             lbd0=$(cpu_s "${PID[lbd]}")
+            lbwrap=()
+            if [ "$PERF" = 1 ]; then
+                perf record -q -F 4999 -p "${PID[lbd]}" -o "$RUN/lbd-$rep.perf" \
+                    2>>"$RUN/perf.log" &
+                PID[perf]=$!
+                lbwrap=(perf record -q -F 4999 -o "$RUN/lb-$rep.perf" --)
+            fi
             # shellcheck disable=SC2086
-            "$LB" --dir="$RUN" --retry=1 $LB_OPTS 1 "$DEV" 127.0.0.1 "$lbport" \
-                "$KEY" 2>>"$log" &
+            "${lbwrap[@]}" "$LB" --dir="$RUN" --retry=1 $LB_OPTS 1 "$DEV" 127.0.0.1 \
+                "$lbport" "$KEY" 2>>"$log" &
             PID[lb]=$!
             wait_for 120 converged || die "rep $rep: not converged (BENCH_KEEP=1 keeps $log)"
             grep -q "full scan" "$log" || die "rep $rep: lb did not scan"
@@ -162,6 +176,10 @@ for rep in $(seq 1 "$REPS"); do
             [ "$RELAY" = 0 ] && read -r sup sdown < <(ss_bytes "$port")
             lbc=$(cpu_s "${PID[lb]}")
             lbdc=$(awk -v a="$(cpu_s "${PID[lbd]}")" -v b="$lbd0" 'BEGIN {printf "%.2f", a - b}')
+            if [ "$PERF" = 1 ]; then
+                kill -INT "${PID[perf]}"; wait "${PID[perf]}" 2>/dev/null; unset "PID[perf]"
+                kill -INT "${PID[lb]}"; wait "${PID[lb]}" 2>/dev/null; unset "PID[lb]"
+            fi
             stop lb
             wait_for 10 wire_idle || die "the relay still has a connection open"
             read -r up down _ <"$RUN/wire.count"
@@ -203,3 +221,10 @@ printf 'wire: %s B up + %s B down = %s %% of the device; target <= 0.01 %%\n' "$
     "$(awk -v a="$up" -v b="$down" -v s="$bytes" 'BEGIN {printf "%.4f", (a + b) * 100 / s}')"
 echo "load average (1 min) at the measurements: $(cut -f8 "$S" | sort -g | paste -sd' ')"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$PERF" = 1 ]; then
+    for who in lb lbd; do
+        echo; echo "== perf: $who, rep 1 (perf report --sort dso,sym, top 15)"
+        perf report -i "$RUN/$who-1.perf" --sort dso,sym --stdio 2>/dev/null \
+            | grep -v '^#' | grep -v '^$' | head -15
+    done
+fi
