@@ -46,3 +46,32 @@ median () {
         if (NR == 0) {print "-"; exit}
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# log_t FILE REGEX: seconds since midnight of the first line matching.
+log_t () {
+    awk -v re="$2" '$0 ~ re { split($1, a, /[:.]/)
+        printf "%.3f\n", a[1] * 3600 + a[2] * 60 + a[3] + a[4] / 1000; exit }' "$1"
+}
+# log_span FILE FROM TO: seconds between the first FROM and TO lines.
+log_span () {
+    local a b
+    a=$(log_t "$1" "$2") b=$(log_t "$1" "$3")
+    [ -n "$a" ] && [ -n "$b" ] || { echo -; return; }
+    awk -v a="$a" -v b="$b" 'BEGIN {d = b - a; if (d < 0) d += 86400; printf "%.3f", d}'
+}
+
+# time_cmd CMD...: "WALL CPU" seconds of CMD (stdout discarded).
+time_cmd () {
+    local TIMEFORMAT='%R %U %S' t
+    t=$( { time "$@" >/dev/null 2>&1; } 2>&1 )
+    set -- $t
+    awk -v r="$1" -v u="$2" -v s="$3" 'BEGIN {printf "%.3f %.2f\n", r, u + s}'
+}
+
+# ss_bytes PORT: "ACKED RECEIVED" of lb's connection to PORT (payload
+# bytes that TCP carried each way, TLS records and all).
+ss_bytes () {
+    ss -tinH state established "( dport = :$1 )" | tr ' ' '\n' | awk -F: '
+        $1 == "bytes_acked" {a = $2} $1 == "bytes_received" {r = $2}
+        END {printf "%d %d\n", a, r}'
+}

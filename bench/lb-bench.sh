@@ -169,7 +169,8 @@ stop () {
     unset "PID[$1]"
 }
 
-# wait_for, now, sub, div, mbps, load1, cpu_busy, cpu_s, free_port, median
+# wait_for, now, sub, div, mbps, load1, cpu_busy, cpu_s, free_port, median,
+# log_t, log_span, time_cmd, ss_bytes
 . "$script_dir/bench-lib.sh"
 
 # --- lbd: one process, one client line per purpose -------------------------
@@ -235,27 +236,6 @@ wait_converged () {            # wait_converged UNIT IMAGE WHAT
         cat "$2.state" >&2 2>/dev/null
         die "$3: not converged within ${CONVERGE}s (logs in $RUN; BENCH_KEEP=1 keeps them)"
     }
-}
-
-# log_t FILE REGEX: seconds since midnight of the first line matching.
-log_t () {
-    awk -v re="$2" '$0 ~ re { split($1, a, /[:.]/)
-        printf "%.3f\n", a[1] * 3600 + a[2] * 60 + a[3] + a[4] / 1000; exit }' "$1"
-}
-# log_span FILE FROM TO: seconds between the first FROM and TO lines.
-log_span () {
-    local a b
-    a=$(log_t "$1" "$2") b=$(log_t "$1" "$3")
-    [ -n "$a" ] && [ -n "$b" ] || { echo -; return; }
-    awk -v a="$a" -v b="$b" 'BEGIN {d = b - a; if (d < 0) d += 86400; printf "%.3f", d}'
-}
-
-# ss_bytes PORT: "ACKED RECEIVED" of lb's connection to PORT (payload
-# bytes that TCP carried each way, TLS records and all).
-ss_bytes () {
-    ss -tinH state established "( dport = :$1 )" | tr ' ' '\n' | awk -F: '
-        $1 == "bytes_acked" {a = $2} $1 == "bytes_received" {r = $2}
-        END {printf "%d %d\n", a, r}'
 }
 
 # lb_status_num UNIT KEY: a number from lb --status --json.
@@ -453,13 +433,6 @@ fi
 # Part 3: scan of an unchanged image (new epoch), against cat and hashing.
 # ============================================================================
 S=$RUN/scan.tsv; : >"$S"
-# time_cmd CMD...: "WALL CPU" seconds of CMD (stdout discarded).
-time_cmd () {
-    local TIMEFORMAT='%R %U %S' t
-    t=$( { time "$@" >/dev/null 2>&1; } 2>&1 )
-    set -- $t
-    awk -v r="$1" -v u="$2" -v s="$3" 'BEGIN {printf "%.3f %.2f\n", r, u + s}'
-}
 if has_part scan; then
     say "== scan: unchanged $SIZE image, nbdkit restarted (new epoch), TLS, warm page cache"
     prepare_device

@@ -50,6 +50,8 @@ lbp_max_body (uint16_t type)
     return fixed + LW_MARK_LABEL_MAX - 1;
   case LBP_HELLO:
     return LBP_HELLO_SIZE;
+  case LBP_WELCOME:
+    return fixed + LBP_HASH_SEED_SIZE;
   default:
     return fixed;
   }
@@ -181,6 +183,8 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     m->swept = lb_get_le64 (b + 48);
     if (m->phase > LBP_PHASE_LIVE)
       return "unknown phase";
+    if (m->payload_len != LBP_HASH_SEED_SIZE)
+      return "WELCOME without its hash seed";
     break;
   case LBP_SYNCED:
     m->id = lb_get_le64 (b);

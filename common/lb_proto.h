@@ -27,11 +27,13 @@
 
 #define LBP_VERSION       4   /* 2: SYNC and WELCOME carry gen and swept;
                                * 3: HELLO carries the partition identity;
-                               * 4: MARK and MARKED */
+                               * 4: keyed XXH3-128 scan hashes, WELCOME
+                               * carries their seed; MARK and MARKED */
 #define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
 #define LBP_HDR_SIZE      8
 #define LBP_MAX_DATA      (64u << 20)           /* one write or block */
-#define LBP_HASH_SIZE     32                    /* SHA-256 */
+#define LBP_HASH_SIZE     16                    /* XXH3-128 (lb_hash.h) */
+#define LBP_HASH_SEED_SIZE 32                   /* WELCOME's payload */
 #define LBP_MAX_HASHES    4096                  /* per HASHES reply */
 #define LBP_MAX_TEXT      1024                  /* ERROR message */
 #define LBP_MAX_BODY      (LBP_MAX_DATA + 64)
@@ -53,10 +55,13 @@ enum lbp_type {
   /* lbd -> lb */
   LBP_WELCOME  = 64, /* u32 version, u32 phase, u64 epoch, u64 seq,
                       * u64 image_size, u64 last_consistent, u64 gen,
-                      * u64 swept */
+                      * u64 swept; LBP_HASH_SEED_SIZE bytes: the seed
+                      * of the session's hash key (lb_hash.h) */
   LBP_SYNCED   = 65, /* u64 id, u64 seq */
   LBP_HASHES   = 66, /* u64 id, u64 offset, u32 count, u32 hash_block;
-                      * count * LBP_HASH_SIZE bytes */
+                      * count * LBP_HASH_SIZE bytes, each the keyed hash
+                      * of one hash_block of the image (the last one
+                      * clipped to the request and the image) */
   LBP_ERROR    = 67, /* u32 code, u32 reserved; text (not NUL-terminated) */
   LBP_MARKED   = 68, /* u64 id, u64 seq, u32 result, u32 reserved; text:
                       * the point's name, or why none was taken */
@@ -163,8 +168,9 @@ extern const char *lbp_decode (uint16_t type, const uint8_t *body,
                                uint32_t body_len, struct lbp_msg *m);
 
 /* Encode M's header and fixed part into OUT (at least LBP_HDR_SIZE + 56
- * bytes; a HELLO of version 3 or later with its partition), for a payload of PAYLOAD_LEN bytes sent after it.  Returns the
- * bytes written.
+ * bytes; a HELLO of version 3 or later with its partition), for a
+ * payload of PAYLOAD_LEN bytes sent after it.  Returns the bytes
+ * written.
  */
 extern size_t lbp_encode (const struct lbp_msg *m, size_t payload_len,
                           uint8_t *out);

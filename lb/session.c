@@ -240,6 +240,14 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
     return refused ? LB_SESSION_REFUSED
            : server_ended ? LB_SESSION_SERVER_ENDED : LB_SESSION_FAILED;
   }
+  /* The session's hash key, from WELCOME's seed (lb_hash.h). */
+  if (lb_hash_key_derive (&sink->hkey, key, m.payload, err,
+                          sizeof err) == -1) {
+    lb_err ("%s/%s: %s", o->host, o->port, err);
+    lb_sink_free (sink);
+    lb_conn_close (sink->conn);
+    return LB_SESSION_FAILED;
+  }
   lb_info ("connected to %s/%s (%s); image: epoch %016" PRIx64 " seq %"
            PRIu64 ", %s", o->host, o->port,
            lb_conn_encrypted (sink->conn) ? "TLS" : "plain", m.epoch, m.seq,

@@ -9,7 +9,20 @@
  * pipelined syncs, when the connection has one to read between two
  * records (lwf_sink.sync_reap).  Scans are pipelined: up to
  * LB_SCAN_WINDOW hash requests are in flight while lb hashes its own
- * copy of the oldest; record syncs too, up to LWF_MAX_INFLIGHT.
+ * copy of each; record syncs too, up to LWF_MAX_INFLIGHT.
+ *
+ * A scan's sweep compares in two levels: one hash per region
+ * (LB_SCAN_REGION) first; a region that differs is asked again in
+ * blocks of --hash-block, and only the blocks that differ travel.  After
+ * a reply that differed, the next region asked, and in a catch-up's
+ * comparisons every one, is asked by blocks at once (a region likely to
+ * differ would be read twice).  The second
+ * request goes at the window's tail, so replies still come in the
+ * order of the requests (lb_sink_expect's FIFO).  A sync drains the
+ * window, both levels, before it is sent: swept never covers a region
+ * still being compared.  The hashes are keyed per session (hkey,
+ * common/lb_hash.h): to hash a device range as the scan does, call
+ * lb_hash_range (&sink->hkey, sink->dev_fd, ...).
  */
 
 #ifndef LB_SINK_H
@@ -20,6 +33,8 @@
 #include <stdint.h>
 
 #include "lb_conn.h"
+#include "lb_hash.h"
+#include "lb_proto.h"
 #include "lb_rate.h"
 #include "lw_consumer.h"
 #include "lw_follow.h"
@@ -35,6 +50,22 @@
 #define LB_EXPECT_MAX  (LB_SCAN_WINDOW + LB_VERIFY_REQS \
                         + 2 * LWF_MAX_INFLIGHT + 1)
 #define LB_CHUNK       (4u << 20)   /* largest BLOCK sent */
+#define LB_SCAN_REGION LB_CHUNK     /* a scan's first level: one hash */
+
+/* What a scan's hash request asks. */
+enum lb_scan_kind {
+  LB_SCAN_TOP,                      /* a region's one hash */
+  LB_SCAN_SECOND,                   /* its blocks', after TOP differed */
+  LB_SCAN_BLOCKS,                   /* the blocks' at once */
+};
+
+/* A scan's hash request in flight. */
+struct lb_scan_req {
+  uint64_t id, off, len;
+  uint32_t hash_block;
+  enum lb_scan_kind kind;
+  uint8_t mine[LBP_HASH_SIZE];      /* TOP: the device's */
+};
 
 /* A reply the sink waits for: what it answers. */
 struct lb_sink_expect {
@@ -65,7 +96,10 @@ struct lb_sink {
   bool phased;                      /* a phase change came this session */
   uint64_t marked, counted_ms;      /* bytes marked, when last counted */
   uint64_t next_id;
-  struct { uint64_t id, off, len; } scan[LB_SCAN_WINDOW];
+  struct lb_hash_key hkey;          /* the session's (WELCOME's seed) */
+  struct lb_scan_req scan[LB_SCAN_WINDOW];
+  bool scan_fine;                   /* a reply differed: the next region
+                                     * asked, block by block */
   unsigned scan_head, scan_n;
   /* The replies expected, in the order of their requests.  A pipelined
    * sync is never sent behind a scan's hash request still unanswered,

@@ -10,25 +10,15 @@
 #include <string.h>
 #include <time.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
 
 #include "lb_array.h"
+#include "lb_hash.h"
 #include "lb_log.h"
 #include "sink.h"
 #include "verify.h"
 
 #define LBV_FINE (LB_VERIFY_CONFIRM_MAX / LB_VERIFY_BLOCK)  /* blocks */
 
-/* The hash both ends compute for a verify: what lbd's HASHES hold
- * (lb_proto.h).  One place, so that a change of the session's hash
- * changes the verify with it.
- */
-static void
-lb_verify_hash (const void *data, size_t len, uint8_t out[LBP_HASH_SIZE])
-{
-  gnutls_hash_fast (GNUTLS_DIG_SHA256, data, len, out);
-}
 
 enum lbv_state {
   LBV_NONE,                     /* no pass yet */
@@ -110,6 +100,16 @@ static struct {
   size_t unsynced_from;         /* ranges from here not yet durable */
   bool sync_asked;              /* a sync was asked for them */
 } lbv = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The hash both ends compute for a verify: what lbd's HASHES hold
+ * (lb_proto.h).  One place, so that a change of the session's hash
+ * changes the verify with it.
+ */
+static void
+lb_verify_hash (const void *data, size_t len, uint8_t out[LBP_HASH_SIZE])
+{
+  lb_hash_buf (&lbv.s->hkey, data, len, out);
+}
 
 /* Blocks of LB_VERIFY_BLOCK that [OFF, OFF+LEN) touches. */
 static uint64_t

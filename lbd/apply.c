@@ -173,6 +173,8 @@ apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
                        .offset = m->offset, .hash_block = m->hash_block };
   uint32_t count = 0;
 
+  uint64_t len = m->length;
+
   if (m->offset > s->im.size) {
     *why = "hash request outside the image";
     return SESSION_STEP_PROTOCOL;
@@ -180,10 +182,14 @@ apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
   if (s->hashes == NULL
       && (s->hashes = malloc (LBP_MAX_HASHES * LBP_HASH_SIZE)) == NULL)
     return SESSION_STEP_IO;
-  if (lb_array_grow (&s->data, &s->data_cap, m->hash_block, 1) == -1)
-    return SESSION_STEP_IO;
-  if (image_hash (&s->im, m->offset, m->length, m->hash_block, s->data,
-                  s->hashes, &count) == -1)
+  /* The last block is clipped to the image; its short file's end reads
+   * as zeroes (image_read).
+   */
+  if (len > s->im.size - m->offset)
+    len = s->im.size - m->offset;
+  count = (len + m->hash_block - 1) / m->hash_block;
+  if (lb_hash_range (&s->hkey, s->im.fd, m->offset, len, m->hash_block,
+                     LB_EOF_ZERO, s->hashes) == -1)
     return SESSION_STEP_IO;
   r.count = count;
   return apply_sent (lbw_send (s->conn, &r, s->hashes,

@@ -15,9 +15,6 @@
 #include <sys/stat.h>
 #include <linux/falloc.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
-
 #include "image.h"
 #include "lb_io.h"
 #include "lb_log.h"
@@ -237,30 +234,6 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
   snapset_write_end (im->snaps);
   errno = e;
   return len == 0 ? 0 : -1;
-}
-
-int
-image_hash (struct image *im, uint64_t off, uint64_t len, uint32_t hash_block,
-            void *buf, uint8_t *out, uint32_t *count)
-{
-  uint32_t n = 0;
-
-  if (off > im->size) {
-    errno = ERANGE;
-    return -1;
-  }
-  if (len > im->size - off)
-    len = im->size - off;
-  while (len > 0) {
-    uint64_t b = len < hash_block ? len : hash_block;
-    if (image_read (im, off, buf, b) == -1
-        || gnutls_hash_fast (GNUTLS_DIG_SHA256, buf, b,
-                             out + (size_t) n * LBP_HASH_SIZE) != 0)
-      return -1;
-    n++; off += b; len -= b;
-  }
-  *count = n;
-  return 0;
 }
 
 int

@@ -82,14 +82,6 @@ extern int image_read (struct image *im, uint64_t off, void *buf,
 extern bool image_range_ok (const struct image *im, uint64_t off,
                             uint64_t len);
 
-/* SHA-256 of each HASH_BLOCK-sized block of [off, off+len) (the last
- * one clipped to the image), into OUT; *COUNT blocks.  BUF is scratch of
- * at least HASH_BLOCK bytes.
- */
-extern int image_hash (struct image *im, uint64_t off, uint64_t len,
-                       uint32_t hash_block, void *buf, uint8_t *out,
-                       uint32_t *count);
-
 /* fdatasync the image, then store ST durably. */
 extern int image_commit (struct image *im, const struct image_state *st);
 

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <zstd.h>
 
 #include "bind.h"
@@ -311,9 +313,12 @@ session_hello (struct session *s, struct lbp_msg *m)
     return -1;
   }
   if (m->version != LBP_VERSION) {
-    lb_warn ("client %s (%s): protocol version %" PRIu32 " not supported",
-             name, s->peer, m->version);
-    lbw_send_error (s->conn, LBP_ERR_VERSION, "protocol version not supported");
+    char text[128];
+    snprintf (text, sizeof text, "protocol version %" PRIu32 " not supported:"
+              " this lbd speaks version %d only (upgrade lb and lbd "
+              "together)", m->version, LBP_VERSION);
+    lb_warn ("client %s (%s): %s", name, s->peer, text);
+    lbw_send_error (s->conn, LBP_ERR_VERSION, text);
     return -1;
   }
   /* A first look, read-only; session_bind decides once the image is
@@ -443,9 +448,22 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       .image_size = s->im.size, .last_consistent = s->im.st.last_consistent,
       .gen = s->im.st.gen, .swept = s->im.st.swept,
     };
+    uint8_t seed[LBP_HASH_SEED_SIZE];
+    char kerr[200] = "";
     if (!s->im.st.consistent && w.phase == LBP_PHASE_LIVE)
       w.phase = LBP_PHASE_CATCHING_UP;
-    if (lbw_send (s->conn, &w, NULL, 0) == -1)
+    /* The session's hash key (lb_hash.h): a fresh seed, and the key
+     * the peer proved it holds.
+     */
+    if (gnutls_rnd (GNUTLS_RND_RANDOM, seed, sizeof seed) < 0
+        || lb_hash_key_derive (&s->hkey, &s->cl->line.key, seed, kerr,
+                               sizeof kerr) == -1) {
+      lb_err ("client %s (%s): %s", name, s->peer,
+              kerr[0] ? kerr : "no random seed for the hash key");
+      lbw_send_error (s->conn, LBP_ERR_IO, "server cannot key its hashes");
+      return;
+    }
+    if (lbw_send (s->conn, &w, seed, sizeof seed) == -1)
       return;
   }
   {
@@ -588,6 +606,7 @@ session_free (void *arg)
   free (s->buf);
   free (s->data);
   free (s->hashes);
+  lb_hash_key_wipe (&s->hkey);
   free (s);
 }
 

@@ -15,6 +15,7 @@
 #include "connset.h"
 #include "group.h"
 #include "image.h"
+#include "lb_hash.h"
 #include "lb_proto.h"
 #include "lb_rate.h"
 #include "session.h"
@@ -36,6 +37,7 @@ struct session {
   uint8_t *data;                /* decompressed payloads, hash scratch */
   size_t data_cap;
   uint8_t *hashes;              /* LBP_MAX_HASHES * LBP_HASH_SIZE */
+  struct lb_hash_key hkey;      /* the session's, from WELCOME's seed */
   ZSTD_DCtx *dctx;
   /* For status (session_publish): how far this session's scan has
    * compared, and lb's backlog at its last SYNC (lbp_backlog_encode).

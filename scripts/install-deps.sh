@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Install what livebackup needs to build and test, on Debian 12.
 # Every package here is used: the build (autotools, compilers, the
-# nbdkit, libnbd, GnuTLS, zstd and zlib headers) or the tests (nbdkit and its
+# nbdkit, libnbd, GnuTLS, zstd, zlib and xxHash headers) or the tests (nbdkit and its
 # plugins, libnbd's tools and nbdsh, fio, qemu-io, e2fsprogs, fuse3 for
 # nbdfuse, iproute2 for network namespaces and tc, gnutls-bin for
 # gnutls-cli, valgrind, clang for sanitizers and fuzzers), the production
@@ -19,7 +19,7 @@
 set -e
 PACKAGES="build-essential autoconf automake libtool pkg-config clang
   nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
-  libgnutls28-dev gnutls-bin libzstd-dev zlib1g-dev
+  libgnutls28-dev gnutls-bin libzstd-dev zlib1g-dev libxxhash-dev
   fio qemu-utils e2fsprogs fuse3 iproute2 util-linux procps valgrind
   nbd-client systemd groff-base git xfsprogs"
 SUDO=

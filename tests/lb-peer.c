@@ -13,6 +13,8 @@
  *   badtype    an unknown message type
  *   past-end   WRITE, ZERO, BLOCK and HASH_REQ beyond the image's end
  *   server-msg a message only the server may send
+ *   version=N  a HELLO of protocol version N: lbd must answer ERROR code
+ *              2 (LBP_ERR_VERSION); its text is printed
  * Exit status 0 when the server reacted as it must (refused or closed),
  * 1 when it accepted what it must not.
  */
@@ -77,21 +79,40 @@ peer_expect_close (struct lb_conn *c, const char *what)
   return 1;
 }
 
+/* A HELLO of VERSION other than ours was answered: exit 0 if by
+ * ERROR code 2 (its text printed), else 1.
+ */
+static void
+peer_version_refused (struct lb_conn *c, uint32_t version, int got,
+                      const struct lbp_msg *m)
+{
+  if (got == LBW_RECV_MSG && m->type == LBP_ERROR
+      && m->code == LBP_ERR_VERSION) {
+    printf ("lb-peer: version %u: refused: %.*s\n", version,
+            (int) m->payload_len, (const char *) m->payload);
+    lb_conn_close (c);
+    exit (0);
+  }
+  printf ("lb-peer: version %u: server did NOT refuse it (%s)\n", version,
+          got == LBW_RECV_MSG ? lbp_type_name (m->type) : "no answer");
+  exit (1);
+}
+
 static struct lb_conn *
 peer_session (const char *host, const char *port, const char *keyfile,
-              const char *name, uint64_t dev_size)
+              const char *name, uint64_t dev_size, uint32_t version)
 {
   struct lb_key key;
   char err[512];
   struct lb_conn *c;
-  struct lbp_msg m = { .type = LBP_HELLO, .version = LBP_VERSION,
+  struct lbp_msg m = { .type = LBP_HELLO, .version = version,
                        .epoch = 1, .dev_size = dev_size,
                        .hash_block = 65536,
                        .partition = UINT64_C(0x1eb9ee7) };
   uint8_t *buf = NULL;
   size_t cap = 0;
   const char *why;
-  int fd;
+  int fd, got;
 
   if (lb_key_load (keyfile, true, &key, err, sizeof err) == -1) {
     fprintf (stderr, "lb-peer: %s\n", err);
@@ -107,9 +128,14 @@ peer_session (const char *host, const char *port, const char *keyfile,
     fprintf (stderr, "lb-peer: handshake: %s\n", err);
     exit (2);
   }
-  if (lbw_send (c, &m, NULL, 0) == -1
-      || lbw_recv (c, &m, &buf, &cap, 10000, &why) != LBW_RECV_MSG
-      || m.type != LBP_WELCOME) {
+  if (lbw_send (c, &m, NULL, 0) == -1) {
+    fprintf (stderr, "lb-peer: cannot send HELLO\n");
+    exit (2);
+  }
+  got = lbw_recv (c, &m, &buf, &cap, 10000, &why);
+  if (version != LBP_VERSION)
+    peer_version_refused (c, version, got, &m);
+  if (got != LBW_RECV_MSG || m.type != LBP_WELCOME) {
     fprintf (stderr, "lb-peer: no WELCOME\n");
     exit (2);
   }
@@ -176,7 +202,10 @@ main (int argc, char **argv)
     return 2;
   }
   uint64_t size = strtoull (argv[6], NULL, 10);
-  struct lb_conn *c = peer_session (host, port, argv[4], argv[5], size);
+  uint32_t version = strncmp (mode, "version=", 8) == 0
+                     ? (uint32_t) strtoul (mode + 8, NULL, 10) : LBP_VERSION;
+  struct lb_conn *c = peer_session (host, port, argv[4], argv[5], size,
+                                    version);
   uint8_t hdr[LBP_HDR_SIZE + 64];
 
   if (strcmp (mode, "oversized") == 0) {
@@ -219,15 +248,18 @@ main (int argc, char **argv)
     lbw_send (c, &w, data, sizeof data);
     r |= peer_expect_close (c, "write past the end");
     lb_conn_close (c);
-    c = peer_session (host, port, argv[4], argv[5], size);
+    c = peer_session (host, port, argv[4], argv[5], size,
+                      LBP_VERSION);
     lbw_send (c, &z, NULL, 0);
     r |= peer_expect_close (c, "zero past the end");
     lb_conn_close (c);
-    c = peer_session (host, port, argv[4], argv[5], size);
+    c = peer_session (host, port, argv[4], argv[5], size,
+                      LBP_VERSION);
     lbw_send (c, &b, data, sizeof data);
     r |= peer_expect_close (c, "block at a wrapping offset");
     lb_conn_close (c);
-    c = peer_session (host, port, argv[4], argv[5], size);
+    c = peer_session (host, port, argv[4], argv[5], size,
+                      LBP_VERSION);
     lbw_send (c, &h, NULL, 0);
     r |= peer_expect_close (c, "hashes past the end");
   }

@@ -4,6 +4,9 @@
 # to, not from the start: each sync of a scan records how far its sweep
 # went (the state file's swept=), and the next lb resumes there, then
 # copies what was written meanwhile, in swept and unswept parts alike.
+# Then the same with lbd killed in the middle of a scan whose first
+# regions are the same on both sides and whose last ones differ (both
+# levels of the compare, lb/sink.h, in flight when it is cut).
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh
 [ -x /usr/bin/python3 ] || skip "/usr/bin/python3 not installed"
@@ -64,5 +67,34 @@ check "a scan with no progress recorded converges" wait_lb_converged "$IMG" 120
 check "it was scanned again, saying why" \
     grep -q "full scan: a scan of the image was cut before it recorded any progress" "$T/lb3.log"
 check "image equals the partition" same "$T/disk" "$IMG"
+
+# lbd killed mid-scan.  The image's random part is zeroed but for its
+# first 8 MiB and one 4 KiB block every 16 MiB (the image file has
+# those, the partition has data there), and its state made to match no
+# capture: a full scan, through the 20 MB/s relay, sweeps the 512 MiB
+# that both hold as zeroes at once and copies the rest slowly.
+stop_lb lb3
+{ kill "$(lbd_pid lbd)"; wait "$(lbd_pid lbd)"; } 2>/dev/null
+truncate -s $((520 << 20)) "$IMG"; truncate -s $((768 << 20)) "$IMG"
+for mb in $(seq 528 16 752); do
+    dd if="$T/disk" of="$IMG" bs=4096 count=1 skip=$((mb * 256)) \
+        seek=$((mb * 256)) conv=notrunc status=none
+done
+sed -i 's/^epoch=.*/epoch=0000000000000001/' "$IMG.state"
+start_lbd lbd "$T/srv/lbd.conf"
+start_lb lb4 "$T" "$T/disk" "$rport" "$T/key" -v
+check "the scan records its progress past the same regions (512 MiB)" \
+    wait_for 60 half_swept
+kill -9 "$(lbd_pid lbd)"; wait "$(lbd_pid lbd)" 2>/dev/null
+check "lbd was killed in the middle of the scan" \
+    test "$(state_of "$IMG" phase)" = scanning
+at=$(swept)
+diag "lbd killed with $at bytes swept"
+start_lbd lbd "$T/srv/lbd.conf"
+check "lb reconnects and converges" wait_lb_converged "$IMG" 120
+check "it resumed the cut scan" \
+    grep -q "resuming the cut scan at byte $at of 805306368" "$T/lb4.log"
+check "image equals the partition" same "$T/disk" "$IMG"
+check "lbd calls the image consistent" test "$(state_of "$IMG" consistent)" = 1
 
 done_testing

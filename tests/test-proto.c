@@ -104,9 +104,9 @@ main (void)
 
   m = (struct lbp_msg) { .type = LBP_HASHES, .id = 1, .count = 2,
                          .hash_block = 65536 };
-  tap_ok (roundtrip (&m, data, 64, &d, wire) == NULL && d.count == 2,
-          "HASHES with 2 hashes");
-  tap_ok (roundtrip (&m, data, 63, &d, wire) != NULL,
+  tap_ok (roundtrip (&m, data, 2 * LBP_HASH_SIZE, &d, wire) == NULL
+          && d.count == 2, "HASHES with 2 hashes of 16 bytes");
+  tap_ok (roundtrip (&m, data, 2 * LBP_HASH_SIZE - 1, &d, wire) != NULL,
           "HASHES whose count does not match its payload refused");
 
   m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
@@ -131,11 +131,17 @@ main (void)
                          .phase = LBP_PHASE_CATCHING_UP, .epoch = 5,
                          .seq = 6, .image_size = 7, .last_consistent = 8,
                          .gen = LBP_GEN_NONE, .swept = 9 };
-  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.epoch == 5
+  tap_ok (roundtrip (&m, data, LBP_HASH_SEED_SIZE, &d, wire) == NULL
+          && d.epoch == 5
           && d.seq == 6 && d.image_size == 7 && d.last_consistent == 8
           && d.gen == LBP_GEN_NONE && d.swept == 9
-          && d.phase == LBP_PHASE_CATCHING_UP,
-          "WELCOME round trip, gen and swept included");
+          && d.phase == LBP_PHASE_CATCHING_UP
+          && d.payload_len == LBP_HASH_SEED_SIZE,
+          "WELCOME round trip, gen, swept and the hash seed included");
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL
+          && roundtrip (&m, data, LBP_HASH_SEED_SIZE - 1, &d, wire) != NULL,
+          "WELCOME without its whole hash seed refused");
+  tap_ok (LBP_VERSION == 4, "protocol version 4 (keyed scan hashes)");
   m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
                          .phase = LBP_PHASE_LIVE };
   m.phase = 7;
