@@ -99,6 +99,8 @@ struct lb_client_conf {
   char *key_path;       /* the key file, absolute */
   bool encrypt;         /* false: plain mode (encrypt=no) */
   uint64_t max_rate;    /* max-rate=, bytes/s; 0: no limit */
+  uint64_t verify_every; /* verify=, seconds between verify passes; 0:
+                          * none scheduled */
   struct lb_history history;    /* history=; all zero: no restore points */
   struct lb_listen listen;
   int line;             /* where the statement starts */

@@ -40,6 +40,7 @@
 #include "lb_listen.h"
 #include "lb_path.h"
 #include "lb_rate.h"
+#include "lb_time.h"
 
 /* What a key's check made of its value. */
 enum lb_config_verdict {
@@ -202,6 +203,18 @@ lb_config_stmt_rate (const char *v, size_t n, const char *dir, void *field,
 }
 
 static enum lb_config_verdict
+lb_config_stmt_duration (const char *v, size_t n, const char *dir,
+                         void *field, char *why, size_t whylen)
+{
+  (void) dir;
+  if (lb_duration_parse (v, n, field) == 0)
+    return LB_CONFIG_GOOD;
+  lb_errf (why, whylen, "expected a duration: seconds, or a number with "
+           "m, h, d or w (0: none)");
+  return LB_CONFIG_BAD;
+}
+
+static enum lb_config_verdict
 lb_config_stmt_tls (const char *v, size_t n, const char *dir, void *field,
                     char *why, size_t whylen)
 {
@@ -228,6 +241,8 @@ static const struct lb_config_key lb_config_stmt_client_keys[] = {
   { "encrypt", false, lb_config_stmt_yes_no, LB_CONFIG_CLIENT (encrypt) },
   { "max-rate", false, lb_config_stmt_rate, LB_CONFIG_CLIENT (max_rate) },
   { "history", false, lb_config_stmt_history, LB_CONFIG_CLIENT (history) },
+  { "verify", false, lb_config_stmt_duration,
+    LB_CONFIG_CLIENT (verify_every) },
 };
 
 static const struct lb_config_key lb_config_stmt_export_keys[] = {

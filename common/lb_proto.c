@@ -22,7 +22,8 @@ lbp_fixed_size (uint16_t type)
   case LBP_HASH_REQ: return 24;
   case LBP_BYE:      return 0;
   case LBP_MARK:     return 16;
-  case LBP_WELCOME:  return 56;
+  case LBP_VERIFIED: return 32;
+  case LBP_WELCOME:  return 72;
   case LBP_SYNCED:   return 16;
   case LBP_HASHES:   return 24;
   case LBP_ERROR:    return 8;
@@ -183,6 +184,8 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     m->swept = lb_get_le64 (b + 48);
     if (m->phase > LBP_PHASE_LIVE)
       return "unknown phase";
+    m->verify_every = lb_get_le64 (b + 56);
+    m->verified = lb_get_le64 (b + 64);
     if (m->payload_len != LBP_HASH_SEED_SIZE)
       return "WELCOME without its hash seed";
     break;
@@ -201,6 +204,14 @@ lbp_decode (uint16_t type, const uint8_t *b, uint32_t len, struct lbp_msg *m)
     break;
   case LBP_ERROR:
     m->code = lb_get_le32 (b);
+    break;
+  case LBP_VERIFIED:
+    m->pass = lb_get_le64 (b);
+    m->compared = lb_get_le64 (b + 8);
+    m->mismatched = lb_get_le64 (b + 16);
+    m->repaired = lb_get_le64 (b + 24);
+    if (m->mismatched > m->compared || m->repaired > m->mismatched)
+      return "VERIFIED counts do not add up";
     break;
   case LBP_MARK:
     m->id = lb_get_le64 (b);
@@ -278,6 +289,14 @@ lbp_encode (const struct lbp_msg *m, size_t payload_len, uint8_t *out)
     lb_put_le64 (b + 32, m->last_consistent);
     lb_put_le64 (b + 40, m->gen);
     lb_put_le64 (b + 48, m->swept);
+    lb_put_le64 (b + 56, m->verify_every);
+    lb_put_le64 (b + 64, m->verified);
+    break;
+  case LBP_VERIFIED:
+    lb_put_le64 (b, m->pass);
+    lb_put_le64 (b + 8, m->compared);
+    lb_put_le64 (b + 16, m->mismatched);
+    lb_put_le64 (b + 24, m->repaired);
     break;
   case LBP_SYNCED:
     lb_put_le64 (b, m->id);
@@ -321,6 +340,7 @@ lbp_type_name (uint16_t type)
   case LBP_HASHES: return "HASHES";
   case LBP_ERROR: return "ERROR";
   case LBP_MARK: return "MARK";
+  case LBP_VERIFIED: return "VERIFIED";
   case LBP_MARKED: return "MARKED";
   }
   return "unknown";

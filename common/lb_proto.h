@@ -28,7 +28,8 @@
 #define LBP_VERSION       4   /* 2: SYNC and WELCOME carry gen and swept;
                                * 3: HELLO carries the partition identity;
                                * 4: keyed XXH3-128 scan hashes, WELCOME
-                               * carries their seed; MARK and MARKED */
+                               * carries their seed and the verify
+                               * schedule; MARK, MARKED, VERIFIED */
 #define LBP_MAGIC         UINT32_C(0x3150424c)  /* "LBP1" */
 #define LBP_HDR_SIZE      8
 #define LBP_MAX_DATA      (64u << 20)           /* one write or block */
@@ -52,11 +53,14 @@ enum lbp_type {
   LBP_BYE      = 7,  /* empty */
   LBP_MARK     = 8,  /* u64 id, u64 seq; payload: the label (1 to
                       * LW_MARK_LABEL_MAX - 1 bytes, lw_mark_label_ok) */
+  LBP_VERIFIED = 9,  /* u64 pass, u64 compared, u64 mismatched, u64
+                      * repaired (blocks of 4 KiB); no answer */
   /* lbd -> lb */
   LBP_WELCOME  = 64, /* u32 version, u32 phase, u64 epoch, u64 seq,
                       * u64 image_size, u64 last_consistent, u64 gen,
-                      * u64 swept; LBP_HASH_SEED_SIZE bytes: the seed
-                      * of the session's hash key (lb_hash.h) */
+                      * u64 swept, u64 verify_every, u64 verified;
+                      * LBP_HASH_SEED_SIZE bytes: the seed of the
+                      * session's hash key (lb_hash.h) */
   LBP_SYNCED   = 65, /* u64 id, u64 seq */
   LBP_HASHES   = 66, /* u64 id, u64 offset, u32 count, u32 hash_block;
                       * count * LBP_HASH_SIZE bytes, each the keyed hash
@@ -147,6 +151,8 @@ struct lbp_msg {
   uint64_t epoch, dev_size, seq, offset, length, id;
   uint64_t image_size, last_consistent, gen, swept;
   uint64_t partition;           /* HELLO, version 3 on */
+  uint64_t verify_every, verified; /* WELCOME: the verify schedule */
+  uint64_t pass, compared, mismatched, repaired; /* VERIFIED */
   const uint8_t *payload;
   size_t payload_len;
 };

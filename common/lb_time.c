@@ -3,6 +3,12 @@
 
 #include <config.h>
 
+#include <string.h>
+
+#include <stdlib.h>
+
+#include <errno.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
@@ -62,4 +68,37 @@ lb_duration (uint64_t s, char buf[LB_TIME_LEN])
     }
   snprintf (buf, LB_TIME_LEN, "%llu s", (unsigned long long) s);
   return buf;
+}
+
+int
+lb_duration_parse (const char *v, size_t n, uint64_t *seconds)
+{
+  static const struct { char suffix; uint64_t unit; } units[] = {
+    { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+    { 'w', 7 * 86400 },
+  };
+  char buf[24], *end;
+  unsigned long long x;
+  uint64_t unit = 1;
+  size_t i;
+
+  if (n == 0 || n >= sizeof buf || v[0] < '0' || v[0] > '9')
+    return -1;
+  memcpy (buf, v, n);
+  buf[n] = '\0';
+  errno = 0;
+  x = strtoull (buf, &end, 10);
+  if (errno != 0)
+    return -1;
+  if (*end != '\0') {
+    for (i = 0; i < sizeof units / sizeof *units; i++)
+      if (*end == units[i].suffix)
+        unit = units[i].unit;
+    if (end[1] != '\0' || (unit == 1 && *end != 's'))
+      return -1;
+  }
+  if (x > UINT64_MAX / unit)
+    return -1;
+  *seconds = x * unit;
+  return 0;
 }

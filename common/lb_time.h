@@ -10,6 +10,7 @@
 #ifndef LIVEBACKUP_LB_TIME_H
 #define LIVEBACKUP_LB_TIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -45,5 +46,11 @@ extern const char *lb_time_iso (uint64_t t, char buf[LB_TIME_LEN]);
  * "0 s", "59 s", "1 min 5 s", "3 h 20 min", "2 d 4 h".  Returns BUF.
  */
 extern const char *lb_duration (uint64_t seconds, char buf[LB_TIME_LEN]);
+
+/* Parse the N bytes at V (not NUL-terminated) as a duration: a number of
+ * seconds, or of minutes, hours, days or weeks with a suffix m, h, d or
+ * w ("90", "30m", "24h", "7d", "2w"), into *SECONDS.  0, or -1.
+ */
+extern int lb_duration_parse (const char *v, size_t n, uint64_t *seconds);
 
 #endif /* LIVEBACKUP_LB_TIME_H */

@@ -279,6 +279,7 @@ lb_session_run (const struct lb_opts *o, struct lwc *c, struct lb_key *key,
   ops.stop = lb_session_stop;
   ops.live = lb_verify_live;
   lb_verify_attach (sink, c);
+  lb_verify_schedule (m.verify_every, m.verified);
   end = lwf_run (c, &ops, &fo, start, &at);
   lb_verify_detach (sink->failed ? sink->why
                     : end == LWF_END_CHANNEL_GONE ? "the filter's channel "

@@ -659,6 +659,12 @@ lb_sink_take_ready (struct lb_sink *s, int timeout_ms, bool any)
 }
 
 int
+lb_sink_tell (struct lb_sink *s, const struct lbp_msg *m)
+{
+  return lb_sink_send (s, m, NULL, 0);
+}
+
+int
 lb_sink_poll (struct lb_sink *s, int timeout_ms)
 {
   return lb_sink_take_ready (s, timeout_ms, true);

@@ -157,4 +157,9 @@ extern uint64_t lb_sink_verify_req (struct lb_sink *s, uint64_t off,
  */
 extern int lb_sink_poll (struct lb_sink *s, int timeout_ms);
 
+/* Send M, a message lbd does not answer (VERIFIED).  0, or -1 if the
+ * session failed.
+ */
+extern int lb_sink_tell (struct lb_sink *s, const struct lbp_msg *m);
+
 #endif

@@ -14,6 +14,7 @@
 #include "lb_array.h"
 #include "lb_hash.h"
 #include "lb_log.h"
+#include "lb_time.h"
 #include "sink.h"
 #include "verify.h"
 
@@ -83,6 +84,8 @@ static struct {
   uint64_t dev_size, looked;    /* device bytes given a first look */
   uint64_t suspect, matched, mismatched, repaired, busy;  /* blocks */
   uint64_t started, ended;
+  uint64_t every, verified;     /* lbd's schedule (lb_verify_schedule) */
+  bool tell;                    /* a pass is done: VERIFIED owed to lbd */
   struct lbv_mismatch *ranges;
   size_t nranges, ranges_cap;
   uint64_t ranges_omitted;
@@ -163,6 +166,7 @@ lbv_end (const char *why)
   lbv.state = why ? LBV_FAILED : LBV_DONE;
   snprintf (lbv.why, sizeof lbv.why, "%s", why ? why : "");
   lbv.ended = (uint64_t) time (NULL);
+  lbv.tell = why == NULL;
   if (why)
     lb_warn ("verify pass %" PRIu64 " failed: %s", lbv.id, why);
   else
@@ -525,12 +529,41 @@ lbv_fail (const char *why)
   return LWF_LIVE_IDLE;
 }
 
+void
+lb_verify_schedule (uint64_t every, uint64_t verified)
+{
+  char b[LB_TIME_LEN];
+
+  pthread_mutex_lock (&lbv.lock);
+  lbv.every = every;
+  lbv.verified = verified;
+  pthread_mutex_unlock (&lbv.lock);
+  if (every)
+    lb_info ("lbd asks for a verify pass every %s%s", lb_duration (every, b),
+             verified ? "" : " (none done yet)");
+}
+
+/* The VERIFIED owed for the pass just done, into *M (under LOCK). */
+static void
+lbv_told (struct lbp_msg *m)
+{
+  *m = (struct lbp_msg) {
+    .type = LBP_VERIFIED, .pass = lbv.id,
+    .compared = lbv.matched + lbv.mismatched, .mismatched = lbv.mismatched,
+    .repaired = lbv.repaired,
+  };
+  lbv.tell = false;
+  lbv.verified = lbv.ended;
+}
+
 enum lwf_live
 lb_verify_live (void *opaque)
 {
   struct lb_sink *s = opaque;
   struct lbv_confirm *cf = &lbv.cf;
-  bool ran, worked = false;
+  bool ran, worked = false, tell;
+  uint64_t now = (uint64_t) time (NULL);
+  struct lbp_msg told;
   int r;
 
   if (s->failed)
@@ -538,6 +571,23 @@ lb_verify_live (void *opaque)
   if (s != lbv.s)
     return LWF_LIVE_IDLE;
   pthread_mutex_lock (&lbv.lock);
+  tell = lbv.tell;
+  if (tell)
+    lbv_told (&told);
+  pthread_mutex_unlock (&lbv.lock);
+  if (tell && lb_sink_tell (s, &told) == -1)
+    return LWF_LIVE_FAILED;
+  pthread_mutex_lock (&lbv.lock);
+  /* lbd's schedule: due once EVERY has passed since the last pass done
+   * (lbd keeps that time: a restarted lb does not start over).
+   */
+  if (lbv.every && lbv.state != LBV_RUNNING
+      && lbv.requested <= lbv.id
+      && (lbv.verified == 0 || now >= lbv.verified + lbv.every)) {
+    lbv.requested = lbv.id + 1;
+    lb_info ("verify pass %" PRIu64 ": due (lbd's verify= schedule)",
+             lbv.requested);
+  }
   if (lbv.requested > lbv.id && lbv.state != LBV_RUNNING)
     lbv_begin ();
   ran = lbv.state == LBV_RUNNING;

@@ -61,6 +61,14 @@ struct lb_sink;
  */
 extern void lb_verify_attach (struct lb_sink *s, struct lwc *c);
 extern void lb_verify_detach (const char *why);
+/* lbd's schedule for this session (WELCOME: lbd.conf's verify=): a
+ * pass every EVERY seconds (0: none), the last one done at VERIFIED
+ * (seconds since 1970; 0: never).  lb starts a pass itself once live
+ * and due, and tells lbd of every pass done (VERIFIED), whoever asked
+ * for it.
+ */
+extern void lb_verify_schedule (uint64_t every, uint64_t verified);
+
 /* lwf_sink.live, with the sink as OPAQUE. */
 extern enum lwf_live lb_verify_live (void *opaque);
 /* The sink is about to send REC (in order, every record it sends). */

@@ -315,3 +315,34 @@ apply_mark (struct session *s, const struct lbp_msg *m)
   }
   return apply_marked (s, m, LBP_MARK_TAKEN, id);
 }
+
+void
+apply_verified (struct session *s, const struct lbp_msg *m)
+{
+  uint64_t now = (uint64_t) time (NULL);
+
+  if (m->mismatched)
+    lb_warn ("client %s: verify pass %" PRIu64 " done: %" PRIu64 " blocks "
+             "compared, %" PRIu64 " differed, %" PRIu64 " repaired",
+             s->cl->conf->name, m->pass, m->compared, m->mismatched,
+             m->repaired);
+  else
+    lb_info ("client %s: verify pass %" PRIu64 " done: %" PRIu64 " blocks "
+             "compared, all matched", s->cl->conf->name, m->pass,
+             m->compared);
+  /* Kept now (the state file as it stands, that field new: nothing
+   * else moves), and in a group under way, which commits its own copy.
+   */
+  s->grp.st.verified = now;
+  {
+    struct image_state st = s->im.st;
+    st.verified = now;
+    if (image_commit (&s->im, &st) == -1)
+      lb_warn ("client %s: %s: cannot record the verify pass: %s",
+               s->cl->conf->name, s->im.state_path, strerror (errno));
+  }
+  pthread_mutex_lock (&s->cl->lock);     /* for status */
+  s->cl->verified = now;
+  s->cl->verify_mismatched = m->mismatched;
+  pthread_mutex_unlock (&s->cl->lock);
+}

@@ -81,6 +81,8 @@ client_line_changes (const struct client *cl, const struct client_line *ln,
     client_note (out, len, "max-rate");
   if (memcmp (&a->history, &b->history, sizeof a->history) != 0)
     client_note (out, len, "history");
+  if (a->verify_every != b->verify_every)
+    client_note (out, len, "verify");
   return out;
 }
 
@@ -102,6 +104,7 @@ client_new (struct client_line *ln, bool exports)
     cl->phase = st.phase;
     cl->consistent = st.consistent;
     cl->last_consistent = st.last_consistent;
+    cl->verified = st.verified;
     cl->epoch = st.epoch;
     cl->seq = st.seq;
     cl->size = st.size;

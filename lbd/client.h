@@ -86,6 +86,10 @@ struct client {
    * this one again (session.c, replays).
    */
   uint64_t applied_epoch, applied_seq;
+  /* The last verify pass lb reported (VERIFIED), or the state file's;
+   * its mismatched blocks (0 when not known).
+   */
+  uint64_t verified, verify_mismatched;
   unsigned exports;             /* export connections open */
   uint64_t exports_served;      /* export connections opened, ever */
   uint64_t exports_refused;     /* ... refused (handshake or no state) */

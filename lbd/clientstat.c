@@ -64,6 +64,9 @@ clientstat_get (struct client *cl, uint64_t now, struct clientstat *st)
     : now > cl->last_consistent ? now - cl->last_consistent : 0;
   st->epoch = cl->epoch;
   st->seq = cl->seq;
+  st->verify_every = cl->conf->verify_every;
+  st->verified = cl->verified;
+  st->verify_mismatched = cl->verify_mismatched;
   st->applied_seq = cl->applied_epoch == cl->epoch
                     && cl->applied_seq > cl->seq ? cl->applied_seq : cl->seq;
   st->size = cl->size;

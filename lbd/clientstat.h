@@ -29,6 +29,9 @@ struct clientstat {
                                    since last consistent (UINT64_MAX:
                                    never consistent) */
   uint64_t epoch, seq, applied_seq;
+  uint64_t verify_every;        /* verify= (0: none) */
+  uint64_t verified;            /* the last verify pass done; 0: none */
+  uint64_t verify_mismatched;   /* ... its blocks that differed */
   uint64_t size;
   bool scanning;                /* connected, and a scan runs */
   uint64_t scanned;             /* scanning: bytes compared */

@@ -31,7 +31,9 @@ static const char control_client_layout[] =
   "{out_of_sync_known?{out_of_sync_bytes} out of sync"
   "|out of sync: not known (not connected)}\n"
   "  received {bytes_received} bytes, {rate}; {connects} "
-  "connections, {replaced} replaced, {refused} refused\n";
+  "connections, {replaced} replaced, {refused} refused\n"
+  "{verify_every?  verify: every {verify_every}, last {verified}"
+  "{verify_mismatched? ({verify_mismatched} blocks differed, repaired)}\n}";
 static const char control_scan_layout[] =
   "  scan: {scan_percent} compared, {to_compare_bytes} still to compare\n";
 static const char control_export_layout[] =
@@ -149,6 +151,9 @@ control_client (struct lb_status *o, struct client *cl, uint64_t now)
   lb_status_uint (o, "connects", st.connects);
   lb_status_uint (o, "replaced", st.replaced);
   lb_status_uint (o, "refused", st.refused);
+  lb_status_seconds (o, "verify_every", st.verify_every);
+  lb_status_time (o, "verified", st.verified);
+  lb_status_uint (o, "verify_mismatched", st.verify_mismatched);
   lb_status_layout (o, control_client_layout);
   if (st.scanning) {
     struct lb_status *g = lb_status_object (o, NULL);

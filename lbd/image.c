@@ -47,6 +47,7 @@ image_state_load (const char *state_path, struct image_state *st)
       else if (strcmp (key, "consistent") == 0) st->consistent = v != 0;
       else if (strcmp (key, "last_consistent") == 0) st->last_consistent = v;
       else if (strcmp (key, "size") == 0) st->size = v;
+      else if (strcmp (key, "verified") == 0) st->verified = v;
     }
     else if (strncmp (line, "phase=", 6) == 0) {
       if (strncmp (line + 6, "live", 4) == 0) st->phase = LBP_PHASE_LIVE;
@@ -255,6 +256,8 @@ image_commit (struct image *im, const struct image_state *st)
            PRIu64 "\nsize=%" PRIu64 "\n",
            st->epoch, st->seq, st->gen, lbp_phase_name (st->phase),
            st->swept, st->consistent, st->last_consistent, im->size);
+  if (st->verified)
+    fprintf (fp, "verified=%" PRIu64 "\n", st->verified);
   /* Absent until a partition binds the image (bind.h). */
   if (st->partition)
     fprintf (fp, "partition=%016" PRIx64 "\n", st->partition);

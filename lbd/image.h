@@ -32,6 +32,8 @@ struct image_state {
   bool consistent;
   uint64_t last_consistent; /* seconds since 1970, 0: never */
   uint64_t size;
+  uint64_t verified;        /* the last verify pass lb reported done
+                             * (VERIFIED), seconds since 1970; 0: none */
   uint64_t partition;       /* bound partition identity (bind.h); 0: none
                              * yet (a new image, or a state file written
                              * before identities) */

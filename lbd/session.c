@@ -447,6 +447,8 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       .epoch = s->im.st.epoch, .seq = s->im.st.seq,
       .image_size = s->im.size, .last_consistent = s->im.st.last_consistent,
       .gen = s->im.st.gen, .swept = s->im.st.swept,
+      .verify_every = s->cl->conf->verify_every,
+      .verified = s->im.st.verified,
     };
     uint8_t seed[LBP_HASH_SEED_SIZE];
     char kerr[200] = "";
@@ -551,6 +553,10 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       break;
     case LBP_MARK:
       step = apply_mark (s, &m);
+      break;
+    case LBP_VERIFIED:
+      apply_verified (s, &m);
+      step = SESSION_STEP_DONE;
       break;
     case LBP_BYE:
       lb_info ("client %s (%s): said goodbye", name, s->peer);

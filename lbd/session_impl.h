@@ -116,4 +116,10 @@ extern enum session_step apply_sync (struct session *s,
 extern enum session_step apply_mark (struct session *s,
                                      const struct lbp_msg *m);
 
+/* VERIFIED: lb finished a verify pass (its counts in M).  Logged, and
+ * its time kept in the image's state (written with the next commit),
+ * for lbd --status and the next WELCOME's schedule.
+ */
+extern void apply_verified (struct session *s, const struct lbp_msg *m);
+
 #endif /* LBD_SESSION_IMPL_H */

@@ -40,7 +40,7 @@ test_errors (void)
   expect_error ("unknown key",
                 "client file=a key=k listen=1.2.3.4/5 fiel=b\n",
                 CONF ":1: fiel=b: unknown key for client (expected file, "
-                "key, listen, type, name, encrypt, max-rate or history)");
+                "key, listen, type, name, encrypt, max-rate, history or verify)");
   expect_error ("a client key on an export",
                 "export listen=127.0.0.1/5 \\\n  file=x\n",
                 CONF ":2: file=x: unknown key for export (expected listen "
@@ -48,7 +48,7 @@ test_errors (void)
   expect_error ("an export key on a client",
                 "client file=a key=k listen=1.2.3.4/5 tls=off\n",
                 CONF ":1: tls=off: unknown key for client (expected file, "
-                "key, listen, type, name, encrypt, max-rate or history)");
+                "key, listen, type, name, encrypt, max-rate, history or verify)");
   expect_error ("duplicate key",
                 "client file=a key=k file=b listen=1.2.3.4/5\n",
                 CONF ":1: file=b: duplicate key (file= is already given on "
@@ -282,7 +282,7 @@ test_errors (void)
   expect_error ("escaped bytes",
                 "client f\xc3\xa9le=x\n",
                 CONF ":1: f\\xc3\\xa9le=x: unknown key for client (expected "
-                "file, key, listen, type, name, encrypt, max-rate or history)");
+                "file, key, listen, type, name, encrypt, max-rate, history or verify)");
 
   /* A tiny error buffer still gets a terminated prefix. */
   memset (err, 'x', sizeof err);
@@ -319,7 +319,7 @@ test_settings_errors (void)
   expect_error ("a setting after a keyword is the statement's key",
                 "client metrics=a.prom\n",
                 CONF ":1: metrics=a.prom: unknown key for client (expected "
-                "file, key, listen, type, name, encrypt, max-rate or history)");
+                "file, key, listen, type, name, encrypt, max-rate, history or verify)");
 }
 
 int

@@ -130,18 +130,33 @@ main (void)
   m = (struct lbp_msg) { .type = LBP_WELCOME, .version = LBP_VERSION,
                          .phase = LBP_PHASE_CATCHING_UP, .epoch = 5,
                          .seq = 6, .image_size = 7, .last_consistent = 8,
-                         .gen = LBP_GEN_NONE, .swept = 9 };
+                         .gen = LBP_GEN_NONE, .swept = 9,
+                         .verify_every = 604800, .verified = 10 };
   tap_ok (roundtrip (&m, data, LBP_HASH_SEED_SIZE, &d, wire) == NULL
+          && d.verify_every == 604800 && d.verified == 10
           && d.epoch == 5
           && d.seq == 6 && d.image_size == 7 && d.last_consistent == 8
           && d.gen == LBP_GEN_NONE && d.swept == 9
           && d.phase == LBP_PHASE_CATCHING_UP
           && d.payload_len == LBP_HASH_SEED_SIZE,
-          "WELCOME round trip, gen, swept and the hash seed included");
+          "WELCOME round trip, gen, swept, the verify schedule and the hash "
+          "seed included");
   tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL
           && roundtrip (&m, data, LBP_HASH_SEED_SIZE - 1, &d, wire) != NULL,
           "WELCOME without its whole hash seed refused");
   tap_ok (LBP_VERSION == 4, "protocol version 4 (keyed scan hashes)");
+  m = (struct lbp_msg) { .type = LBP_VERIFIED, .pass = 3, .compared = 100,
+                         .mismatched = 2, .repaired = 2 };
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) == NULL && d.pass == 3
+          && d.compared == 100 && d.mismatched == 2 && d.repaired == 2,
+          "VERIFIED round trip");
+  m.repaired = 3;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "VERIFIED repairing more than differed refused");
+  m.repaired = 0;
+  m.mismatched = 101;
+  tap_ok (roundtrip (&m, NULL, 0, &d, wire) != NULL,
+          "VERIFIED with more differing than compared refused");
   m = (struct lbp_msg) { .type = LBP_SYNC, .id = 3, .seq = 99,
                          .phase = LBP_PHASE_LIVE };
   m.phase = 7;

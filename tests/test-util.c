@@ -200,6 +200,26 @@ test_time (void)
   tzset ();
   tap_ok (strcmp (lb_time_local (1796146478, b), "2026-12-01 17:34:38") == 0,
           "local time: %s", b);
+  {
+    uint64_t d = 1;
+    tap_ok (lb_duration_parse ("90", 2, &d) == 0 && d == 90
+            && lb_duration_parse ("30m", 3, &d) == 0 && d == 1800
+            && lb_duration_parse ("24h", 3, &d) == 0 && d == 86400
+            && lb_duration_parse ("7d", 2, &d) == 0 && d == 7 * 86400
+            && lb_duration_parse ("2w", 2, &d) == 0 && d == 14 * 86400
+            && lb_duration_parse ("5s", 2, &d) == 0 && d == 5
+            && lb_duration_parse ("0", 1, &d) == 0 && d == 0,
+            "durations: seconds, and m h d w s suffixes");
+    tap_ok (lb_duration_parse ("", 0, &d) == -1
+            && lb_duration_parse ("h", 1, &d) == -1
+            && lb_duration_parse ("7x", 2, &d) == -1
+            && lb_duration_parse ("7dd", 3, &d) == -1
+            && lb_duration_parse ("-1", 2, &d) == -1
+            && lb_duration_parse ("99999999999999999999", 20, &d) == -1
+            && lb_duration_parse ("9999999999999999w", 17, &d) == -1,
+            "bad durations refused (empty, no number, unknown suffix, "
+            "sign, overflow)");
+  }
   tap_ok (strcmp (lb_duration (0, b), "0 s") == 0, "0 s");
   tap_ok (strcmp (lb_duration (59, b), "59 s") == 0, "59 s");
   tap_ok (strcmp (lb_duration (65, b), "1 min 5 s") == 0, "%s", b);
