@@ -245,21 +245,30 @@ lb_control_build (struct lb_status *d, void *arg)
 /* A verify request (ARGS after "verify": " start" or " PASS"), for
  * lb --verify (lb_ctl_build_args_fn).
  */
-static int
-lb_control_verify (struct lb_status *d, const char *args)
+/* Is the unit live now?  If not, *WHY says what it is instead. */
+static bool
+lb_control_live (const char **why)
 {
   struct lb_session_pub *pub = lb_control.pub;
   struct lb_sink *s = atomic_load (&pub->sink);
   bool up = atomic_load (&pub->connected) && s;
   uint32_t phase = up ? atomic_load (&s->pub_phase) : 0;
-  bool live = up && phase == LBP_PHASE_LIVE;
+
+  *why = up ? lbp_phase_name (phase) : "not connected to lbd";
+  return up && phase == LBP_PHASE_LIVE;
+}
+
+static int
+lb_control_verify (struct lb_status *d, const char *args)
+{
+  const char *not_live;
+  bool live = lb_control_live (&not_live);
   unsigned long long pass;
   int v, n = 0;
 
   lb_status_uint (d, "unit", lb_control.o->unit);
   if (strcmp (args, " start") == 0)
-    v = lb_verify_request (d, live, up ? lbp_phase_name (phase)
-                                       : "not connected to lbd");
+    v = lb_verify_request (d, live, not_live);
   else if (sscanf (args, " %llu%n", &pass, &n) == 1 && args[n] == '\0')
     v = lb_verify_report (d, pass);
   else {
@@ -315,6 +324,18 @@ lb_control_build_args (struct lb_status *d, const char *args, void *arg)
       lb_status_str (d, "state", "refused");
       lb_status_str (d, "note", "not a label");
       lb_status_layout (d, lb_control_mark_layout);
+      return LB_CONTROL_MARK_NO;
+    }
+    const char *not_live;
+    /* Not live: say so now (the file system may be frozen meanwhile). */
+    if (!lb_control_live (&not_live)) {
+      lb_status_str (d, "label", label);
+      lb_status_str (d, "state", "refused");
+      lb_status_strf (d, "note", "the image is not live (%s): a mark now "
+                      "would not name one moment; try again once lb "
+                      "--status says live", not_live);
+      lb_status_layout (d, lb_control_mark_layout);
+      lb_warn ("mark '%s' refused: not live (%s)", label, not_live);
       return LB_CONTROL_MARK_NO;
     }
     lb_mark_ask (label, lb_control_nudge, (void *) lb_control.o, &m);

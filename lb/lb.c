@@ -379,7 +379,15 @@ main (int argc, char **argv)
   if (mark)
     status = true;              /* the same arguments: UNIT alone */
   if (argc - optind != (status ? 1 : 5)) {
-    lb_usage (stderr);
+    /* One line says what is wrong; the whole help only when asked. */
+    if (status)
+      fprintf (stderr, "lb: --%s takes UNIT alone (%d argument%s given); "
+               "lb --help says more\n", mark ? "mark" : verify ? "verify"
+               : "status", argc - optind, argc - optind == 1 ? "" : "s");
+    else
+      fprintf (stderr, "lb: UNIT DEVICE HOST PORT KEYFILE expected (%d "
+               "argument%s given); lb --help says more\n", argc - optind,
+               argc - optind == 1 ? "" : "s");
     return LB_EXIT_CONFIG;
   }
   o.unit = strtoul (argv[optind], &end, 10);

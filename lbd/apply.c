@@ -346,3 +346,34 @@ apply_verified (struct session *s, const struct lbp_msg *m)
   s->cl->verify_mismatched = m->mismatched;
   pthread_mutex_unlock (&s->cl->lock);
 }
+
+int
+apply_point_due (struct session *s)
+{
+  struct image_state st = s->im.st;
+
+  uint64_t now = lb_now_ms ();
+
+  if (!st.consistent || st.phase != LBP_PHASE_LIVE || s->replaying
+      || st.epoch != s->epoch || !history_due (s->im.hist))
+    return 0;
+  /* A point that cannot be taken (history_tick logs why) is tried again
+   * at most every 10 s, not before every record.
+   */
+  if (s->point_tried_ms && now - s->point_tried_ms < 10000)
+    return 0;
+  /* The group first (its answers go in order), else the image as it
+   * stands: durable, then the point (apply_commit's tick takes it).
+   */
+  if (s->grp.n > 0) {
+    if (apply_group_commit (s) == SESSION_STEP_IO)
+      return -1;
+  }
+  else {
+    st.last_consistent = time (NULL);
+    if (apply_commit (s, &st) == -1)
+      return -1;
+  }
+  s->point_tried_ms = history_due (s->im.hist) ? now : 0;
+  return 0;
+}

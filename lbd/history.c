@@ -396,10 +396,10 @@ history_take (struct history *h, int fd, int64_t now, const char *how,
     lb_errf (err, errlen, "the list of points could not be read at start");
     goto out;
   }
-  /* A mark may come in a minute that has a point: name it to the
-   * second, and number those of one second.
+  /* A mark (or the schedule after one) may come in a minute that has a
+   * point: name it to the second, and number those of one second.
    */
-  if (label && hist_id_taken (h, e.id)) {
+  if (hist_id_taken (h, e.id)) {
     char base[POINTS_ID_LEN];
     unsigned k;
     points_id_seconds (now, base);

@@ -133,6 +133,13 @@ extern void history_write_begin (struct history *h, int fd,
                                  uint64_t len, const void *buf, bool zero);
 extern void history_write_end (struct history *h);
 
+/* Is a point of the schedule due now (the policy's period changed since
+ * its newest point)?  H may be NULL (false).  Cheap: the session asks
+ * before each record it applies to a live image, so that a quiet
+ * image's point is of the moment before the period's first write.
+ */
+extern bool history_due (struct history *h);
+
 /* The image, open as FD, is consistent and durable now: take a point
  * if the policy says one is due, and let go of those it no longer
  * keeps.  H may be NULL.

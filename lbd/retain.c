@@ -34,21 +34,28 @@ hist_wake (struct history *h)
   pthread_mutex_unlock (&h->mu);
 }
 
-/* Doom what the policy no longer keeps at NOW.  LOCK held for writing. */
+/* Doom what the policy no longer keeps at NOW.  LOCK held for writing.
+ * Labelled points (marks) are kept until dropped, and take no period's
+ * place: the policy counts the other points only.
+ */
 static bool
 hist_retain (struct history *h)
 {
   int64_t *t = calloc (h->n + 1, sizeof *t);
   bool *keep = calloc (h->n + 1, sizeof *keep), any = false;
-  size_t i;
+  struct hist_point **u = calloc (h->n + 1, sizeof *u);
+  size_t i, n = 0;
 
-  if (t && keep && lb_history_on (&h->policy)) {
-    for (i = 0; i < h->n; i++)
-      t[i] = h->p[h->n - 1 - i]->e.time;
-    lb_history_retain (&h->policy, t, h->n, keep);
-    for (i = 0; i < h->n; i++) {
-      struct hist_point *pt = h->p[h->n - 1 - i];
-      if (!keep[i] && !pt->doomed && pt->e.label[0] == '\0') {
+  if (t && keep && u && lb_history_on (&h->policy)) {
+    for (i = h->n; i-- > 0;)
+      if (h->p[i]->e.label[0] == '\0') {
+        u[n] = h->p[i];
+        t[n++] = h->p[i]->e.time;
+      }
+    lb_history_retain (&h->policy, t, n, keep);
+    for (i = 0; i < n; i++) {
+      struct hist_point *pt = u[i];
+      if (!keep[i] && !pt->doomed) {
         pt->doomed = true;
         any = true;
         lb_info ("%s: restore point %s is past the retention policy; "
@@ -58,7 +65,30 @@ hist_retain (struct history *h)
   }
   free (t);
   free (keep);
+  free (u);
   return any;
+}
+
+bool
+history_due (struct history *h)
+{
+  int64_t now = points_clock (), newest = 0;
+  bool due;
+  size_t i;
+
+  if (h == NULL)
+    return false;
+  pthread_rwlock_rdlock (&h->lock);
+  /* The schedule's newest point: marks take no period's place. */
+  for (i = h->n; i-- > 0;)
+    if (h->p[i]->e.label[0] == '\0') {
+      newest = h->p[i]->e.time;
+      break;
+    }
+  due = !h->disabled && lb_history_on (&h->policy)
+        && lb_history_due (&h->policy, newest, now) && now >= newest;
+  pthread_rwlock_unlock (&h->lock);
+  return due;
 }
 
 void
@@ -125,20 +155,15 @@ hist_settle (struct history *h, int64_t now)
 void
 history_tick (struct history *h, int fd)
 {
-  int64_t now, newest;
-  bool due, prune;
+  int64_t now;
+  bool prune;
   char err[512];
 
   if (h == NULL)
     return;
   now = points_clock ();
   hist_settle (h, now);
-  pthread_rwlock_rdlock (&h->lock);
-  newest = h->n ? h->p[h->n - 1]->e.time : 0;
-  due = !h->disabled && lb_history_on (&h->policy)
-        && lb_history_due (&h->policy, newest, now) && now >= newest;
-  pthread_rwlock_unlock (&h->lock);
-  if (due && history_take (h, fd, now, "schedule", NULL, NULL, err,
+  if (history_due (h) && history_take (h, fd, now, "schedule", NULL, NULL, err,
                                sizeof err) == -1)
     lb_err ("%s: cannot take a restore point: %s", h->image, err);
   pthread_rwlock_wrlock (&h->lock);

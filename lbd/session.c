@@ -521,6 +521,10 @@ session_serve (struct session *s, const struct lbp_msg *hello)
         goto io;
       break;
     }
+    /* A point due on the schedule is of the moment before this record. */
+    if ((m.type == LBP_WRITE || m.type == LBP_ZERO)
+        && apply_point_due (s) == -1)
+      goto io;
     switch (m.type) {
     case LBP_WRITE:
     case LBP_BLOCK:

@@ -47,6 +47,7 @@ struct session {
   uint64_t backlog_swept;
   struct group grp;             /* live SYNCs applied, not yet durable */
   struct lb_rate rate;          /* the client line's max-rate= */
+  uint64_t point_tried_ms;      /* apply_point_due's last try */
 };
 
 /* How one message from lb was handled. */
@@ -115,6 +116,14 @@ extern enum session_step apply_sync (struct session *s,
  */
 extern enum session_step apply_mark (struct session *s,
                                      const struct lbp_msg *m);
+
+/* Before a record is applied to a live, consistent image: if the
+ * schedule has a point due (history_due), make the image durable as it
+ * stands and take it there, so that the point is of the moment before
+ * this record (a quiet image's point is then of the end of the quiet,
+ * not of the next write).  0, or -1 (the image failed: errno).
+ */
+extern int apply_point_due (struct session *s);
 
 /* VERIFIED: lb finished a verify pass (its counts in M).  Logged, and
  * its time kept in the image's state (written with the next commit),

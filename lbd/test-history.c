@@ -327,6 +327,40 @@ test_retention (void)
     history_release (pt);
   }
   tap_ok (ok, "the points kept read their moments");
+
+  /* A mark takes no period's place: three more minutes, each with a
+   * labelled point first, keep three scheduled points and every mark.
+   */
+  {
+    size_t marks = 0, sched = 0, j;
+    for (i = 6; i < 9; i++) {
+      fp = fopen (clockf, "w");
+      fprintf (fp, "%lld\n", (long long) clock_now + 60 * (i + 100));
+      fclose (fp);
+      history_take (&h, im.fd, clock_now + 60 * (i + 100), "mark", "keep",
+                    NULL, err, sizeof err);
+      tap_ok (history_due (&h), "minute %d: a mark, and the "
+              "schedule's point is still due", i);
+      history_tick (&h, im.fd);
+    }
+    for (k = 0; k < 500; k++) {
+      pthread_rwlock_rdlock (&h.lock);
+      for (j = 0, marks = sched = 0; j < h.n; j++) {
+        if (h.p[j]->doomed)
+          continue;
+        if (h.p[j]->e.label[0])
+          marks++;
+        else
+          sched++;
+      }
+      pthread_rwlock_unlock (&h.lock);
+      if (sched == 3)
+        break;
+      usleep (10000);
+    }
+    tap_ok (marks == 3 && sched == 3, "marks kept beside the policy's "
+            "points: %zu marks, %zu scheduled (minutely:3)", marks, sched);
+  }
   unsetenv ("LIVEBACKUP_TEST_CLOCK");
   history_destroy (&h);
   image_close (&im);

@@ -11,7 +11,9 @@
 #     written before the burst;
 #   - the clock passes the hour meanwhile: once live, the held point
 #     stays, and the schedule takes a point of the consistent image too;
-#   - another catch-up within the hour: its held point is dropped.
+#   - another catch-up within the hour: its held point is dropped;
+#   - on a quiet image, the next hour's point is of the end of the quiet:
+#     taken before that hour's first write is applied.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdkit; requires nbdsh; requires nbdcopy; requires python3
 
@@ -87,4 +89,18 @@ check "nothing fell due: the second held point is dropped" \
     wait_for 20 sh -c "[ \$('$LBD' --control='$T/lbd.ctl' --points '$T/srv/lbd.conf' c1 | grep -c '  catch-up  ') = 1 ]"
 check "the first one is still there" \
     sh -c "'$LBD' --control='$T/lbd.ctl' --points '$T/srv/lbd.conf' c1 | grep -q '^$id  '"
+# A quiet image: the hour's point is of the end of the quiet, taken
+# before the hour's first write is applied, not after it.
+echo $((MON + 3 * 3600 + 60)) >"$T/clock"
+nbdsh -u "$(uri nbd)" -c "h.pwrite(b'after...' * 131072, 50 << 20); h.flush()"
+check "the first write of the hour reaches the image" wait_lb_converged "$IMG" 60
+check "the hour's point is taken" wait_for 20 sh -c "'$LBD' --control='$T/lbd.ctl' --points '$T/srv/lbd.conf' c1 | grep -q '^20261207T0301Z  .*  schedule  '"
+dd if="$T/disk" of="$T/after" bs=1M skip=50 count=1 status=none
+nbdcopy "$(export_uri c1%4020261207T0301Z)" "$T/quiet.img" 2>>"$T/nbdcopy.log"
+head -c 1M /dev/zero >"$T/zero"
+check "... without that write (zeroes where it went)" \
+    sh -c "dd if='$T/quiet.img' bs=1M skip=50 count=1 status=none | cmp -s - '$T/zero'"
+check "... but with everything before it (the data before the bursts)" \
+    sh -c "dd if='$T/quiet.img' bs=1M skip=48 count=1 status=none | cmp -s - '$T/before'"
+rm -f "$T/quiet.img"
 done_testing

@@ -49,7 +49,7 @@ lb_exits 2 "lb: --retry=0: seconds from 1 to 86400" "a bad option value" --retry
 lb_exits 2 "lb: --log=journal: stderr or syslog" "a bad --log" --log=journal "${ARGS[@]}"
 lb_exits 2 "lb: --dir=nodir-$$: No such file or directory" \
     "a relative --dir that does not exist" --dir=nodir-$$ "${ARGS[@]}"
-lb_exits 2 "usage: lb" "a missing argument" 1 "$T/disk" 127.0.0.1 "$port"
+lb_exits 2 "UNIT DEVICE HOST PORT KEYFILE expected (4 arguments given)" "a missing argument" 1 "$T/disk" 127.0.0.1 "$port"
 
 # Channels lb must not use: never healed by waiting.
 mkdir -p "$T/open" "$T/layout"
