@@ -82,10 +82,11 @@ for round in 1 2 3 4 5 6 7 8 9 10; do
     t=$((t + 60))
     id=$(date -u -d "@$t" +%Y%m%dT%H%MZ)
     clock $t
-    # The point is taken at the sync of this write (nothing else writes);
-    # its moment is the partition right after it.
-    nbdsh -u "$NBD" -c "h.pwrite(b'p' * 4096, $((round * 4096))); h.flush()"
+    # The point is taken when this write, the minute's first, reaches
+    # lbd (nothing else writes), before lbd applies it: its moment is the
+    # partition right before it.
     cp "$T/disk" "$T/copy.$id"
+    nbdsh -u "$NBD" -c "h.pwrite(b'p' * 4096, $((round * 4096))); h.flush()"
     # Right away: old blocks saved into the new point's overlay, a
     # middle point dropped (a merge), and the kill at a random instant.
     burst $((round + 100)) 300 &

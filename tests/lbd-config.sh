@@ -91,18 +91,18 @@ bad unknown-keyword 3 "clinet: unknown keyword (expected client or export)" <<CO
 
 clinet file=a.img key=k listen=127.0.0.1/$P
 CONF
-bad unknown-key 2 "files=a.img: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate or history)" <<CONF
+bad unknown-key 2 "files=a.img: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate, history or verify)" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P name=a
 client files=a.img key=k listen=127.0.0.1/$P
 CONF
-bad export-key-on-client 1 "tls=off: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate or history)" <<CONF
+bad export-key-on-client 1 "tls=off: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate, history or verify)" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P tls=off
 CONF
 bad client-key-on-export 2 "file=a.img: unknown key for export (expected listen or tls)" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P
 export listen=127.0.0.1/$((P + 1)) file=a.img
 CONF
-bad case-sensitive 1 "File=a.img: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate or history)" <<CONF
+bad case-sensitive 1 "File=a.img: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate, history or verify)" <<CONF
 client File=a.img key=k listen=127.0.0.1/$P
 CONF
 bad history-kind 2 "history=hourly:24,yearly:2: unknown kind 'yearly' (expected minutely, hourly, daily, weekly or monthly)" <<CONF
@@ -310,7 +310,7 @@ bad setting-unknown 1 "metric=a.prom: unknown key for server-wide settings (expe
 metric=a.prom
 client file=a.img key=k listen=127.0.0.1/$P
 CONF
-bad setting-on-client 1 "metrics=a.prom: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate or history)" <<CONF
+bad setting-on-client 1 "metrics=a.prom: unknown key for client (expected file, key, listen, type, name, encrypt, max-rate, history or verify)" <<CONF
 client file=a.img key=k listen=127.0.0.1/$P metrics=a.prom
 CONF
 # A metrics= lbd cannot write stops it at start, before it serves.
