@@ -32,9 +32,10 @@ dead () {
 kill9_nbdkit () { kill9 "$NBDKIT_PID"; rm -f "$T/nbd.pid"; NBDKIT_PID=; }
 stop_nbdkit_clean () { stop_nbdkit nbd || bail "nbdkit did not stop"; NBDKIT_PID=; }
 
+# lb_up [LB OPTIONS]: lb for unit 1 in the background, pid in LB_PID.
 lb_up () {
-    "$LB" --dir="$T" --retry=1 --defer=0 1 "$T/disk" 127.0.0.1 "$port" \
-        "$T/key" 2>>"$T/lb.log" &
+    "$LB" --dir="$T" --retry=1 --defer=0 "$@" 1 "$T/disk" 127.0.0.1 \
+        "$port" "$T/key" 2>>"$T/lb.log" &
     LB_PID=$!
 }
 
