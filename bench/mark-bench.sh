@@ -32,9 +32,7 @@ start_lb lb "$T" "$T/disk" "$port" "$T/key" --name=c1
 wait_lb_converged "$IMG" 60 || bail "lb did not converge"
 unmount_all () { fsfreeze -u "$T/mnt" 2>/dev/null; unmount_loops "$T/mnt"; unmount_fuses "$T/fuse"; }
 cleanup unmount_all
-nbdfuse "$T/fuse" --unix "$T/nbd.sock" 2>>"$T/nbdfuse.log" &
-echo $! >"$T/fuse.fusepid"
-wait_for 20 test -e "$T/fuse/nbd" || bail "nbdfuse did not start"
+fuse_start "$T/fuse" || bail "nbdfuse did not start"
 mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "$T/fuse/nbd" || bail "mkfs failed"
 mount -o loop,noatime "$T/fuse/nbd" "$T/mnt" || bail "mount failed"
 wait_lb_converged "$IMG" 60 || bail "lb did not converge after mkfs"

@@ -231,6 +231,19 @@ unmount_loops () {
     done
     return 0
 }
+# fuse_start DIR [NBDFUSE ARGS...]: nbdfuse on DIR, by default serving
+# nbdkit's $T/nbd.sock read-write (else the ARGS: "-r URI", or "-r [
+# CMD ]"), in the background, its pid in DIR.fusepid, its log DIR.log;
+# waits until DIR/nbd is there (fails after 20 s).  fuse_stop ends it.
+fuse_start () {
+    local dir=$1; shift
+    if [ $# = 0 ]; then set -- --unix "$T/nbd.sock"; fi
+    if [ "$1" = -r ]; then shift; nbdfuse -r "$dir" "$@" 2>>"$dir.log" &
+    else nbdfuse "$dir" "$@" 2>>"$dir.log" &
+    fi
+    echo $! >"$dir.fusepid"
+    wait_for 20 test -e "$dir/nbd"
+}
 # fuse_stop DIR: unmount the nbdfuse at DIR and wait for it to exit
 # (its pid in DIR.fusepid).
 fuse_stop () {

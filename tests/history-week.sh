@@ -64,9 +64,7 @@ start_lbd lbd "$T/srv/lbd.conf"
 start_lb lb "$T" "$T/disk" "$port" "$T/key" --name=c1
 check "first contact converges" wait_lb_converged "$IMG" 60
 cleanup unmount_all
-nbdfuse "$T/fuse" --unix "$T/nbd.sock" 2>>"$T/nbdfuse.log" &
-echo $! >"$T/fuse.fusepid"
-wait_for 20 test -e "$T/fuse/nbd" || bail "nbdfuse did not start"
+fuse_start "$T/fuse" || bail "nbdfuse did not start"
 mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "$T/fuse/nbd" 60M ||
     bail "mkfs.ext4 failed"
 mount -o loop,noatime "$T/fuse/nbd" "$T/mnt" || bail "mount failed"
@@ -94,9 +92,8 @@ take () {
 # its manifest (the same files, the same contents).
 restore () {
     local id=$1 r=0
-    nbdfuse -r "$T/rfuse" "nbd://127.0.0.1:$oport/c1%40$id" 2>>"$T/rfuse.log" &
-    echo $! >"$T/rfuse.fusepid"
-    wait_for 20 test -e "$T/rfuse/nbd" || { diag "nbdfuse on c1@$id did not start"; return 1; }
+    fuse_start "$T/rfuse" -r "nbd://127.0.0.1:$oport/c1%40$id" ||
+        { diag "nbdfuse on c1@$id did not start"; return 1; }
     if mount -o loop,ro,noload "$T/rfuse/nbd" "$T/rmnt"; then
         manifest "$T/rmnt" >"$T/got.$id"
         cmp -s "$T/got.$id" "$T/m.$id" || {

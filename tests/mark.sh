@@ -143,9 +143,7 @@ check "the point holds a gap-free prefix of the writes: $res" \
 rm -f "$T/inflight.img"
 
 # --- fsfreeze around a mark ----------------------------------------------
-nbdfuse "$T/fuse" --unix "$T/nbd.sock" 2>>"$T/nbdfuse.log" &
-echo $! >"$T/fuse.fusepid"
-wait_for 20 test -e "$T/fuse/nbd" || bail "nbdfuse did not start"
+fuse_start "$T/fuse" || bail "nbdfuse did not start"
 mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "$T/fuse/nbd" ||
     bail "mkfs.ext4 failed"
 mount -o loop,noatime "$T/fuse/nbd" "$T/mnt" || bail "mount failed"
@@ -163,9 +161,7 @@ rm -rf "$T/mnt/man5"; dd if=/dev/urandom of="$T/mnt/data" bs=64k count=16 status
 echo after >"$T/mnt/after.txt"; sync
 check "... its point is taken" wait_for 30 has_point frozen
 restore_ok () {
-    nbdfuse -r "$T/rfuse" "$(point_uri "$1")" 2>>"$T/rfuse.log" &
-    echo $! >"$T/rfuse.fusepid"
-    wait_for 20 test -e "$T/rfuse/nbd" || return 1
+    fuse_start "$T/rfuse" -r "$(point_uri "$1")" || return 1
     mount -o loop,ro,noload "$T/rfuse/nbd" "$T/rmnt" || { fuse_stop "$T/rfuse"; return 1; }
     manifest "$T/rmnt" >"$T/got.$1"
     umount "$T/rmnt"; fuse_stop "$T/rfuse"

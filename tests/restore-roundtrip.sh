@@ -58,9 +58,7 @@ check "first contact converges" wait_lb_converged "$IMG" 60
 cleanup unmount_all
 
 # --- ext4 written through the filter -------------------------------------
-nbdfuse "$T/fuse" --unix "$T/nbd.sock" 2>>"$T/nbdfuse.log" &
-echo $! >"$T/fuse.fusepid"
-wait_for 20 test -e "$T/fuse/nbd" || bail "nbdfuse did not start"
+fuse_start "$T/fuse" || bail "nbdfuse did not start"
 mkfs.ext4 -q "$T/fuse/nbd" || bail "mkfs.ext4 failed"
 mount -o loop "$T/fuse/nbd" "$T/mnt" || bail "mount failed"
 M=$T/mnt
