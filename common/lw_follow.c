@@ -62,6 +62,11 @@ struct lwf {
   struct { uint64_t offset, length; } *touched;
   size_t ntouched, touched_cap;
   unsigned pass;                /* catch-up passes in this phase */
+  /* The filter's count of writes when the previous pass began
+   * (lwf_defer); valid only after the first pass of a catch-up.
+   */
+  bool pass_begun;
+  uint64_t pass_writes;
 };
 
 const char *
@@ -476,6 +481,12 @@ lwf_defer (struct lwf *f)
     return;
   start = lb_now_ms ();
   prev = atomic_load (&h->n_writes);
+  /* No write during the whole previous pass (a sweep of the device,
+   * say): no burst is going on, and the look below would only add its
+   * 20 ms to every quiet catch-up.
+   */
+  if (f->pass_begun && prev == f->pass_writes)
+    return;
   /* A first, short look: no write at all in 20 ms is no burst (and a
    * catch-up after writes long over should not wait a whole window).
    */
@@ -521,10 +532,13 @@ lwf_catch_up (struct lwf *f, bool scan, uint64_t sweep_from)
   if (lwf_apply (f, drained) == -1 || lwf_commit (f) == -1)
     return -1;
 
+  f->pass_begun = false;
   for (;;) {
     int64_t n;
 
     lwf_defer (f);
+    f->pass_begun = true;
+    f->pass_writes = atomic_load (&lwc_header (f->c)->n_writes);
     n = scan ? lwf_sweep (f, sweep_from) : lwf_pass (f);
     if (n == -1)
       return -1;
