@@ -40,6 +40,9 @@
 #   BENCH_DIR        folder for the disks and images [/var/tmp]: on a
 #                    disk, so that the fsyncs of the writer's path and of
 #                    lbd cost what they cost (tmpfs would make them free)
+#   BENCH_SRV_DIR    folder for lbd's folder (its image and state file)
+#                    if not BENCH_DIR's, e.g. /dev/shm: lbd's fsyncs then
+#                    cost nothing, as where lbd has its own disk [BENCH_DIR]
 #   BENCH_LB_OPTS    extra options for lb, e.g. "-v" []
 #   BENCH_KEEP       non-empty: keep the run folder
 
@@ -77,6 +80,10 @@ done
 CONFIGS="A B"; [ -n "$basedir" ] && CONFIGS="A B C"
 
 RUN=$(mktemp -d "$DATA_DIR/syncbench.XXXXXX") || die "mktemp in $DATA_DIR failed"
+SRV=$RUN/srv
+if [ -n "${BENCH_SRV_DIR:-}" ]; then
+    SRV=$(mktemp -d "$BENCH_SRV_DIR/syncsrv.XXXXXX") || die "mktemp in $BENCH_SRV_DIR failed"
+fi
 declare -A PID=()
 unmount_run () {
     local i
@@ -95,24 +102,24 @@ stop_all () {
 }
 cleanup () {
     stop_all
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "sync-bench: kept $RUN" >&2
-    else rm -rf "$RUN"; fi
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "sync-bench: kept $RUN $SRV" >&2
+    else rm -rf "$RUN" "$SRV"; fi
 }
 trap cleanup EXIT
 trap 'echo "sync-bench: interrupted" >&2; exit 130' INT TERM HUP
 
 . "$script_dir/bench-lib.sh"     # wait_for, ...
 stat_of () { "$1/tests/lw-mirror" --stat --dir="$RUN/ch" 1 | sed -n "s/^$2=//p"; }
-state_of () { sed -n "s/^$1=//p" "$RUN/srv/c/disk.img.state" 2>/dev/null; }
+state_of () { sed -n "s/^$1=//p" "$SRV/c/disk.img.state" 2>/dev/null; }
 converged () {
     [ "$(stat_of "$1" converged)" = 1 ] && [ "$(state_of phase)" = live ] \
         && [ "$(state_of consistent)" = 1 ]
 }
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$RUN/srv/c" "$RUN/fuse" "$RUN/mnt"
+mkdir -p "$SRV/c" "$RUN/fuse" "$RUN/mnt"
 head -c 64 /dev/urandom >"$RUN/key"; chmod 600 "$RUN/key"
-cp "$RUN/key" "$RUN/srv/c/key"
-echo "client file=c/disk.img key=c/key listen=127.0.0.1/$port type=simple" >"$RUN/srv/lbd.conf"
+cp "$RUN/key" "$SRV/c/key"
+echo "client file=c/disk.img key=c/key listen=127.0.0.1/$port type=simple" >"$SRV/lbd.conf"
 
 # one WORKLOAD CONFIG: one run; prints "RATE LIVE% DEGRADES LOAD
 # COMMITS/S SYNCS/COMMIT" (lbd's commits).
@@ -120,7 +127,7 @@ one () {
     local w=$1 cfg=$2 d=$builddir rate live=- deg mark commits=
     [ "$cfg" = C ] && d=$basedir
     : >"$RUN/lbd.log"
-    rm -rf "$RUN/ch" "$RUN/nbd.sock" "$RUN/disk" "$RUN/srv/c/disk.img" "$RUN/srv/c/disk.img.state" "$RUN/stop"
+    rm -rf "$RUN/ch" "$RUN/nbd.sock" "$RUN/disk" "$SRV/c/disk.img" "$SRV/c/disk.img.state" "$RUN/stop"
     mkdir -p "$RUN/ch"
     truncate -s 256M "$RUN/disk"
     nbdkit -f -U "$RUN/nbd.sock" --filter="$d/.libs/nbdkit-livewatch-filter.so" \
@@ -129,7 +136,7 @@ one () {
     wait_for 20 "$d/tests/lw-mirror" --stat --dir="$RUN/ch" 1 || die "nbdkit did not start"
     if [ "$cfg" != A ]; then
         rm -f "$RUN/lbd.ctl"
-        "$d/lbd/lbd" -v --control="$RUN/lbd.ctl" "$RUN/srv/lbd.conf" 2>>"$RUN/lbd.log" &
+        "$d/lbd/lbd" -v --control="$RUN/lbd.ctl" "$SRV/lbd.conf" 2>>"$RUN/lbd.log" &
         PID[lbd]=$!
         wait_for 10 test -S "$RUN/lbd.ctl" || die "lbd did not start"
         "$d/lb/lb" ${BENCH_LB_OPTS:-} --dir="$RUN/ch" --retry=1 --name=c 1 "$RUN/disk" 127.0.0.1 "$port" \
@@ -156,7 +163,7 @@ while not os.path.exists(stop):
     n += 1
     live += "phase=live" in s and "consistent=1" in s
     time.sleep(0.1)
-print("%.1f" % (100.0 * live / max(n, 1)))' "$RUN/srv/c/disk.img.state" "$RUN/stop" >"$RUN/live" &
+print("%.1f" % (100.0 * live / max(n, 1)))' "$SRV/c/disk.img.state" "$RUN/stop" >"$RUN/live" &
         PID[sampler]=$!
     fi
     deg=$(stat_of "$d" degrades)
@@ -190,7 +197,7 @@ range () { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo ".." hi}'; }
 echo "sync-bench: $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "build $builddir ($(git -C "$builddir" rev-parse --short HEAD 2>/dev/null || echo ?))"
 [ -n "$basedir" ] && echo "base  $basedir"
-echo "disks in $DATA_DIR; $SECS s per run, $REPS reps, configs $CONFIGS"
+echo "disks in $DATA_DIR, lbd's image in ${SRV%/*}; $SECS s per run, $REPS reps, configs $CONFIGS"
 declare -A R=()
 for rep in $(seq 1 "$REPS"); do
     cfgs=$CONFIGS
