@@ -253,13 +253,20 @@ lb_compress_sending (struct lb_compress *z)
               ? z->win_bytes + z->win_queued - queued : 0;
     if (queued >= LB_COMPRESS_BEHIND || z->win_blocked_ns * 4 >= span)
       z->link = drained * 1e9 / span;   /* the link was the bottleneck */
-    else if (z->link != 0 && z->win_comp_ns * 2 < span) {
-      /* Neither the link nor compressing held lb back: the link may
-       * be faster than thought.  (Busy compressing, lb learns nothing
-       * about the link, and the rule weighs that level's speed.)
+    else if (z->link != 0) {
+      /* The link took all it was given: it may be faster than thought.
+       * Also while lb was busy compressing: an estimate left low by a
+       * moment the link was behind (lbd short of CPU during a burst,
+       * say) would otherwise hold lb at a slow level on a fast link
+       * for good, compressing too slowly to find out (seen: 40 MB/s at
+       * level 9 on a veth that carries 1 GB/s, bench/mirror-bench.sh).
        */
       double rate = drained * 1e9 / span;
-      z->link = z->link * 1.25 > rate ? z->link * 1.25 : rate;
+      /* Busy compressing, raw's figure is what must catch up: double
+       * (a link that is slow after all shows it in the next window).
+       */
+      double grown = z->link * (z->win_comp_ns * 2 >= span ? 2 : 1.25);
+      z->link = grown > rate ? grown : rate;
     }
     lb_compress_choose (z);
   }

@@ -32,10 +32,11 @@
  * answers also counts lbd's fdatasyncs: a slow server disk may pass
  * for a slow link; the rule then still asks compression to be faster
  * than what went through);
- * otherwise, unless lb spent half the window
- * compressing, the link is faster than it was asked to be (the estimate
- * grows by a quarter per window, so that a link that became faster is
- * found, and lb stops compressing for a link that is no bottleneck).  Before any such window L
+ * otherwise the link is faster than it was asked to be, also when lb
+ * spent the window compressing (the estimate grows by a quarter per
+ * window, and doubles when lb spent half of it compressing, so that a
+ * link that became faster is found, and lb stops compressing for a
+ * link that is no bottleneck).  Before any such window L
  * is unknown and pieces go raw.  C_k and r_k are running averages of
  * what each level did, estimated from level 1's until a level is used.
  */

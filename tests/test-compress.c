@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Unit tests of lb --compress=auto's rule (lb/compress.c), in real time
+ * (its windows are 250 ms of the monotonic clock):
+ *   - a link that is the bottleneck (every send blocked) with text:
+ *     auto compresses, and keeps compressing while the link stays slow;
+ *   - the same estimate, then windows in which the link takes all that
+ *     lb gives it while lb spends most of each window compressing: auto
+ *     must find the link faster and go back to raw.  (Before the fix, a
+ *     busy compressor learnt nothing about the link, and a low estimate
+ *     left by a moment the link was behind held lb at level 9 on a fast
+ *     link: 40 MB/s on a 1 GB/s veth in bench/mirror-bench.sh.)
+ *   - random data is never compressed, whatever the link.
+ */
+
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compress.h"
+#include "lb_time.h"
+#include "tap.h"
+
+#define PIECE (64u << 10)
+#define MS (1000000ull)
+
+static uint8_t text[PIECE], noise[PIECE];
+
+static void
+sleep_ms (unsigned ms)
+{
+  struct timespec t = { ms / 1000, (ms % 1000) * 1000000l };
+  while (nanosleep (&t, &t) == -1)
+    ;
+}
+
+/* Words from a small vocabulary: compresses to about a third. */
+static void
+make_text (void)
+{
+  static const char *const w[] = {
+    "block ", "image ", "write ", "the ", "of ", "partition ", "lbd ",
+    "ring ", "sync ", "catch-up ", "scan ", "hash ", "\n", "record ",
+  };
+  size_t at = 0;
+
+  while (at < PIECE) {
+    const char *s = w[tap_rand () % (sizeof w / sizeof w[0])];
+    size_t n = strlen (s);
+    if (n > PIECE - at)
+      n = PIECE - at;
+    memcpy (text + at, s, n);
+    at += n;
+  }
+  for (at = 0; at < PIECE; at++)
+    noise[at] = tap_rand ();
+}
+
+/* One window of auto: lb sent WIRE bytes, blocked on the link for
+ * BLOCKED_MS of it, compressing for COMP_MS.
+ */
+static void
+window (struct lb_compress *z, uint64_t wire, unsigned blocked_ms,
+        unsigned comp_ms)
+{
+  lb_compress_sent (z, wire, blocked_ms * MS);
+  z->win_comp_ns += comp_ms * MS;
+  sleep_ms (260);
+  lb_compress_sending (z);
+}
+
+int
+main (void)
+{
+  struct lb_compress z;
+  int i, n;
+
+  make_text ();
+  tap_ok (lb_compress_init (&z, LB_COMPRESS_AUTO, -1) == 0, "auto set up");
+  for (i = 0; i < 4; i++)
+    lb_compress_payload (&z, text, PIECE);
+  tap_ok (lb_compress_level (&z) == 0,
+          "before the link was seen to be the bottleneck: raw");
+
+  /* A slow link: 2 MiB in a window, every send blocked: about 8 MB/s. */
+  lb_compress_sending (&z);
+  window (&z, 2u << 20, 260, 0);
+  tap_ok (lb_compress_level (&z) > 0,
+          "the link is the bottleneck: text is compressed (level %d, link "
+          "%.1f MB/s)", lb_compress_level (&z), z.link / 1e6);
+  tap_ok (lb_compress_payload (&z, text, PIECE) > 0
+          && lb_compress_payload (&z, text, PIECE) < PIECE / 2,
+          "a text piece goes compressed, to less than half");
+  for (i = 0; i < 3; i++)
+    window (&z, 2u << 20, 260, 0);
+  tap_ok (lb_compress_level (&z) > 0,
+          "while the link stays the bottleneck, auto keeps compressing");
+  tap_ok (z.link < 20e6, "and its estimate stays what went through "
+          "(%.1f MB/s)", z.link / 1e6);
+
+  /* Now the link keeps up: the send queue is empty whenever lb sends,
+   * nothing blocks, and lb spends 200 ms of each 260 ms window
+   * compressing (16 MiB a window: what a slow level gets through).
+   */
+  for (n = 1; n <= 40; n++) {
+    window (&z, 16u << 20, 0, 200);
+    if (lb_compress_level (&z) == 0)
+      break;
+  }
+  tap_ok (lb_compress_level (&z) == 0,
+          "a link that keeps up while lb is busy compressing: back to raw "
+          "after %d windows (link estimate %.0f MB/s)", n, z.link / 1e6);
+  tap_ok (lb_compress_payload (&z, text, PIECE) == 0,
+          "and text then goes raw");
+
+  /* Random data: the probe skips it even on a slow link. */
+  for (i = 0; i < 3; i++)
+    window (&z, 2u << 20, 260, 0);
+  tap_ok (lb_compress_level (&z) > 0, "slow again: compressing again");
+  tap_ok (lb_compress_payload (&z, noise, PIECE) == 0,
+          "random data goes raw on a slow link too");
+  lb_compress_free (&z);
+  return tap_done ();
+}
