@@ -146,7 +146,8 @@ struct lwf_options {
   uint64_t low_water;       /* ask for normal mode below this many dirty
                              * blocks in a pass (hysteresis) */
   /* Copy after the burst (doc/architecture.md): before each catch-up pass, unless
-   * the filter counts no write in 20 ms, wait while it counts at least
+   * the filter counted no write during the previous pass of this
+   * catch-up or counts none in 20 ms, wait while it counts at least
    * burst_writes writes per quiet_ms, up to defer_ms (0: never wait).  A writer that never pauses
    * then gets one pass per defer_ms, not a consumer competing with it
    * for the CPU and the disk the whole time.
