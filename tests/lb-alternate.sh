@@ -40,7 +40,12 @@ session () {
     return $r
 }
 # scribble: writes while no lb runs (the filter only marks blocks).
+# The filter degrades once its service thread sees lb gone (it looks
+# every 100 ms); written before that, the writes would still be records
+# in the ring, and the next lb would apply them, not copy blocks.
+degraded () { "$MIRROR" --stat --dir="$T" 1 | grep -qx mode=degraded; }
 scribble () {
+    wait_for 10 degraded || { echo "# the filter did not degrade"; return 1; }
     nbdsh -u "$(uri nbd)" -c '
 import os
 for i in range(32): h.pwrite(os.urandom(65536), (i * 37 % 1000) * 65536)
