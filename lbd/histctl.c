@@ -21,9 +21,9 @@ static const char histctl_status_layout[] =
   "  history: {count} point{count=1?|s}{count?, oldest {oldest}, newest "
   "{newest}, {bytes} held}{policy?; history={policy}}\n";
 static const char histctl_drop_layout[] =
-  "{result=dropped?restore point {point} of {name} dropped}"
-  "{result=pending?restore point {point} of {name} is dropped when its "
-  "readers leave}"
+  "{result=dropped?restore point {point}{id? ({id})} of {name} dropped}"
+  "{result=pending?restore point {point}{id? ({id})} of {name} is dropped "
+  "when its readers leave}"
   "{result=unknown?{why}}{result=failed?cannot drop {point} of {name}: "
   "{why}}\n";
 
@@ -95,8 +95,9 @@ histctl_points (struct lb_status *doc, struct client *cl)
 static int
 histctl_drop (struct lb_status *doc, struct client *cl, const char *point)
 {
-  char why[512] = "";
-  enum history_dropped r = history_drop (&cl->hist, point, why, sizeof why);
+  char why[512] = "", found[POINTS_ID_LEN];
+  enum history_dropped r = history_drop (&cl->hist, point, found, why,
+                                         sizeof why);
   static const char *const names[] = {
     [HISTORY_DROPPED] = "dropped", [HISTORY_DROP_PENDING] = "pending",
     [HISTORY_DROP_UNKNOWN] = "unknown", [HISTORY_DROP_FAILED] = "failed",
@@ -107,6 +108,9 @@ histctl_drop (struct lb_status *doc, struct client *cl, const char *point)
               "(lbd --points lists them)", cl->conf->name, point);
   lb_status_str (doc, "name", cl->conf->name);
   lb_status_str (doc, "point", point);
+  /* A label names the point by its ID too: which one went. */
+  if (found[0] && strcmp (found, point) != 0)
+    lb_status_str (doc, "id", found);
   lb_status_str (doc, "result", names[r]);
   lb_status_str (doc, "why", why);
   lb_status_layout (doc, histctl_drop_layout);

@@ -192,8 +192,11 @@ enum history_dropped {
   HISTORY_DROP_FAILED,          /* WHY says why */
 };
 
-/* Prune point ID (as history_open names it) now. */
+/* Prune point ID (as history_open names it: an ID or a label) now; the
+ * ID of the point found into FOUND unless it is NULL ("" if none).
+ */
 extern enum history_dropped history_drop (struct history *h, const char *id,
+                                          char found[POINTS_ID_LEN],
                                           char *why, size_t whylen);
 
 #endif

@@ -147,7 +147,7 @@ hist_settle (struct history *h, int64_t now)
     lb_info ("%s: a restore point fell due while the image was not "
              "consistent: point %s, the image as it last was, kept",
              h->image, held);
-  else if (history_drop (h, held, why, sizeof why) == HISTORY_DROP_FAILED)
+  else if (history_drop (h, held, NULL, why, sizeof why) == HISTORY_DROP_FAILED)
     lb_warn ("%s: cannot drop point %s, which was not needed: %s",
              h->image, held, why);
 }
@@ -280,13 +280,16 @@ hist_pruner (void *arg)
 
 
 enum history_dropped
-history_drop (struct history *h, const char *id, char *why, size_t whylen)
+history_drop (struct history *h, const char *id, char found[POINTS_ID_LEN],
+              char *why, size_t whylen)
 {
   struct hist_point *pt;
   enum history_dropped r = HISTORY_DROPPED;
 
   pthread_rwlock_wrlock (&h->lock);
   pt = hist_find (h, id, strlen (id));
+  if (found)
+    snprintf (found, POINTS_ID_LEN, "%s", pt ? pt->e.id : "");
   if (pt == NULL)
     r = HISTORY_DROP_UNKNOWN;
   else {

@@ -120,7 +120,7 @@ model_drop (struct history *h, int k)
 {
   char why[256];
 
-  if (history_drop (h, pts[k].id, why, sizeof why) != HISTORY_DROPPED) {
+  if (history_drop (h, pts[k].id, NULL, why, sizeof why) != HISTORY_DROPPED) {
     tap_ok (0, "drop %s: %s", pts[k].id, why);
     exit (1);
   }

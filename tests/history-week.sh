@@ -208,4 +208,11 @@ else
     check "on $SRVFS, points are reflinked copies ($mode)" test "$mode" = "reflinked copies"
 fi
 diag "$(ctl --points "$T/srv/lbd.conf" c1 | head -1)"
+fid=$(ctl --points --json "$T/srv/lbd.conf" c1 | python3 -c '
+import json, sys
+print(" ".join(p["id"] for p in json.load(sys.stdin)["points"] if p.get("label") == "friday"))')
+ctl --drop-point "$T/srv/lbd.conf" c1 friday >"$T/drop.out" 2>&1; rc=$?
+check "lbd --drop-point by label: done, naming the ID ($fid): $(cat "$T/drop.out")" \
+    sh -c "[ $rc = 0 ] && [ -n '$fid' ] && grep -qx 'restore point friday ($fid) of c1 dropped' '$T/drop.out'"
+check "... and the point is gone" sh -c "! points | grep -qw '$fid'"
 done_testing
