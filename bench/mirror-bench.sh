@@ -28,7 +28,9 @@
 #
 # Environment: BENCH_REPS [3], BENCH_SIZE [1G], BENCH_BURST [512M],
 # BENCH_DIR [/dev/shm] (disks and images), BENCH_WAYS [A B Q],
-# BENCH_KEEP (keep the run folder).
+# BENCH_KEEP (keep the run folder), BENCH_PERF=1 (perf record of the
+# whole machine during each burst, at 999 Hz: CPU samples per program
+# and way are printed at the end; perf's own cost slows every way).
 
 set -u
 export LC_ALL=C
@@ -98,11 +100,21 @@ openssl enc -aes-128-ctr -nosalt -pass pass:"$RANDOM$RANDOM" -pbkdf2 </dev/zero 
 [ "$(stat -c %s "$DISK")" = "$size_b" ] || die "cannot write $DISK"
 
 # burst URI: the burst through NBD URI; prints "IOPS RUNTIME_S".
+# With BENCH_PERF=1, the machine's CPU samples meanwhile go to
+# $RUN/perf-$w-$rep.data (w and rep: the loop's way and rep).
 burst () {
+    local perf=
+    if [ "${BENCH_PERF:-0}" = 1 ]; then
+        perf record -a -q -F 999 -o "$RUN/perf-$w-$rep.data" -- sleep 600 \
+            >/dev/null 2>>"$RUN/perf.log" &
+        perf=$!
+        sleep 0.5
+    fi
     fio --name=burst --ioengine=nbd --uri="$1" --rw=randwrite --bs=4k \
         --iodepth=32 --numjobs=1 --size="$size_b" --io_size="$burst_b" \
         --randrepeat=0 --output-format=json >"$RUN/fio.json" 2>>"$RUN/fio.log" ||
         { tail -5 "$RUN/fio.log" >&2; die "fio failed on $1"; }
+    if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null; fi
     "$PY" - "$RUN/fio.json" <<'EOF'
 import json, sys
 t = open(sys.argv[1]).read()
@@ -254,3 +266,11 @@ done
 echo
 echo "mirror-bench: sent = bytes on the veth toward the target (IP packets), from the burst's start until caught up; written = $burst_b bytes"
 echo "mirror-bench: load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+    echo
+    echo "== CPU samples during the bursts, per program (perf report --sort comm)"
+    for f in "$RUN"/perf-*.data; do
+        echo "-- $(basename "$f" .data):"
+        perf report -i "$f" --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12
+    done
+fi
