@@ -12,7 +12,9 @@
 # "live (image consistent)" in its log; in the same rep, interleaved
 # (lb first in odd reps, last in even ones), `cat DEVICE >/dev/null`
 # and `sha256sum DEVICE`, all with a warm page cache (nothing dropped;
-# the device and the image are in BENCH_DIR, tmpfs by default).  Wire
+# the device and the image are in BENCH_DIR, tmpfs by default).  One
+# lbd serves all reps: from the second rep on it answers from the
+# region hashes it kept (lbd/scancache.h), and only lb reads.  Wire
 # bytes are counted outside lb and lbd, by tests/relay.py between them
 # (both directions, TLS records and all).  Medians, the spread, and the
 # load average at each measurement are printed; the targets are a scan
@@ -25,6 +27,7 @@
 #   BENCH_REPS     reps [5]
 #   BENCH_DIR      folder for the device and the image [/dev/shm]
 #   BENCH_LB_OPTS  extra lb options, e.g. --hash-block=4K []
+#   BENCH_LBD_OPTS extra lbd options, e.g. -v []
 #   BENCH_MICRO    1: build and run bench/hash-micro first [1]
 #   BENCH_RELAY    0: lb connects to lbd directly and the wire is counted
 #                  by the kernel instead (ss: bytes_acked and
@@ -121,7 +124,7 @@ fi
 port=$(free_port) rport=$(free_port)
 while [ "$rport" = "$port" ]; do rport=$(free_port); done
 echo "client file=$IMG key=$KEY listen=127.0.0.1/$port type=simple name=scan" >"$RUN/lbd.conf"
-"$LBD" --control="$RUN/lbd.ctl" "$RUN/lbd.conf" 2>>"$RUN/lbd.log" &
+"$LBD" ${BENCH_LBD_OPTS:-} --control="$RUN/lbd.ctl" "$RUN/lbd.conf" 2>>"$RUN/lbd.log" &
 PID[lbd]=$!
 wait_for 10 test -S "$RUN/lbd.ctl" || die "lbd did not start"
 "$PY" "$srcdir/tests/relay.py" --count="$RUN/wire.count" "$rport" 127.0.0.1 \

@@ -45,12 +45,15 @@ lb_sink_init (struct lb_sink *s)
       || lb_compress_init (&s->z, s->compress, lb_conn_fd (s->conn)) == -1)
     return -1;
   s->rate.rate = s->max_rate;
+  /* Without the second thread, the sink hashes every region itself. */
+  lb_hasher_start (&s->hasher);
   return 0;
 }
 
 void
 lb_sink_free (struct lb_sink *s)
 {
+  lb_hasher_stop (&s->hasher);     /* it may be hashing into s->scan */
   free (s->buf);
   free (s->rbuf);
   free (s->hashes);
@@ -391,8 +394,15 @@ lb_sink_scan_ask (struct lb_sink *s, uint64_t off, uint64_t len,
   lb_sink_expect (s, LBP_HASHES, m.id, NULL, 0, false);
   if (lb_sink_send (s, &m, NULL, 0) == -1)
     return -1;
-  return kind == LB_SCAN_TOP ? lb_sink_hash (s, off, len, hash_block, q->mine)
-                             : 0;
+  if (kind != LB_SCAN_TOP)
+    return 0;
+  /* The hasher's core if it is idle (hasher.h), this one otherwise. */
+  q->job = (struct lb_hasher_job) { .key = &s->hkey, .fd = s->dev_fd,
+                                    .off = off, .len = len,
+                                    .hash_block = hash_block,
+                                    .out = q->mine };
+  q->pending = lb_hasher_give (&s->hasher, &q->job);
+  return q->pending ? 0 : lb_sink_hash (s, off, len, hash_block, q->mine);
 }
 
 /* Compare [q->off, q->off+q->len) block by block with lbd's hashes
@@ -449,9 +459,17 @@ lb_sink_scan_blocks (struct lb_sink *s, const struct lb_scan_req *q,
 static int
 lb_sink_scan_one (struct lb_sink *s)
 {
-  struct lb_scan_req q = s->scan[s->scan_head];
+  struct lb_scan_req *head = &s->scan[s->scan_head], q;
   struct lbp_msg m;
   bool differs;
+
+  if (head->pending) {
+    head->pending = false;
+    lb_hasher_wait (&s->hasher, &head->job);
+    if (lb_sink_read_done (s, head->job.r, head->off, head->len) == -1)
+      return -1;
+  }
+  q = *head;
 
   s->scan_head = (s->scan_head + 1) % LB_SCAN_WINDOW;
   s->scan_n--;

@@ -9,7 +9,8 @@
  * pipelined syncs, when the connection has one to read between two
  * records (lwf_sink.sync_reap).  Scans are pipelined: up to
  * LB_SCAN_WINDOW hash requests are in flight while lb hashes its own
- * copy of each; record syncs too, up to LWF_MAX_INFLIGHT.
+ * copy of each, every other one on the hasher's thread (hasher.h);
+ * record syncs too, up to LWF_MAX_INFLIGHT.
  *
  * A scan's sweep compares in two levels: one hash per region
  * (LB_SCAN_REGION) first; a region that differs is asked again in
@@ -40,6 +41,7 @@
 #include "lw_follow.h"
 #include "progress.h"
 #include "compress.h"
+#include "hasher.h"
 #include "verify.h"
 
 #define LB_SCAN_WINDOW 16
@@ -65,6 +67,8 @@ struct lb_scan_req {
   uint32_t hash_block;
   enum lb_scan_kind kind;
   uint8_t mine[LBP_HASH_SIZE];      /* TOP: the device's */
+  bool pending;                     /* MINE still being hashed by JOB */
+  struct lb_hasher_job job;
 };
 
 /* A reply the sink waits for: what it answers. */
@@ -117,6 +121,7 @@ struct lb_sink {
   size_t rcap;
   struct lb_compress z;
   struct lb_rate rate;
+  struct lb_hasher hasher;          /* takes every other region's hash */
 
   /* Counters, read by the status thread. */
   _Atomic uint64_t bytes_sent, bytes_scanned, bytes_same;

@@ -188,9 +188,19 @@ apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
   if (len > s->im.size - m->offset)
     len = s->im.size - m->offset;
   count = (len + m->hash_block - 1) / m->hash_block;
-  if (lb_hash_range (&s->hkey, s->im.fd, m->offset, len, m->hash_block,
-                     LB_EOF_ZERO, s->hashes) == -1)
-    return SESSION_STEP_IO;
+  /* A scan's region request may be answered from the hashes kept
+   * (scancache.h); anything else, lb --verify's above all, reads the
+   * image.  What was read is kept for the next scan.
+   */
+  if (!(count == 1 && s->im.st.phase == LBP_PHASE_SCANNING
+        && scancache_lookup (s->im.sc, m->offset, len, m->hash_block,
+                             s->hashes))) {
+    if (lb_hash_range (&s->hkey, s->im.fd, m->offset, len, m->hash_block,
+                       LB_EOF_ZERO, s->hashes) == -1)
+      return SESSION_STEP_IO;
+    if (count == 1)
+      scancache_store (s->im.sc, m->offset, len, m->hash_block, s->hashes);
+  }
   r.count = count;
   return apply_sent (lbw_send (s->conn, &r, s->hashes,
                                  (size_t) count * LBP_HASH_SIZE));

@@ -31,6 +31,7 @@
 #include "lb_config.h"
 #include "lb_key.h"
 #include "history.h"
+#include "scancache.h"
 #include "snapshot.h"
 
 struct session;
@@ -62,6 +63,10 @@ struct client {
    * client.
    */
   struct history hist;
+  /* The image's region hashes kept for scans (scancache.h), used only by
+   * OWNER; as long as the client.
+   */
+  struct scancache scan;
 
   /* Status, under LOCK (clientstat.h reads it). */
   bool connected;

@@ -20,6 +20,7 @@
 #include "lb_log.h"
 #include "lb_proto.h"
 #include "history.h"
+#include "scancache.h"
 #include "snapshot.h"
 
 int
@@ -152,6 +153,7 @@ image_resize (struct image *im, uint64_t size)
   if (size == im->size)
     return 0;
   /* A truncation changes what lies past the new end. */
+  scancache_resized (im->sc, size);
   snapset_write_begin (im->snaps, im->fd, im->size, size,
                        size < im->size ? im->size - size : 0);
   history_write_begin (im->hist, im->fd, im->size, size,
@@ -182,6 +184,7 @@ image_write (struct image *im, uint64_t off, const void *buf, uint64_t len)
     errno = ERANGE;
     return -1;
   }
+  scancache_forget (im->sc, off, len);
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
   history_write_begin (im->hist, im->fd, im->size, off, len, buf, false);
   r = lb_pwrite_all (im->fd, buf, len, off);
@@ -218,6 +221,7 @@ image_zero (struct image *im, uint64_t off, uint64_t len)
   }
   if (len == 0)
     return 0;
+  scancache_forget (im->sc, off, len);
   snapset_write_begin (im->snaps, im->fd, im->size, off, len);
   history_write_begin (im->hist, im->fd, im->size, off, len, NULL, true);
   /* A hole reads as zeroes and keeps the image sparse. */

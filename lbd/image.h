@@ -41,6 +41,7 @@ struct image_state {
 
 struct snapset;
 struct history;
+struct scancache;
 
 struct image {
   char *path;
@@ -57,6 +58,10 @@ struct image {
    * old blocks are saved (and durable) before the image changes.
    */
   struct history *hist;
+  /* If set, the region hashes kept for scans (scancache.h): every
+   * change forgets the regions it touches, before it is made.
+   */
+  struct scancache *sc;
 };
 
 /* Open (creating, empty and sparse, if missing) PATH and read its state.

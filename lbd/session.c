@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
-#include <gnutls/crypto.h>
 #include <zstd.h>
 
 #include "bind.h"
@@ -418,10 +417,20 @@ session_serve (struct session *s, const struct lbp_msg *hello)
     return;
   }
   s->have_image = true;
-  /* Every change to the image now preserves the snapshots restores read. */
+  /* The region hashes kept from the last session hold only if the file
+   * is as it left it; the seed kept with them keys this session.
+   */
+  if (scancache_begin (&s->cl->scan, s->im.fd, s->im.size, s->seed) == -1) {
+    lb_err ("client %s (%s): no random seed for the hash key", name, s->peer);
+    lbw_send_error (s->conn, LBP_ERR_IO, "server cannot key its hashes");
+    return;
+  }
+  /* Every change to the image now preserves the snapshots restores read,
+   * and forgets the region hashes it makes untrue.
+   */
   s->im.snaps = &s->cl->snaps;
   s->im.hist = &s->cl->hist;
-  s->im.hist = &s->cl->hist;
+  s->im.sc = &s->cl->scan;
 
   if (session_bind (s, &m) == -1)
     return;
@@ -450,22 +459,20 @@ session_serve (struct session *s, const struct lbp_msg *hello)
       .verify_every = s->cl->conf->verify_every,
       .verified = s->im.st.verified,
     };
-    uint8_t seed[LBP_HASH_SEED_SIZE];
     char kerr[200] = "";
     if (!s->im.st.consistent && w.phase == LBP_PHASE_LIVE)
       w.phase = LBP_PHASE_CATCHING_UP;
-    /* The session's hash key (lb_hash.h): a fresh seed, and the key
-     * the peer proved it holds.
+    /* The session's hash key (lb_hash.h): the seed (scancache_begin),
+     * and the key the peer proved it holds.
      */
-    if (gnutls_rnd (GNUTLS_RND_RANDOM, seed, sizeof seed) < 0
-        || lb_hash_key_derive (&s->hkey, &s->cl->line.key, seed, kerr,
-                               sizeof kerr) == -1) {
-      lb_err ("client %s (%s): %s", name, s->peer,
-              kerr[0] ? kerr : "no random seed for the hash key");
+    if (lb_hash_key_derive (&s->hkey, &s->cl->line.key, s->seed, kerr,
+                            sizeof kerr) == -1) {
+      lb_err ("client %s (%s): %s", name, s->peer, kerr);
       lbw_send_error (s->conn, LBP_ERR_IO, "server cannot key its hashes");
       return;
     }
-    if (lbw_send (s->conn, &w, seed, sizeof seed) == -1)
+    scancache_keyed (&s->cl->scan, &s->hkey);
+    if (lbw_send (s->conn, &w, s->seed, sizeof s->seed) == -1)
       return;
   }
   {
@@ -643,6 +650,14 @@ session_main (struct connset_conn *c, void *arg)
     return;
   session_take_over (s);
   session_serve (s, &hello);
+  /* Still the owner: the image as this session leaves it. */
+  if (s->im.sc) {
+    if (s->cl->scan.hits > 0)
+      lb_info ("client %s (%s): scan: %" PRIu64 " region hashes kept from "
+               "before, %" PRIu64 " read from the image", s->cl->conf->name,
+               s->peer, s->cl->scan.hits, s->cl->scan.misses);
+    scancache_seal (s->im.sc, s->im.fd);
+  }
   session_let_go (s);
 }
 

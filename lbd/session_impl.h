@@ -38,6 +38,7 @@ struct session {
   size_t data_cap;
   uint8_t *hashes;              /* LBP_MAX_HASHES * LBP_HASH_SIZE */
   struct lb_hash_key hkey;      /* the session's, from WELCOME's seed */
+  uint8_t seed[LBP_HASH_SEED_SIZE];
   ZSTD_DCtx *dctx;
   /* For status (session_publish): how far this session's scan has
    * compared, and lb's backlog at its last SYNC (lbp_backlog_encode).
