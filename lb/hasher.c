@@ -55,7 +55,12 @@ lb_hasher_start (struct lb_hasher *h)
   e = pthread_create (&h->thread, NULL, lb_hasher_thread, h);
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   h->running = e == 0;
-  return h->running ? 0 : -1;
+  if (!h->running) {
+    pthread_mutex_destroy (&h->lock);
+    pthread_cond_destroy (&h->cond);
+    return -1;
+  }
+  return 0;
 }
 
 void

@@ -172,7 +172,7 @@ apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
   struct lbp_msg r = { .type = LBP_HASHES, .id = m->id,
                        .offset = m->offset, .hash_block = m->hash_block };
   uint32_t count = 0;
-
+  const bool scanning = s->im.st.phase == LBP_PHASE_SCANNING;
   uint64_t len = m->length;
 
   if (m->offset > s->im.size) {
@@ -189,16 +189,18 @@ apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
     len = s->im.size - m->offset;
   count = (len + m->hash_block - 1) / m->hash_block;
   /* A scan's region request may be answered from the hashes kept
-   * (scancache.h); anything else, lb --verify's above all, reads the
-   * image.  What was read is kept for the next scan.
+   * (scancache.h), and what a scan read is kept; anything else reads
+   * the image.  lb --verify above all: it runs in live mode only, and lb
+   * sends its phase change (a SYNC, committed here) before anything of
+   * a scan, so a verify's requests never find the state scanning.
    */
-  if (!(count == 1 && s->im.st.phase == LBP_PHASE_SCANNING
+  if (!(count == 1 && scanning
         && scancache_lookup (s->im.sc, m->offset, len, m->hash_block,
                              s->hashes))) {
     if (lb_hash_range (&s->hkey, s->im.fd, m->offset, len, m->hash_block,
                        LB_EOF_ZERO, s->hashes) == -1)
       return SESSION_STEP_IO;
-    if (count == 1)
+    if (count == 1 && scanning)
       scancache_store (s->im.sc, m->offset, len, m->hash_block, s->hashes);
   }
   r.count = count;

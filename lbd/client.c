@@ -148,7 +148,7 @@ client_free (struct client *cl)
     return;
   history_destroy (&cl->hist);
   snapset_destroy (&cl->snaps);
-  scancache_free (&cl->scan);
+  scancache_destroy (&cl->scan);
   client_line_free (&cl->line);
   pthread_mutex_destroy (&cl->lock);
   pthread_cond_destroy (&cl->cond);

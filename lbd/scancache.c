@@ -3,10 +3,12 @@
 
 #include <config.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
 #include "lb_log.h"
@@ -19,7 +21,15 @@ scancache_free (struct scancache *sc)
   free (sc->valid);
   sc->hash = sc->valid = NULL;
   sc->n = 0;
-  sc->region = 0;
+}
+
+void
+scancache_destroy (struct scancache *sc)
+{
+  scancache_free (sc);
+  gnutls_memset (sc->seed, 0, sizeof sc->seed);
+  gnutls_memset (sc->key_check, 0, sizeof sc->key_check);
+  sc->seeded = sc->keyed = false;
 }
 
 static bool
@@ -44,10 +54,9 @@ scancache_begin (struct scancache *sc, int fd, uint64_t size,
   if (fstat (fd, &st) == -1 || !scancache_same_file (sc, &st)
       || size != sc->size) {
     if (sc->n > 0)
-      lb_debug ("scan hashes: %zu kept forgotten: %s", sc->n,
-                !sc->sealed ? "the last session did not end cleanly"
-                : size != sc->size ? "another size"
-                : "the file changed since the last session");
+      lb_debug ("scan hashes: the %zu kept are forgotten: %s", sc->n,
+                size != sc->size ? "the image has another size"
+                : "the image file changed since the last session");
     scancache_free (sc);
   }
   sc->sealed = false;
@@ -69,10 +78,18 @@ scancache_begin (struct scancache *sc, int fd, uint64_t size,
 void
 scancache_keyed (struct scancache *sc, const struct lb_hash_key *key)
 {
-  if (!sc->keyed
-      || memcmp (sc->key_check, key->secret, sizeof sc->key_check) != 0) {
+  uint8_t check[32];
+
+  /* A digest of the key, not the key: the secret is not kept here. */
+  if (gnutls_hash_fast (GNUTLS_DIG_SHA256, key->secret, sizeof key->secret,
+                        check) < 0) {
     scancache_free (sc);
-    memcpy (sc->key_check, key->secret, sizeof sc->key_check);
+    sc->keyed = false;
+    return;
+  }
+  if (!sc->keyed || memcmp (sc->key_check, check, sizeof check) != 0) {
+    scancache_free (sc);
+    memcpy (sc->key_check, check, sizeof check);
     sc->keyed = true;
   }
 }
@@ -82,10 +99,10 @@ scancache_forget (struct scancache *sc, uint64_t off, uint64_t len)
 {
   uint64_t first, last;
 
-  if (sc == NULL || sc->valid == NULL || len == 0)
+  if (sc == NULL || sc->n == 0 || len == 0)
     return;
-  first = off / sc->region;
-  last = (off + len - 1) / sc->region;
+  first = off / SCANCACHE_REGION;
+  last = (off + len - 1) / SCANCACHE_REGION;
   if (first >= sc->n)
     return;
   if (last >= sc->n)
@@ -103,18 +120,17 @@ scancache_resized (struct scancache *sc, uint64_t size)
 }
 
 /* Is [OFF, OFF+LEN) in blocks of HASH_BLOCK one whole region of the
- * table (REGION: its length; 0 takes LEN)?  Its index into *I.
+ * image (SCANCACHE_REGION, aligned, inside SIZE)?  Its index into *I.
  */
 static bool
-scancache_region (const struct scancache *sc, uint32_t region, uint64_t off,
-                  uint64_t len, uint32_t hash_block, size_t *i)
+scancache_region (const struct scancache *sc, uint64_t off, uint64_t len,
+                  uint32_t hash_block, uint64_t *i)
 {
-  if (region == 0)
-    region = len;
-  if (len == 0 || len != hash_block || len != region || off % region != 0
-      || off > sc->size || len > sc->size - off)
+  if (len != SCANCACHE_REGION || hash_block != SCANCACHE_REGION
+      || off % SCANCACHE_REGION != 0 || off > sc->size
+      || len > sc->size - off)
     return false;
-  *i = off / region;
+  *i = off / SCANCACHE_REGION;
   return true;
 }
 
@@ -122,10 +138,9 @@ bool
 scancache_lookup (struct scancache *sc, uint64_t off, uint64_t len,
                   uint32_t hash_block, uint8_t out[LBP_HASH_SIZE])
 {
-  size_t i;
+  uint64_t i;
 
-  if (sc->region == 0
-      || !scancache_region (sc, sc->region, off, len, hash_block, &i)
+  if (sc->n == 0 || !scancache_region (sc, off, len, hash_block, &i)
       || i >= sc->n || !sc->valid[i]) {
     sc->misses++;
     return false;
@@ -139,22 +154,22 @@ void
 scancache_store (struct scancache *sc, uint64_t off, uint64_t len,
                  uint32_t hash_block, const uint8_t hash[LBP_HASH_SIZE])
 {
-  size_t i;
+  uint64_t i;
 
-  if (!sc->keyed || !scancache_region (sc, sc->region, off, len, hash_block,
-                                       &i))
+  if (!sc->keyed || !scancache_region (sc, off, len, hash_block, &i))
     return;
-  if (sc->region == 0) {
-    /* The first region stored sets the table's region length. */
-    size_t n = sc->size / len;
+  if (sc->n == 0) {
+    uint64_t n = sc->size / SCANCACHE_REGION;
+
+    if (n == 0 || n > SIZE_MAX / LBP_HASH_SIZE)
+      return;
     sc->hash = malloc (n * LBP_HASH_SIZE);
-    sc->valid = calloc (n ? n : 1, 1);
+    sc->valid = calloc (n, 1);
     if (sc->hash == NULL || sc->valid == NULL) {
       scancache_free (sc);
       return;
     }
     sc->n = n;
-    sc->region = len;
   }
   if (i >= sc->n)
     return;

@@ -44,16 +44,20 @@
 #include "lb_proto.h"
 
 #define SCANCACHE_MAX_AGE (24 * 3600)   /* seconds a seed is kept */
+/* The one region length kept: a scan's first level (LB_SCAN_REGION in
+ * lb/sink.h).  Fixed here, not taken from requests, so that the table
+ * is always 16 bytes a region, 4 MiB per TiB.
+ */
+#define SCANCACHE_REGION (4u << 20)
 
 struct scancache {
   bool seeded;
   uint8_t seed[LBP_HASH_SEED_SIZE];
   time_t born;                  /* when SEED was drawn */
-  uint8_t key_check[32];        /* the start of the key derived from it */
+  uint8_t key_check[32];        /* SHA-256 of the key derived from it */
   bool keyed;
   uint64_t size;                /* the image size the table covers */
-  uint32_t region;              /* region length; 0: none stored yet */
-  size_t n;
+  size_t n;                     /* whole regions in SIZE; 0: no table */
   uint8_t *hash;                /* N x LBP_HASH_SIZE */
   uint8_t *valid;               /* N flags */
   bool sealed;                  /* ID holds the file as a session left it */
@@ -69,6 +73,8 @@ struct scancache {
 
 /* Forget everything and free the table (the seed and size stay). */
 extern void scancache_free (struct scancache *sc);
+/* The same, and wipe the seed and key check (the client goes). */
+extern void scancache_destroy (struct scancache *sc);
 
 /* A session opened the image FD (SIZE bytes): forget everything unless
  * the file is as the last session left it; a seed for WELCOME into
@@ -92,7 +98,8 @@ extern void scancache_forget (struct scancache *sc, uint64_t off,
 extern void scancache_resized (struct scancache *sc, uint64_t size);
 
 /* The hash of region [OFF, OFF+LEN) in blocks of HASH_BLOCK, if kept:
- * true and OUT set.  Only whole, aligned regions of one hash each.
+ * true and OUT set.  Only whole, aligned regions of SCANCACHE_REGION
+ * bytes, one hash each.
  */
 extern bool scancache_lookup (struct scancache *sc, uint64_t off,
                               uint64_t len, uint32_t hash_block,
