@@ -194,13 +194,12 @@ apply_hashes (struct session *s, const struct lbp_msg *m, const char **why)
    * sends its phase change (a SYNC, committed here) before anything of
    * a scan, so a verify's requests never find the state scanning.
    */
-  if (!(count == 1 && scanning
-        && scancache_lookup (s->im.sc, m->offset, len, m->hash_block,
-                             s->hashes))) {
+  if (!(scanning && scancache_lookup (s->im.sc, m->offset, len,
+                                      m->hash_block, s->hashes))) {
     if (lb_hash_range (&s->hkey, s->im.fd, m->offset, len, m->hash_block,
                        LB_EOF_ZERO, s->hashes) == -1)
       return SESSION_STEP_IO;
-    if (count == 1 && scanning)
+    if (scanning)
       scancache_store (s->im.sc, m->offset, len, m->hash_block, s->hashes);
   }
   r.count = count;

@@ -140,8 +140,10 @@ scancache_lookup (struct scancache *sc, uint64_t off, uint64_t len,
 {
   uint64_t i;
 
-  if (sc->n == 0 || !scancache_region (sc, off, len, hash_block, &i)
-      || i >= sc->n || !sc->valid[i]) {
+  /* Only region requests count: a scan's second level never could. */
+  if (!scancache_region (sc, off, len, hash_block, &i))
+    return false;
+  if (sc->n == 0 || i >= sc->n || !sc->valid[i]) {
     sc->misses++;
     return false;
   }

@@ -49,10 +49,16 @@ kept (void)
 int
 main (void)
 {
-  char path[] = "/tmp/test-scancache.XXXXXX";
+  const char *dir = getenv ("TMPDIR");
+  char path[4096];
   uint8_t seed[LBP_HASH_SEED_SIZE], seed2[LBP_HASH_SEED_SIZE];
-  int fd = mkstemp (path);
   struct timespec pause = { 0, 20 * 1000 * 1000 };
+  int fd;
+
+  /* mkstemp's template: the Xs become a unique name. */
+  snprintf (path, sizeof path, "%s/test-scancache.XXXXXX",
+            dir && *dir ? dir : "/tmp");
+  fd = mkstemp (path);
 
   if (fd == -1 || ftruncate (fd, SIZE) == -1) {
     perror (path);
