@@ -20,6 +20,14 @@
 
 #define LB_COMPRESS_MIN    4096u       /* smaller pieces go raw */
 #define LB_COMPRESS_SAMPLE (16u << 10) /* auto's probe */
+/* After a probe that did not pay, auto sends this many payload bytes
+ * raw without a probe, doubling per failed probe up to the cap: random
+ * data (a burst of encrypted or compressed writes) then costs one probe
+ * a megabyte instead of one a piece, which on two cores was most of lb's
+ * CPU during bench/mirror-bench.sh's burst.
+ */
+#define LB_COMPRESS_BACKOFF (64u << 10)
+#define LB_COMPRESS_BACKOFF_MAX (1u << 20)
 #define LB_COMPRESS_WINDOW_NS (250 * UINT64_C(1000000))
 #define LB_COMPRESS_WINDOW_BYTES (1u << 20)
 #define LB_COMPRESS_BEHIND (64u << 10)    /* a send queue this long when
@@ -99,9 +107,10 @@ lb_compress_free (struct lb_compress *z)
 {
   if (z->in_bytes > 0)
     lb_info ("compression: %" PRIu64 " bytes sent as %" PRIu64 " (%.0f %%)"
-             "; %" PRIu64 " of %" PRIu64 " probed pieces did not compress",
+             "; %" PRIu64 " of %" PRIu64 " probed pieces did not compress"
+             ", %" PRIu64 " pieces sent raw without a probe after those",
              z->in_bytes, z->out_bytes, 100.0 * z->out_bytes / z->in_bytes,
-             z->skipped, z->probes);
+             z->skipped, z->probes, z->unprobed);
   ZSTD_freeCCtx (z->cctx);
   free (z->buf);
   z->cctx = NULL;
@@ -198,6 +207,11 @@ lb_compress_payload (struct lb_compress *z, const void *data, size_t len)
   /* Raw: one probe a window keeps level 1's figures current. */
   if (z->rung < 0 && z->probes > 0 && z->win_bytes > 0)
     return 0;
+  if (z->skip_left > 0) {
+    z->skip_left = z->skip_left > len ? z->skip_left - len : 0;
+    z->unprobed++;
+    return 0;
+  }
   n = len < LB_COMPRESS_SAMPLE ? len : LB_COMPRESS_SAMPLE;
   out = lb_compress_run (z, data, n, 1, &ns);
   z->probes++;
@@ -207,8 +221,13 @@ lb_compress_payload (struct lb_compress *z, const void *data, size_t len)
   lb_compress_avg (&z->ratio[0], (double) out / n);
   if (out > n - n / 10) {
     z->skipped++;
+    z->backoff = z->backoff == 0 ? LB_COMPRESS_BACKOFF
+                 : z->backoff >= LB_COMPRESS_BACKOFF_MAX / 2
+                 ? LB_COMPRESS_BACKOFF_MAX : z->backoff * 2;
+    z->skip_left = z->backoff;
     return 0;
   }
+  z->backoff = 0;
   if (z->rung < 0)
     return 0;
   level = lb_compress_ladder[z->rung];

@@ -9,11 +9,14 @@
  *     busy compressor learnt nothing about the link, and a low estimate
  *     left by a moment the link was behind held lb at level 9 on a fast
  *     link: 40 MB/s on a 1 GB/s veth in bench/mirror-bench.sh.)
- *   - random data is never compressed, whatever the link.
+ *   - random data is never compressed, whatever the link, and after a
+ *     probe that failed the next pieces go unprobed (a burst of random
+ *     writes costs a probe a megabyte), until text follows.
  */
 
 #include <config.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +124,31 @@ main (void)
   tap_ok (lb_compress_level (&z) > 0, "slow again: compressing again");
   tap_ok (lb_compress_payload (&z, noise, PIECE) == 0,
           "random data goes raw on a slow link too");
+
+  /* A burst of random 4 KiB writes: after failed probes, pieces go raw
+   * unprobed, for longer each time, so the probes are few.
+   */
+  {
+    uint64_t p0 = z.probes, sent_raw = 0;
+    unsigned k, found = 0;
+
+    for (k = 0; k < 2048; k++)       /* 8 MiB */
+      sent_raw += lb_compress_payload (&z, noise + (k % 16) * 4096, 4096)
+                  == 0;
+    tap_ok (sent_raw == 2048, "8 MiB of random 4 KiB pieces: all raw");
+    tap_ok (z.probes - p0 <= 16, "with %" PRIu64 " probes, not one a piece",
+            z.probes - p0);
+    tap_ok (z.unprobed >= 2048 - 16, "the others sent unprobed (%" PRIu64
+            ")", z.unprobed);
+    /* Text after it is found within the cap (1 MiB) and a piece. */
+    for (k = 0; k < 258 && !found; k++)
+      found = lb_compress_payload (&z, text + (k % 16) * 4096, 4096) > 0;
+    tap_ok (found, "text after the burst is compressed again within "
+            "%u pieces of 4 KiB", k);
+    tap_ok (lb_compress_payload (&z, text, 4096) > 0
+            && lb_compress_payload (&z, text + 4096, 4096) > 0,
+            "and every piece after that one is probed and compressed");
+  }
   lb_compress_free (&z);
   return tap_done ();
 }
