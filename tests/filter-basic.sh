@@ -18,6 +18,15 @@ out=$(nbdkit --filter="$FILTER" null size=1M livewatch-unit=1 livewatch-dir="$T"
 check "a block size that is not a power of 2 is refused" grep -q "livewatch-block=3000: must be a power of 2" <<<"$out"
 out=$(nbdkit --filter="$FILTER" null size=1M livewatch-unit=1 livewatch-dir="$T/nonexistent" --run true 2>&1)
 check "an absent livewatch-dir is an error naming the file" grep -q "$T/nonexistent/livewatch-1: cannot create" <<<"$out"
+# A livewatch-dir too small for the queue: refused at start, naming the
+# channel, rather than nbdkit killed by SIGBUS at a later write.
+mkdir "$T/small"
+check "a 1 MiB tmpfs for it" mount -t tmpfs -o size=1M tmpfs "$T/small"
+cleanup "umount $T/small"
+out=$(nbdkit --filter="$FILTER" null size=1M livewatch-unit=1 livewatch-dir="$T/small" livewatch-queue=16M --run true 2>&1)
+check "a channel that does not fit its folder is refused, naming it" grep -q "$T/small/livewatch-1: cannot reserve [0-9]* bytes for the channel (livewatch-queue= and the bitmaps): No space left on device" <<<"$out"
+check "and leaves no channel file behind" test ! -e "$T/small/livewatch-1"
+umount "$T/small"
 
 # --- the channel ---------------------------------------------------------
 truncate -s 64M "$T/disk"
