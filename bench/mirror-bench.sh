@@ -20,7 +20,9 @@
 # counters (IP packets, headers included) from the burst's start until
 # the mirror has caught up, counted outside the programs.  Reported per
 # way: the writer's IOPS (ratio against A), the bytes sent against the
-# bytes written, and how long after the burst the mirror caught up.
+# bytes written, and how long after the burst the mirror caught up (B:
+# lb live with every record confirmed by lbd and no dirty block; Q: the
+# job READY with nothing left to copy).
 # After each run the target must equal the disk (cmp), or the run fails.
 #
 # Needs root (ip netns), nbdkit, fio, qemu-storage-daemon (Debian:
@@ -137,6 +139,16 @@ KEY=$RUN/key; head -c 64 /dev/urandom >"$KEY"; chmod 600 "$KEY"
 PORT=10809
 echo "client file=$DATA/b.img key=$KEY listen=$NET.2/$PORT type=simple name=b" >"$RUN/lbd.conf"
 live () { "$LB" --status --dir="$RUN" 1 >/dev/null 2>&1; }
+# current: live, and nothing left to send or to confirm (every record
+# released, no dirty block).  "live" alone is the phase: records of the
+# burst may still be in flight, and a cmp then fails.
+current () {
+    "$LB" --status --json --dir="$RUN" 1 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+sys.exit(0 if s.get("phase") == "live" and s["head_seq"] == s["released_seq"]
+         and s["out_of_sync_bytes"] == 0 else 1)'
+}
 way_B () {
     local iops rt t0 s0 r0 t1 caught
     cp "$DISK" "$DATA/b-disk"
@@ -147,11 +159,11 @@ way_B () {
     wait_for 10 test -S "$RUN/lbd.ctl" || die "lbd did not start"
     "$LB" --dir="$RUN" --retry=1 1 "$DATA/b-disk" "$NET.2" "$PORT" "$KEY" 2>>"$RUN/lb.log" &
     PID[lb]=$!
-    wait_for 300 live || die "B: lb did not become live (see $RUN/lb.log)"
+    wait_for 300 current || die "B: lb did not become live and current (see $RUN/lb.log)"
     s0=$(sent) r0=$(back) t0=$(now)
     read -r iops rt < <(burst "$(uri b)")
     t1=$(now)
-    wait_for 600 live || die "B: lb did not catch up after the burst"
+    wait_for 600 current || die "B: lb did not catch up after the burst"
     caught=$(sub "$(now)" "$t1")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" B "$iops" "$(( $(sent) - s0 ))" "$caught" "$(( $(back) - r0 ))" >>"$RES"
     stop lb; stop lbd; stop b
