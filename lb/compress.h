@@ -12,12 +12,12 @@
  *
  * The probe: the first 16 KiB of a piece compressed at level 1; if that
  * does not save a tenth (random, encrypted or already compressed data)
- * the piece goes raw, having cost a few microseconds, and so do the
- * next 64 KiB of payload without a probe; each probe that fails again
- * doubles that, up to 1 MiB, and one that pays ends it (random data
- * costs one probe a megabyte; text that follows it is found within a
- * megabyte).  The probe also measures level 1's speed and ratio on the
- * data at hand.
+ * the piece goes raw, having cost a few microseconds.  After 8 such
+ * pieces in a row, so do the next 64 KiB of payload without a probe;
+ * each probe that fails again doubles that, up to 1 MiB, and one that
+ * pays ends it (random data costs one probe a megabyte; text that
+ * follows it is found within a megabyte).  The probe also
+ * measures level 1's speed and ratio on the data at hand.
  *
  * The rule (doc/lb.8, "COMPRESSION"): lb sends at most at
  *     raw:      L              (the link's speed, wire bytes per second)
@@ -67,6 +67,7 @@ struct lb_compress {
   double speed[LB_COMPRESS_LEVELS], ratio[LB_COMPRESS_LEVELS];
   uint64_t win_start_ns, win_bytes, win_blocked_ns, win_comp_ns;
   uint64_t win_queued;          /* FD's send queue when the window began */
+  unsigned failed_run;          /* probes in a row that did not pay */
   uint64_t backoff;             /* raw bytes after the last failed probe */
   uint64_t skip_left;           /* of those, still to send unprobed */
   uint64_t probes, skipped, unprobed; /* for the log at the session's end */
