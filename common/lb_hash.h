@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* livebackup: the scan's hash, keyed per session.
  *
- * A scan compares the device with the image by hashes (lb/sink.c asks,
+ * A scan compares the device with the image by hashes (lb/scan.c asks,
  * lbd/apply.c answers; doc/hashing.md says why this hash and what the
  * numbers were).  The hash is XXH3-128 with a 192-byte secret that
  * nobody outside the session knows: it is derived from the client's

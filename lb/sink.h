@@ -12,18 +12,11 @@
  * copy of each, every other one on the hasher's thread (hasher.h);
  * record syncs too, up to LWF_MAX_INFLIGHT.
  *
- * A scan's sweep compares in two levels: one hash per region
- * (LB_SCAN_REGION) first; a region that differs is asked again in
- * blocks of --hash-block, and only the blocks that differ travel.  After
- * a reply that differed, the next region asked, and in a catch-up's
- * comparisons every one, is asked by blocks at once (a region likely to
- * differ would be read twice).  The second
- * request goes at the window's tail, so replies still come in the
- * order of the requests (lb_sink_expect's FIFO).  A sync drains the
- * window, both levels, before it is sent: swept never covers a region
- * still being compared.  The hashes are keyed per session (hkey,
- * common/lb_hash.h): to hash a device range as the scan does, call
- * lb_hash_range (&sink->hkey, sink->dev_fd, ...).
+ * A scan's sweep compares in two levels (scan.h, scan.c).  A sync
+ * drains the scan's window, both levels, before it is sent: swept never
+ * covers a region still being compared.  The hashes are keyed per
+ * session (hkey, common/lb_hash.h): to hash a device range as the scan
+ * does, call lb_hash_range (&sink->hkey, sink->dev_fd, ...).
  */
 
 #ifndef LB_SINK_H
