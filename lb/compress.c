@@ -33,7 +33,7 @@
  */
 #define LB_COMPRESS_FAILS 8
 #define LB_COMPRESS_BACKOFF (64u << 10)
-#define LB_COMPRESS_BACKOFF_MAX (1u << 20)
+#define LB_COMPRESS_DOUBLINGS 4                 /* to 1 MiB */
 #define LB_COMPRESS_WINDOW_NS (250 * UINT64_C(1000000))
 #define LB_COMPRESS_WINDOW_BYTES (1u << 20)
 #define LB_COMPRESS_BEHIND (64u << 10)    /* a send queue this long when
@@ -227,15 +227,13 @@ lb_compress_payload (struct lb_compress *z, const void *data, size_t len)
   lb_compress_avg (&z->ratio[0], (double) out / n);
   if (out > n - n / 10) {
     z->skipped++;
-    if (++z->failed_run < LB_COMPRESS_FAILS)
-      return 0;
-    z->backoff = z->backoff == 0 ? LB_COMPRESS_BACKOFF
-                 : z->backoff >= LB_COMPRESS_BACKOFF_MAX / 2
-                 ? LB_COMPRESS_BACKOFF_MAX : z->backoff * 2;
-    z->skip_left = z->backoff;
+    if (z->failed_run < LB_COMPRESS_FAILS + LB_COMPRESS_DOUBLINGS)
+      z->failed_run++;
+    if (z->failed_run >= LB_COMPRESS_FAILS)
+      z->skip_left = (uint64_t) LB_COMPRESS_BACKOFF
+                     << (z->failed_run - LB_COMPRESS_FAILS);
     return 0;
   }
-  z->backoff = 0;
   z->failed_run = 0;
   if (z->rung < 0)
     return 0;

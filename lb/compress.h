@@ -67,9 +67,10 @@ struct lb_compress {
   double speed[LB_COMPRESS_LEVELS], ratio[LB_COMPRESS_LEVELS];
   uint64_t win_start_ns, win_bytes, win_blocked_ns, win_comp_ns;
   uint64_t win_queued;          /* FD's send queue when the window began */
-  unsigned failed_run;          /* probes in a row that did not pay */
-  uint64_t backoff;             /* raw bytes after the last failed probe */
-  uint64_t skip_left;           /* of those, still to send unprobed */
+  unsigned failed_run;          /* probes in a row that did not pay
+                                 * (counted up to where the backoff
+                                 * stops doubling) */
+  uint64_t skip_left;           /* payload bytes still to send unprobed */
   uint64_t probes, skipped, unprobed; /* for the log at the session's end */
   uint64_t in_bytes, out_bytes;
 };

@@ -186,9 +186,9 @@ channel_size (uint64_t dev_size)
   }
   /* Every page now, not at its first write: a full tmpfs would otherwise
    * kill nbdkit with SIGBUS in the middle of a client's write, and each
-   * first touch of a ring page is a page fault on the write path (a
-   * tenth of nbdkit's CPU in the first pass of a 16 MiB ring, seen in
-   * bench/mirror-bench.sh).
+   * first touch of a ring page is a page fault on the write path
+   * (3.6 % of nbdkit's CPU samples during bench/mirror-bench.sh's
+   * burst; bench/RESULTS.md, "#6 met").
    */
   r = posix_fallocate (channel_fd, 0, file_size);
   if (r != 0) {
